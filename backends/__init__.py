@@ -1,0 +1,90 @@
+"""The registry of training backends.
+
+Adding a backend means adding its module and one line to ``_REGISTRY``. A
+backend whose packages are missing is left out of ``available()``; asking for
+it by name raises ``BackendUnavailable`` with the command that installs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+
+from backends.base import Params, Trainer
+
+
+@dataclass(frozen=True)
+class _Entry:
+    module: str
+    cls: str
+    requires: tuple[str, ...] = ()
+    extra: str = ""
+
+
+_REGISTRY: dict[str, _Entry] = {
+    "numpy-book": _Entry("backends.numpy_book", "NumpyBook"),
+    "numpy-per-sample": _Entry("backends.numpy_per_sample", "NumpyPerSample"),
+    "numpy-batched": _Entry("backends.numpy_batched", "NumpyBatched"),
+    "numpy-gemm": _Entry("backends.numpy_gemm", "NumpyGemm"),
+}
+
+REFERENCE = "numpy-per-sample"
+
+
+class UnknownBackend(ValueError):
+    def __init__(self, name: str):
+        super().__init__(
+            f"unknown backend {name!r}; choose 'all' or a comma list of: {', '.join(names())}"
+        )
+
+
+class BackendUnavailable(ImportError):
+    def __init__(self, name: str, missing: list[str], extra: str):
+        hint = f"pip install 'nndl-bench[{extra}]'" if extra else f"pip install {' '.join(missing)}"
+        super().__init__(
+            f"backend {name!r} needs {', '.join(missing)}, which is not installed: {hint}"
+        )
+
+
+def names() -> list[str]:
+    """Every backend this version knows, installed or not."""
+    return list(_REGISTRY)
+
+
+def _missing(entry: _Entry) -> list[str]:
+    return [pkg for pkg in entry.requires if importlib.util.find_spec(pkg) is None]
+
+
+def available() -> list[str]:
+    """The backends whose packages are installed, in registry order."""
+    return [name for name, entry in _REGISTRY.items() if not _missing(entry)]
+
+
+def get(name: str) -> type:
+    """The trainer class registered as ``name``; built as ``cls(params, dtype, threads=None)``."""
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        raise UnknownBackend(name)
+    missing = _missing(entry)
+    if missing:
+        raise BackendUnavailable(name, missing, entry.extra)
+    return getattr(importlib.import_module(entry.module), entry.cls)
+
+
+def create(name: str, params: Params, dtype: str = "float64", threads: int | None = None) -> Trainer:
+    """A fresh trainer. ``threads`` is for backends that run threads of their own
+    (Numba, PyTorch); BLAS threads are set by the caller through threadpoolctl."""
+    return get(name)(params, dtype, threads=threads)
+
+
+def resolve(spec: str) -> list[str]:
+    """``'all'`` or a comma list of names, checked: the backends a run will use."""
+    if spec.strip() == "all":
+        return available()
+    chosen = [part.strip() for part in spec.split(",") if part.strip()]
+    if not chosen:
+        raise UnknownBackend(spec)
+    for name in chosen:
+        get(name)  # raises UnknownBackend or BackendUnavailable
+    return list(dict.fromkeys(chosen))
