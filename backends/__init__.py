@@ -1,6 +1,8 @@
 """The registry of training backends.
 
-Adding a backend means adding its module and one line to ``_REGISTRY``. A
+Adding a backend means adding its module and one line to ``_REGISTRY``; a
+backend outside this package is added at run time with the environment variable
+``NNDL_BENCH_PLUGINS=name=module:Class[,...]`` (worker processes inherit it). A
 backend whose packages are missing is left out of ``available()``; asking for
 it by name raises ``BackendUnavailable`` with the command that installs them.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from dataclasses import dataclass
 
 from backends.base import Params, Trainer
@@ -27,9 +30,25 @@ _REGISTRY: dict[str, _Entry] = {
     "numpy-per-sample": _Entry("backends.numpy_per_sample", "NumpyPerSample"),
     "numpy-batched": _Entry("backends.numpy_batched", "NumpyBatched"),
     "numpy-gemm": _Entry("backends.numpy_gemm", "NumpyGemm"),
+    "torch": _Entry("backends.torch_backend", "TorchTrainer", requires=("torch",), extra="peers"),
+    "jax": _Entry("backends.jax_backend", "JaxTrainer", requires=("jax",), extra="peers"),
 }
 
 REFERENCE = "numpy-per-sample"
+PLUGINS_VARIABLE = "NNDL_BENCH_PLUGINS"
+
+
+def _entries() -> dict[str, _Entry]:
+    """The built-in backends, then those named in $NNDL_BENCH_PLUGINS."""
+    entries = dict(_REGISTRY)
+    items = os.environ.get(PLUGINS_VARIABLE, "").split(",")
+    for item in filter(None, (part.strip() for part in items)):
+        name, _, target = item.partition("=")
+        module, _, cls = target.partition(":")
+        if not (name and module and cls):
+            raise ValueError(f"{PLUGINS_VARIABLE}: {item!r} is not of the form name=module:Class")
+        entries[name.strip()] = _Entry(module.strip(), cls.strip())
+    return entries
 
 
 class UnknownBackend(ValueError):
@@ -49,7 +68,7 @@ class BackendUnavailable(ImportError):
 
 def names() -> list[str]:
     """Every backend this version knows, installed or not."""
-    return list(_REGISTRY)
+    return list(_entries())
 
 
 def _missing(entry: _Entry) -> list[str]:
@@ -58,12 +77,12 @@ def _missing(entry: _Entry) -> list[str]:
 
 def available() -> list[str]:
     """The backends whose packages are installed, in registry order."""
-    return [name for name, entry in _REGISTRY.items() if not _missing(entry)]
+    return [name for name, entry in _entries().items() if not _missing(entry)]
 
 
 def get(name: str) -> type:
     """The trainer class registered as ``name``; built as ``cls(params, dtype, threads=None)``."""
-    entry = _REGISTRY.get(name)
+    entry = _entries().get(name)
     if entry is None:
         raise UnknownBackend(name)
     missing = _missing(entry)
@@ -72,7 +91,9 @@ def get(name: str) -> type:
     return getattr(importlib.import_module(entry.module), entry.cls)
 
 
-def create(name: str, params: Params, dtype: str = "float64", threads: int | None = None) -> Trainer:
+def create(
+    name: str, params: Params, dtype: str = "float64", threads: int | None = None
+) -> Trainer:
     """A fresh trainer. ``threads`` is for backends that run threads of their own
     (Numba, PyTorch); BLAS threads are set by the caller through threadpoolctl."""
     return get(name)(params, dtype, threads=threads)

@@ -8,8 +8,9 @@ vector ``a`` forward one layer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -27,7 +28,7 @@ class Params:
     def sizes(self) -> tuple[int, ...]:
         return (self.weights[0].shape[1],) + tuple(w.shape[0] for w in self.weights)
 
-    def astype(self, dtype: str | np.dtype) -> "Params":
+    def astype(self, dtype: str | np.dtype) -> Params:
         """A copy in ``dtype``, every array C-contiguous and owned by the copy."""
         return Params(
             tuple(np.array(w, dtype=dtype, order="C") for w in self.weights),

@@ -41,7 +41,8 @@ class NumpyBatched:
         for layer in range(len(self.weights) - 1, -1, -1):
             a_in = activations[layer]
             nabla_b = delta.sum(axis=0)  # (n_out, 1)
-            nabla_w = np.matmul(delta, a_in.transpose(0, 2, 1)).sum(axis=0)  # sum of m outer products
+            # All m outer products, (m, n_out, n_in), then their sum.
+            nabla_w = np.matmul(delta, a_in.transpose(0, 2, 1)).sum(axis=0)
             if layer:
                 delta = np.matmul(self.weights[layer].T, delta) * (a_in * (1 - a_in))
             self.weights[layer] -= scale * nabla_w

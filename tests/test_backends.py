@@ -59,7 +59,8 @@ def test_gradient_matches_finite_differences(name, tiny):
         up, down = theta.copy(), theta.copy()
         up[i] += h
         down[i] -= h
-        numeric[i] = (_cost(_unflat(up, params), X, y) - _cost(_unflat(down, params), X, y)) / (2 * h)
+        rise = _cost(_unflat(up, params), X, y) - _cost(_unflat(down, params), X, y)
+        numeric[i] = rise / (2 * h)
     np.testing.assert_allclose(gradient, numeric, rtol=1e-5, atol=1e-8)
 
 

@@ -1,0 +1,79 @@
+"""A run's settings, checked once, shared by the run and its workers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from backends.base import DTYPES, validate_sizes
+
+
+class UsageError(ValueError):
+    """Settings that cannot describe a run; the message says which and what is accepted."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    backends: tuple[str, ...]
+    epochs: int = 3
+    warmup_epochs: int = 1
+    sizes: tuple[int, ...] = (784, 30, 10)
+    batch_size: int = 10
+    eta: float = 3.0
+    seed: int = 0
+    dtype: str = "float64"
+    dataset: str = "auto"
+    data_dir: Path | None = None
+    n_train: int | None = None
+    threads: int | None = None
+    results_dir: Path = Path("results")
+    timeout: float | None = None
+    argv: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        _positive("--epochs", self.epochs)
+        _positive("--batch-size", self.batch_size)
+        if self.warmup_epochs < 0:
+            raise UsageError(f"--warmup-epochs must be 0 or more, got {self.warmup_epochs}")
+        if not self.eta > 0:
+            raise UsageError(f"--eta must be positive, got {self.eta}")
+        if self.dtype not in DTYPES:
+            raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.n_train is not None:
+            _positive("--n-train", self.n_train)
+        if self.threads is not None:
+            _positive("--threads", self.threads)
+        if self.timeout is not None and not self.timeout > 0:
+            raise UsageError(f"--timeout must be positive seconds, got {self.timeout}")
+        try:
+            validate_sizes(self.sizes)
+        except ValueError as e:
+            raise UsageError(f"--sizes: {e}") from None
+        if not self.backends:
+            raise UsageError("no backend to run")
+
+    @property
+    def sizes_label(self) -> str:
+        return ",".join(map(str, self.sizes))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["data_dir"] = str(self.data_dir) if self.data_dir else None
+        d["results_dir"] = str(self.results_dir)
+        return d
+
+
+def _positive(option: str, value: int) -> None:
+    if value < 1:
+        raise UsageError(f"{option} must be a positive whole number, got {value}")
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """'784,30,10' -> (784, 30, 10), with an error that shows the expected form."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+        return validate_sizes(sizes)
+    except ValueError:
+        raise UsageError(
+            f"--sizes {text!r} must be layer widths separated by commas, e.g. 784,30,10"
+        ) from None

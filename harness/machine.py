@@ -1,0 +1,72 @@
+"""What a run was measured on: recorded in run.json so figures can be read later."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+PACKAGES = ("numpy", "pandas", "threadpoolctl", "numba", "llvmlite", "torch", "jax", "jaxlib",
+            "py-spy", "scipy")
+# Set on some machines to work around older OpenBLAS builds; they change which
+# kernels run, so a figure means little without them.
+BLAS_ENVIRONMENT = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def blas_info() -> list[dict]:
+    import numpy  # noqa: F401 - loads the BLAS that threadpoolctl reports
+    from threadpoolctl import threadpool_info
+
+    keys = ("user_api", "internal_api", "version", "num_threads", "architecture", "filepath")
+    return [{k: pool.get(k) for k in keys} for pool in threadpool_info()]
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    """The checkout's commit, with '+dirty' when the tree has changes; None outside git."""
+    cwd = cwd or Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                                text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+def metadata(argv: list[str] | tuple[str, ...] = ()) -> dict:
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "packages": package_versions(),
+        "blas": blas_info(),
+        "environment": {k: os.environ[k] for k in BLAS_ENVIRONMENT if k in os.environ},
+        "git_commit": git_commit(),
+        "command_line": " ".join(argv),
+    }

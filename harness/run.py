@@ -1,0 +1,137 @@
+"""A run: check the settings and the data, run every backend in its own worker,
+and write the reports as the epochs come in."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from backends import REFERENCE
+from harness import machine, report
+from harness.config import RunConfig, UsageError
+from harness.manager import Interrupted, run_worker
+from harness.records import BackendOutcome, EpochRecord
+from harness.worker import Job
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class Observer:
+    """Progress of a run, for a front end to show; the core itself prints nothing."""
+
+    def notice(self, message: str) -> None: ...
+    def backend_started(self, backend: str, epochs: int, warmup_epochs: int) -> None: ...
+    def warmup_done(self, backend: str, seconds: float) -> None: ...
+    def epoch_done(self, record: EpochRecord) -> None: ...
+    def backend_finished(self, outcome: BackendOutcome) -> None: ...
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    summary: pd.DataFrame
+    outcomes: list[BackendOutcome] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_OK if all(o.ok for o in self.outcomes) else EXIT_FAILED
+
+
+def new_run_id() -> str:
+    """UTC time plus a random suffix: sortable, and unique across concurrent runs."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def check_data(config: RunConfig, notice: Callable[[str], None]) -> str:
+    """Load the data once in the parent: the dataset a worker will load (never
+    'auto'), with unusable data or settings that do not fit it raised here."""
+    from harness.data import load_dataset
+
+    data = load_dataset(config.dataset, data_dir=config.data_dir, n_train=config.n_train,
+                        input_size=config.sizes[0], seed=config.seed, notice=notice)
+    if data.input_size != config.sizes[0]:
+        raise UsageError(
+            f"--sizes starts with {config.sizes[0]} inputs but {data.name} has "
+            f"{data.input_size} per sample; use --sizes {data.input_size},"
+            f"{','.join(map(str, config.sizes[1:]))}"
+        )
+    if config.sizes[-1] < int(data.train_labels.max()) + 1:
+        raise UsageError(f"--sizes ends with {config.sizes[-1]} outputs but {data.name} has "
+                         f"{int(data.train_labels.max()) + 1} classes")
+    if config.batch_size > data.n_train:
+        raise UsageError(f"--batch-size {config.batch_size} is larger than the "
+                         f"{data.n_train} training samples of {data.name}")
+    return data.name
+
+
+class _Reports:
+    """The run folder's files, rewritten whole (and atomically) as records arrive."""
+
+    def __init__(self, run_dir: Path, meta: dict):
+        self.run_dir, self.meta, self.records = run_dir, meta, []
+        report.write_json(meta, run_dir / "run.json")
+        report.write_csv(report.epochs_frame([]), run_dir / "epochs.csv")
+
+    def add(self, record: EpochRecord) -> None:
+        self.records.append(record)
+        report.write_csv(report.epochs_frame(self.records), self.run_dir / "epochs.csv")
+
+    def finish(self, summary: pd.DataFrame, **extra) -> None:
+        report.write_csv(summary, self.run_dir / "summary.csv")
+        self.meta.update(finished=_now(), **extra)
+        report.write_json(self.meta, self.run_dir / "run.json")
+
+
+def execute(config: RunConfig, observer: Observer | None = None,
+            budget: float | None = None) -> RunResult:
+    """Run every backend of ``config`` and write ``results/<run-id>/``."""
+    observer = observer or Observer()
+    dataset = check_data(config, observer.notice)
+    run_id = new_run_id()
+    run_dir = Path(config.results_dir) / run_id
+    meta = {"run_id": run_id, "started": _now(), "dataset": dataset,
+            "config": config.to_dict(), **machine.metadata(config.argv)}
+    reports = _Reports(run_dir, meta)
+    outcomes, interrupted = [], False
+    try:
+        for backend in config.backends:
+            outcomes.append(_run_backend(config, Job(config, backend, dataset, run_id),
+                                         observer, reports, budget))
+    except Interrupted as stop:
+        outcomes.append(stop.outcome)
+        observer.backend_finished(stop.outcome)
+        interrupted = True
+    config_row = {"dtype": config.dtype, "sizes": config.sizes_label,
+                  "batch_size": config.batch_size, "eta": config.eta, "seed": config.seed,
+                  "dataset": dataset, "n_train": None}
+    summary = report.summarize(run_id, outcomes, config_row, REFERENCE)
+    result = RunResult(run_id, run_dir, summary, outcomes, interrupted)
+    reports.finish(summary, exit_code=result.exit_code)
+    return result
+
+
+def _run_backend(config, job, observer, reports, budget) -> BackendOutcome:
+    observer.backend_started(job.backend, config.epochs, config.warmup_epochs)
+
+    def on_epoch(record: EpochRecord) -> None:
+        reports.add(record)
+        observer.epoch_done(record)
+
+    outcome = run_worker(job, on_epoch=on_epoch,
+                         on_warmup=lambda s: observer.warmup_done(job.backend, s),
+                         timeout=config.timeout, budget=budget)
+    observer.backend_finished(outcome)
+    return outcome
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

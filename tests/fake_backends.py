@@ -1,0 +1,59 @@
+"""Backends that misbehave on purpose, loaded through $NNDL_BENCH_PLUGINS so
+that worker processes find them too."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+
+from backends.numpy_gemm import NumpyGemm
+
+
+class _Counting(NumpyGemm):
+    def __init__(self, params, dtype="float64", threads=None):
+        super().__init__(params, dtype, threads)
+        self.calls = 0
+
+    def train_epoch(self, X, y, order, batch_size, eta):
+        self.calls += 1
+        super().train_epoch(X, y, order, batch_size, eta)
+
+
+class FailsInSecondEpoch(_Counting):
+    def train_epoch(self, X, y, order, batch_size, eta):
+        super().train_epoch(X, y, order, batch_size, eta)
+        if self.calls == 2:
+            raise RuntimeError("deliberate failure in the second epoch")
+
+
+class CrashesInSecondTimedEpoch(_Counting):
+    """Killed as the out-of-memory killer would: after the warm-up and one timed epoch."""
+
+    def train_epoch(self, X, y, order, batch_size, eta):
+        super().train_epoch(X, y, order, batch_size, eta)
+        if self.calls == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Diverges(_Counting):
+    def train_epoch(self, X, y, order, batch_size, eta):
+        super().train_epoch(X, y, order, batch_size, eta)
+        self.weights[0][0, 0] = np.nan
+
+
+class Sleepy(NumpyGemm):
+    """numpy-gemm plus a pause per epoch: slow enough to interrupt, or to time out."""
+
+    def train_epoch(self, X, y, order, batch_size, eta):
+        super().train_epoch(X, y, order, batch_size, eta)
+        time.sleep(float(os.environ.get("FAKE_SLEEP_SECONDS", "1.0")))
+
+
+PLUGINS = ",".join(
+    f"{name}=fake_backends:{cls}"
+    for name, cls in [("fails", "FailsInSecondEpoch"), ("crashes", "CrashesInSecondTimedEpoch"),
+                      ("diverges", "Diverges"), ("sleepy", "Sleepy")]
+)

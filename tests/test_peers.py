@@ -1,0 +1,95 @@
+"""What is particular to the PyTorch and JAX backends; the arithmetic itself is
+checked for every backend in test_backends.py."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import backends
+from backends.base import init_params
+
+PEERS = ["torch", "jax"]
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A network small enough that JAX compiles it in a moment."""
+    rng = np.random.default_rng(5)
+    X = rng.random((205, 20))
+    y = rng.integers(0, 4, 205)
+    return init_params([20, 8, 4], seed=2), X, y, rng.permutation(205)
+
+
+@pytest.mark.parametrize("package", PEERS)
+def test_a_missing_package_makes_the_backend_unavailable_with_the_install_hint(
+    package, monkeypatch
+):
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name == package else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert package not in backends.available()
+    assert package in backends.names()
+    with pytest.raises(backends.BackendUnavailable, match=r"nndl-bench\[peers\]"):
+        backends.get(package)
+
+
+@pytest.mark.parametrize("name", PEERS)
+def test_float32_trains_in_float32(name, small):
+    """Parameters come back float32 and differ from the float64 run by float32
+    rounding, far more than a float64 run rounded at the end would."""
+    pytest.importorskip(name)
+    params, X, y, order = small
+    runs = {}
+    for dtype in ("float32", "float64"):
+        trainer = backends.create(name, params, dtype)
+        trainer.train_epoch(X.astype(dtype), y, order, 10, 3.0)
+        runs[dtype] = trainer.params()
+        assert all(a.dtype == np.dtype(dtype) for a in runs[dtype].weights + runs[dtype].biases)
+    w32, w64 = runs["float32"].weights[0], runs["float64"].weights[0]
+    relative = np.max(np.abs(w32 - w64)) / np.max(np.abs(w64))
+    assert 1e-7 < relative < 1e-4
+
+
+@pytest.mark.parametrize("name", PEERS)
+def test_new_data_arrays_replace_the_cached_ones(name, small):
+    """The device copy of the data is keyed on the arrays passed in: a second
+    epoch on other arrays trains on those, as the reference does."""
+    pytest.importorskip(name)
+    params, X, y, order = small
+    X2, y2 = X[::-1].copy(), y[::-1].copy()
+    trainer = backends.create(name, params, "float64")
+    reference = backends.create(backends.REFERENCE, params, "float64")
+    for t in (trainer, reference):
+        t.train_epoch(X, y, order, 10, 3.0)
+        t.train_epoch(X2, y2, order, 10, 3.0)
+    for a, b in zip(trainer.params().weights, reference.params().weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_torch_honours_threads(small):
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    try:
+        trainer = backends.create("torch", small[0], "float64", threads=1)
+        assert trainer.threads == 1
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_jax_compiles_in_the_first_epoch_only(small):
+    pytest.importorskip("jax")
+    params, X, y, order = small  # 205 samples: 20 full batches of 10 and a short one
+    trainer = backends.create("jax", params, "float64")
+    assert trainer.compile_seconds == 0
+    trainer.train_epoch(X, y, order, 10, 3.0)
+    first = trainer.compile_seconds
+    assert first > 0
+    trainer.train_epoch(X, y, order[::-1], 10, 0.5)
+    assert trainer.compile_seconds == first

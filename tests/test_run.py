@@ -1,0 +1,145 @@
+"""A run end to end: worker processes, failures, the files and the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fake_backends import PLUGINS
+
+from harness import report
+from harness.__main__ import main
+from harness.config import RunConfig, UsageError
+from harness.data import DataError
+from harness.records import CRASHED, DIVERGED, FAILED, OK, TIMEOUT
+from harness.run import check_data, execute
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def plugins(monkeypatch):
+    monkeypatch.setenv("NNDL_BENCH_PLUGINS", PLUGINS)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
+
+
+def small(tmp_path, backends, **kw) -> RunConfig:
+    settings = dict(epochs=2, warmup_epochs=1, dataset="mnist-sample", n_train=500,
+                    results_dir=tmp_path)
+    settings.update(kw)
+    return RunConfig(backends=tuple(backends), **settings)
+
+
+def test_run_writes_epochs_summary_and_metadata(tmp_path):
+    result = execute(small(tmp_path, ["numpy-per-sample", "numpy-gemm"]))
+    assert result.exit_code == 0
+    epochs = pd.read_csv(result.run_dir / "epochs.csv")
+    assert list(epochs.columns) == report.EPOCH_COLUMNS
+    assert len(epochs) == 4 and set(epochs["status"]) == {OK}
+    assert set(epochs["dataset"]) == {"mnist-sample"} and set(epochs["n_train"]) == {500}
+    summary = pd.read_csv(result.run_dir / "summary.csv")
+    assert list(summary.columns) == report.SUMMARY_COLUMNS
+    ref = summary.set_index("backend").loc["numpy-per-sample"]
+    assert ref["speedup"] == pytest.approx(1.0)
+    assert (summary["peak_rss_mb"] > 10).all()
+    # Same parameters, same shuffles: the same model, so the same accuracy.
+    assert summary["accuracy"].nunique() == 1
+    meta = json.loads((result.run_dir / "run.json").read_text())
+    assert meta["run_id"] == result.run_id and meta["config"]["batch_size"] == 10
+    assert meta["blas"] and meta["python"]
+    for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        assert meta["environment"].get(variable) == os.environ.get(variable)
+
+
+def test_failures_are_recorded_and_the_run_goes_on(tmp_path, plugins):
+    result = execute(small(tmp_path, ["fails", "crashes", "diverges", "numpy-gemm"]))
+    status = {o.backend: o for o in result.outcomes}
+    assert status["fails"].status == FAILED and "deliberate failure" in status["fails"].message
+    assert status["crashes"].status == CRASHED and "SIGKILL" in status["crashes"].message
+    assert status["diverges"].status == DIVERGED
+    assert status["numpy-gemm"].status == OK
+    assert result.exit_code == 1
+    summary = pd.read_csv(result.run_dir / "summary.csv").set_index("backend")
+    assert summary.loc["fails", "status"] == FAILED
+    # The epoch that finished before the crash is kept.
+    assert summary.loc["crashes", "epochs"] == 1
+
+
+def test_timeout_stops_a_worker(tmp_path, plugins, monkeypatch):
+    monkeypatch.setenv("FAKE_SLEEP_SECONDS", "30")
+    started = time.monotonic()
+    result = execute(small(tmp_path, ["sleepy"], timeout=3))
+    assert result.outcomes[0].status == TIMEOUT
+    assert time.monotonic() - started < 25
+
+
+def test_settings_that_do_not_fit_the_data_are_usage_errors(tmp_path):
+    with pytest.raises((UsageError, DataError), match="784"):
+        check_data(small(tmp_path, ["numpy-gemm"], sizes=(100, 10)), print)
+    with pytest.raises(UsageError, match="larger than"):
+        check_data(small(tmp_path, ["numpy-gemm"], batch_size=501), print)
+    with pytest.raises(UsageError, match="--epochs"):
+        small(tmp_path, ["numpy-gemm"], epochs=0)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--backend", "nope"], "unknown backend 'nope'"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--sizes", "784,x"], "--sizes"),
+    (["--dataset", "mnist-sample", "--sizes", "100,10"], "784"),
+])
+def test_cli_rejects_bad_arguments_with_one_line_and_exit_2(args, message, capsys, tmp_path):
+    code = main(["run", "--results-dir", str(tmp_path), "--dataset", "mnist-sample", *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
+def _cli(tmp_path, *args, env=None, **kw):
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "--dataset", "mnist-sample",
+         "--results-dir", str(tmp_path), *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})}, **kw)
+
+
+def test_cli_end_to_end_prints_the_table_and_the_folder(tmp_path):
+    proc = _cli(tmp_path, "--backend", "numpy-per-sample,numpy-gemm", "--epochs", "1",
+                "--n-train", "1000")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "numpy-gemm" in out and "speed-up" in out
+    run_dir = Path(out.strip().splitlines()[-1].split("results: ")[1])
+    assert sorted(p.name for p in run_dir.iterdir()) == ["epochs.csv", "run.json", "summary.csv"]
+
+
+def test_ctrl_c_keeps_every_completed_epoch_in_valid_csvs(tmp_path):
+    env = {"NNDL_BENCH_PLUGINS": PLUGINS, "FAKE_SLEEP_SECONDS": "0.5",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    proc = _cli(tmp_path, "--backend", "sleepy", "--epochs", "50", "--n-train", "500", env=env)
+    epochs_csv = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = list(tmp_path.glob("*/epochs.csv"))
+        if found and len(pd.read_csv(found[0])) >= 2:
+            epochs_csv = found[0]
+            break
+        time.sleep(0.2)
+    assert epochs_csv is not None, "no epoch was recorded"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    epochs = pd.read_csv(epochs_csv)
+    assert len(epochs) >= 2 and list(epochs.columns) == report.EPOCH_COLUMNS
+    summary = pd.read_csv(epochs_csv.parent / "summary.csv")
+    assert summary.loc[0, "status"] == "interrupted"
+    assert summary.loc[0, "epochs"] == len(epochs)
