@@ -31,10 +31,17 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", newline="") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from other users
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -70,12 +77,11 @@ def _summary_row(run_id: str, outcome: BackendOutcome, config_row: dict) -> dict
            "epochs": len(outcome.epochs), "peak_rss_mb": outcome.peak_rss_mb,
            "warmup_seconds": sum(outcome.warmup_seconds) if outcome.warmup_seconds else None,
            "compile_seconds": outcome.compile_seconds}
-    timed = [e for e in outcome.epochs]
+    timed = outcome.epochs
     if timed:
         seconds = pd.Series([e.seconds for e in timed])
         median = float(seconds.median())
         row.update(
-            dataset=timed[-1].dataset, n_train=timed[-1].n_train,
             median_s=median, min_s=float(seconds.min()), max_s=float(seconds.max()),
             samples_per_s=timed[-1].n_train / median,
             gflops=float(pd.Series([e.gflops for e in timed]).median()),

@@ -15,6 +15,7 @@ from backends import REFERENCE
 from harness import machine, report
 from harness.config import RunConfig, UsageError
 from harness.manager import Interrupted, run_worker
+from harness.profile import ProfileResult, ProfileSettings, profile_backends
 from harness.records import BackendOutcome, EpochRecord
 from harness.worker import Job
 
@@ -38,6 +39,7 @@ class RunResult:
     summary: pd.DataFrame
     outcomes: list[BackendOutcome] = field(default_factory=list)
     interrupted: bool = False
+    profile: ProfileResult | None = None  # flamegraphs and time breakdown, when asked for
 
     @property
     def exit_code(self) -> int:
@@ -51,9 +53,10 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
-def check_data(config: RunConfig, notice: Callable[[str], None]) -> str:
+def check_data(config: RunConfig, notice: Callable[[str], None]) -> tuple[str, int]:
     """Load the data once in the parent: the dataset a worker will load (never
-    'auto'), with unusable data or settings that do not fit it raised here."""
+    'auto') and its number of training samples, with unusable data or settings
+    that do not fit it raised here."""
     from harness.data import load_dataset
 
     data = load_dataset(config.dataset, data_dir=config.data_dir, n_train=config.n_train,
@@ -70,7 +73,7 @@ def check_data(config: RunConfig, notice: Callable[[str], None]) -> str:
     if config.batch_size > data.n_train:
         raise UsageError(f"--batch-size {config.batch_size} is larger than the "
                          f"{data.n_train} training samples of {data.name}")
-    return data.name
+    return data.name, data.n_train
 
 
 class _Reports:
@@ -92,10 +95,11 @@ class _Reports:
 
 
 def execute(config: RunConfig, observer: Observer | None = None,
-            budget: float | None = None) -> RunResult:
-    """Run every backend of ``config`` and write ``results/<run-id>/``."""
+            budget: float | None = None, profile: ProfileSettings | None = None) -> RunResult:
+    """Run every backend of ``config`` and write ``results/<run-id>/``; with ``profile``,
+    then profile every backend that ran well, apart from the timed epochs."""
     observer = observer or Observer()
-    dataset = check_data(config, observer.notice)
+    dataset, n_train = check_data(config, observer.notice)
     run_id = new_run_id()
     run_dir = Path(config.results_dir) / run_id
     meta = {"run_id": run_id, "started": _now(), "dataset": dataset,
@@ -112,11 +116,45 @@ def execute(config: RunConfig, observer: Observer | None = None,
         interrupted = True
     config_row = {"dtype": config.dtype, "sizes": config.sizes_label,
                   "batch_size": config.batch_size, "eta": config.eta, "seed": config.seed,
-                  "dataset": dataset, "n_train": None}
+                  "dataset": dataset, "n_train": n_train}
     summary = report.summarize(run_id, outcomes, config_row, REFERENCE)
     result = RunResult(run_id, run_dir, summary, outcomes, interrupted)
     reports.finish(summary, exit_code=result.exit_code)
+    if profile is not None and not interrupted:
+        ran_well = [o.backend for o in outcomes if o.ok]
+        result.profile = _profile(config, ran_well, dataset, run_id, run_dir, profile, observer)
+        reports.finish(summary, exit_code=result.exit_code,
+                       flamegraphs=_folder(result.profile))
     return result
+
+
+def profile_only(config: RunConfig, settings: ProfileSettings,
+                 observer: Observer | None = None) -> RunResult:
+    """Profile the backends of ``config`` without timing them: their flamegraphs and
+    time breakdown, in a run folder of their own."""
+    observer = observer or Observer()
+    dataset, _ = check_data(config, observer.notice)
+    run_id = new_run_id()
+    run_dir = Path(config.results_dir) / run_id
+    meta = {"run_id": run_id, "started": _now(), "dataset": dataset, "profile_only": True,
+            "config": config.to_dict(), **machine.metadata(config.argv)}
+    report.write_json(meta, run_dir / "run.json")
+    result = RunResult(run_id, run_dir, report.summarize(run_id, [], {}, REFERENCE))
+    result.profile = _profile(config, config.backends, dataset, run_id, run_dir, settings,
+                              observer)
+    meta.update(finished=_now(), flamegraphs=_folder(result.profile))
+    report.write_json(meta, run_dir / "run.json")
+    return result
+
+
+def _folder(profile: ProfileResult) -> str | None:
+    return str(profile.folder) if profile.folder else None
+
+
+def _profile(config, backends, dataset, run_id, run_dir, settings, observer) -> ProfileResult:
+    return profile_backends(
+        config, backends, dataset, run_id, run_dir, settings,
+        on_backend=lambda backend: observer.notice(f"profiling {backend} under py-spy"))
 
 
 def _run_backend(config, job, observer, reports, budget) -> BackendOutcome:

@@ -17,11 +17,16 @@ import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harness.config import RunConfig
 from harness.records import DIVERGED, FAILED, OK, EpochRecord
+
+if TYPE_CHECKING:
+    from backends.base import Trainer
+    from harness.data import Dataset
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,26 @@ def main(job: Job, conn: Connection) -> None:
         conn.close()
 
 
-def _train(job: Job, conn: Connection) -> None:
+@dataclass
+class Setup:
+    """A trainer ready to train, and the arrays it trains and is evaluated on."""
+
+    trainer: Trainer
+    data: Dataset
+    X: np.ndarray
+    y: np.ndarray
+    X_test: np.ndarray
+    threads: int
+
+
+def prepare(job: Job) -> Setup:
+    """Limit threads, load the data and build the trainer, as every child process does.
+
+    Shared by the timed worker and the profiled one, so that both train on the
+    same arrays from the same parameters.
+    """
     import backends
-    from backends.base import epoch_flops, init_params
+    from backends.base import init_params
     from harness.data import load_dataset
 
     cfg = job.config
@@ -90,8 +112,21 @@ def _train(job: Job, conn: Connection) -> None:
     X = np.ascontiguousarray(data.train_images, dtype=cfg.dtype)
     y = np.ascontiguousarray(data.train_labels)
     X_test = np.ascontiguousarray(data.test_images, dtype=cfg.dtype)
-    trainer = backends.create(job.backend, init_params(cfg.sizes, cfg.seed), cfg.dtype, threads)
+    # None unless --threads was given: each backend then keeps its own default
+    # (numpy-gemm: one BLAS thread) and reports the count it uses as ``threads``.
+    trainer = backends.create(job.backend, init_params(cfg.sizes, cfg.seed), cfg.dtype,
+                              cfg.threads)
     threads = getattr(trainer, "threads", None) or threads
+    return Setup(trainer, data, X, y, X_test, threads)
+
+
+def _train(job: Job, conn: Connection) -> None:
+    from backends.base import epoch_flops
+
+    cfg = job.config
+    setup = prepare(job)
+    trainer, data, X, y, X_test = setup.trainer, setup.data, setup.X, setup.y, setup.X_test
+    threads = setup.threads
     conn.send(("started", {"threads": threads}))
 
     n = len(X)

@@ -114,7 +114,7 @@ def _cli(tmp_path, *args, env=None, **kw):
 
 def test_cli_end_to_end_prints_the_table_and_the_folder(tmp_path):
     proc = _cli(tmp_path, "--backend", "numpy-per-sample,numpy-gemm", "--epochs", "1",
-                "--n-train", "1000")
+                "--n-train", "1000", "--no-flamegraphs")
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "numpy-gemm" in out and "speed-up" in out
@@ -125,7 +125,8 @@ def test_cli_end_to_end_prints_the_table_and_the_folder(tmp_path):
 def test_ctrl_c_keeps_every_completed_epoch_in_valid_csvs(tmp_path):
     env = {"NNDL_BENCH_PLUGINS": PLUGINS, "FAKE_SLEEP_SECONDS": "0.5",
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
-    proc = _cli(tmp_path, "--backend", "sleepy", "--epochs", "50", "--n-train", "500", env=env)
+    proc = _cli(tmp_path, "--backend", "sleepy", "--epochs", "50", "--n-train", "500",
+                "--no-flamegraphs", env=env)
     epochs_csv = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -1,0 +1,205 @@
+"""Driving py-spy: find it, attach it to a child process phase by phase, and say
+plainly why it cannot be used where it cannot.
+
+A child is profiled in phases, each at a sampling rate of its own: py-spy is
+attached (``record --pid``) when the child says it is ready for a phase and
+stopped when the child says it is ready for the next one. The reason is cost:
+``--native`` pauses the process for every sample, and while shared libraries
+are being loaded each sample reloads symbols, so at 1 kHz importing torch takes
+27 s instead of 2 s (100 Hz: 3 s). Start-up is therefore sampled at a low rate
+and the profiled epochs at a high one.
+
+The handshake is a pair of files per phase in a folder both sides know: the
+child writes ``ready-<k>`` and waits for ``go-<k>``, which the parent writes
+once py-spy has started sampling. Both sides live in this module so that they
+cannot drift apart; the child's side imports nothing heavy, so that phase 1
+sees every import.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# The child's function that waits for the sampler: its samples are the
+# handshake's, not the program's, and are dropped from every count.
+WAIT_FRAME = "wait_for_sampler"
+ATTACH_SECONDS = 120.0  # py-spy reads the symbols of every library first: torch's are large
+_POLL = 0.002
+_PERMISSION = re.compile(r"permission denied|operation not permitted|os error (1|13)\b|ptrace",
+                         re.IGNORECASE)
+
+ENABLE_HINT = (
+    "py-spy needs to ptrace the profiled process: in a container add --cap-add SYS_PTRACE "
+    "(docker run) or the SYS_PTRACE capability; on a host with Yama set "
+    "kernel.yama.ptrace_scope to 0 or 1 (sysctl kernel.yama.ptrace_scope=1), or run as root"
+)
+
+
+class ProfilerUnavailable(RuntimeError):
+    """py-spy is missing or may not attach here; the message says how to enable it."""
+
+
+class ProfileFailed(RuntimeError):
+    """The profiled child failed; the message carries the end of its error output."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    """What py-spy recorded of one phase: collapsed stacks, one 'frames count' a line."""
+
+    rate: int
+    collapsed: str
+    seconds: float  # wall time from the start of sampling to the end of the phase
+    errors: int  # samples py-spy took but could not unwind (reported in its log)
+
+
+def locate() -> str | None:
+    """py-spy on the PATH, or next to this Python (a virtual environment not activated)."""
+    found = shutil.which("py-spy")
+    if found:
+        return found
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
+
+
+def record(py_spy: str | None, command: Sequence[str], folder: Path, rates: Sequence[int],
+           env: dict[str, str] | None = None, timeout: float | None = None) -> list[Phase]:
+    """Run ``command`` (which takes part in the handshake in ``folder``) and record
+    phase k at ``rates[k-1]`` samples per second."""
+    if py_spy is None:
+        raise ProfilerUnavailable("py-spy is not installed: pip install py-spy")
+    folder.mkdir(parents=True, exist_ok=True)
+    child_err = (folder / "child.stderr").open("w")
+    child = subprocess.Popen(list(command), env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=child_err)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        phases = [_record_phase(py_spy, child, folder, k, rate, deadline)
+                  for k, rate in enumerate(rates, 1)]
+        _wait(child, deadline)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        child_err.close()
+    if child.returncode != 0:
+        raise ProfileFailed(_tail(folder / "child.stderr")
+                            or f"profiled process exited with code {child.returncode}")
+    return phases
+
+
+def _record_phase(py_spy, child, folder: Path, k: int, rate: int, deadline) -> Phase:
+    if not _await(lambda: (folder / f"ready-{k}").exists(), child, deadline):
+        raise ProfileFailed(_tail(folder / "child.stderr")
+                            or f"profiled process exited with code {child.returncode}")
+    out, log = folder / f"phase-{k}.txt", folder / f"phase-{k}.log"
+    with log.open("w") as log_file:  # py-spy says "Sampling" on stdout, errors on stderr
+        try:
+            spy = subprocess.Popen(_command(py_spy, rate, out, child.pid),
+                                   stdin=subprocess.DEVNULL, stdout=log_file,
+                                   stderr=subprocess.STDOUT)
+        except OSError as e:
+            raise ProfilerUnavailable(f"py-spy at {py_spy} cannot be run ({e.strerror}): "
+                                      "pip install py-spy") from None
+    try:
+        _attach(spy, log, deadline)
+        started = time.monotonic()
+        (folder / f"go-{k}").touch()
+        # The phase ends with the child's next 'ready' or with the child itself.
+        _await(lambda: (folder / f"ready-{k + 1}").exists(), child, deadline)
+        seconds = time.monotonic() - started
+        if spy.poll() is None and child.poll() is None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file and detaches
+        spy.wait(timeout=ATTACH_SECONDS)
+    finally:
+        if spy.poll() is None:
+            spy.kill()
+            spy.wait()
+    errors = re.search(r"Errors: (\d+)", log.read_text())
+    return Phase(rate, out.read_text() if out.exists() else "", seconds,
+                 int(errors.group(1)) if errors else 0)
+
+
+def _command(py_spy: str, rate: int, out: Path, pid: int) -> list[str]:
+    # --native: C, C++ and BLAS frames, the point of the exercise. --idle: a thread
+    # waiting on other threads (XLA runs JAX's programs on threads of its own,
+    # which py-spy cannot see) is sampled too, so the wait is counted where it
+    # belongs instead of vanishing. --function: one frame per Python function,
+    # not one per line. Raw output: collapsed stacks, post-processed here.
+    return [py_spy, "record", "--native", "--idle", "--function", "--rate", str(rate),
+            "--format", "raw", "--output", str(out), "--pid", str(pid)]
+
+
+def _attach(spy: subprocess.Popen, log: Path, deadline) -> None:
+    """Wait until py-spy samples; a refusal to attach becomes ProfilerUnavailable."""
+    limit = time.monotonic() + ATTACH_SECONDS
+    while "Sampling process" not in log.read_text():
+        if spy.poll() is not None:
+            message = log.read_text().strip() or f"py-spy exited with code {spy.returncode}"
+            if _PERMISSION.search(message):
+                raise ProfilerUnavailable("py-spy may not attach to the profiled process "
+                                          "(permission denied). " + ENABLE_HINT)
+            raise ProfileFailed(f"py-spy failed: {_last_line(message)}")
+        if time.monotonic() > min(limit, deadline or limit):
+            raise ProfileFailed(f"py-spy did not start sampling within {ATTACH_SECONDS:g} s")
+        time.sleep(0.01)
+
+
+def _await(ready, child: subprocess.Popen, deadline) -> bool:
+    """Wait for ``ready()``; False if the child ended first."""
+    while not ready():
+        if child.poll() is not None:
+            return ready()
+        if deadline is not None and time.monotonic() > deadline:
+            raise ProfileFailed("the profiled process ran past --timeout")
+        time.sleep(_POLL)
+    return True
+
+
+def _wait(child: subprocess.Popen, deadline) -> None:
+    try:
+        child.wait(None if deadline is None else max(deadline - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        raise ProfileFailed("the profiled process ran past --timeout") from None
+
+
+def _tail(path: Path, lines: int = 1) -> str:
+    text = path.read_text().strip() if path.exists() else ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _last_line(text: str) -> str:
+    return text.strip().splitlines()[-1].removeprefix("Error: ").strip()
+
+
+# The child's side ----------------------------------------------------------
+
+def allow_parent_to_trace() -> None:
+    """Let the harness and its children (py-spy) ptrace this process under Yama's
+    ptrace_scope=1, where only ancestors may: prctl(PR_SET_PTRACER, parent)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_ptracer = 0x59616D61
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_ptracer, os.getppid(), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # no Yama, or no prctl: nothing to allow
+
+
+def wait_for_sampler(folder: Path, k: int) -> None:
+    """Say 'ready for phase k' and wait until the sampler is attached."""
+    (folder / f"ready-{k}").touch()
+    go = folder / f"go-{k}"
+    while not go.exists():
+        time.sleep(_POLL)

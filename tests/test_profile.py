@@ -1,0 +1,112 @@
+"""Profiling: the flamegraph SVG, a short real profile under py-spy, and a run
+where py-spy may not attach."""
+
+from __future__ import annotations
+
+import stat
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness import classify, flamegraph, pyspy
+from harness.__main__ import main
+from harness.config import RunConfig
+from harness.profile import BREAKDOWN_COLUMNS, HOT_COLUMNS, ProfileSettings
+from harness.run import execute
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def svg_texts(path_or_text) -> list[str]:
+    root = (ET.parse(path_or_text).getroot() if isinstance(path_or_text, Path)
+            else ET.fromstring(path_or_text))
+    return [e.text or "" for e in root.iter() if e.tag in (f"{SVG}title", f"{SVG}text")]
+
+
+def test_flamegraph_is_xml_with_every_frame_named_and_the_title():
+    stacks = classify.collapse_jit(
+        classify.parse_collapsed((FIXTURES / "numba.txt").read_text()))
+    svg = flamegraph.render({s: (n * 0.001, n) for s, n in stacks.items()},
+                            "numba: [784,30,10] & <friends>", "18 samples")
+    texts = "\n".join(svg_texts(svg))
+    assert "numba: [784,30,10] & <friends>" in texts
+    for name in ("NumbaFused.train_epoch", "profiled_epochs", classify.NUMBA_JIT):
+        assert name in texts
+    assert "0x7f682f2e6677" not in texts  # merged into [numba-jit]
+
+
+def test_missing_py_spy_is_a_reason_not_an_error(tmp_path):
+    with pytest.raises(pyspy.ProfilerUnavailable, match="pip install py-spy"):
+        pyspy.record(None, ["true"], tmp_path, [100])
+
+
+def small(tmp_path, backends) -> RunConfig:
+    return RunConfig(backends=tuple(backends), epochs=1, warmup_epochs=1,
+                     dataset="mnist-sample", n_train=1000, results_dir=tmp_path / "results")
+
+
+@pytest.mark.slow
+def test_a_short_run_records_flamegraphs_and_the_breakdown(tmp_path):
+    settings = ProfileSettings(out_dir=tmp_path / "flamegraphs")
+    result = execute(small(tmp_path, ["numpy-gemm", "numpy-per-sample"]), profile=settings)
+    if result.profile.unavailable:
+        pytest.skip(f"py-spy cannot profile on this machine: {result.profile.unavailable}")
+    assert result.exit_code == 0 and not result.profile.failed, result.profile.notes
+    folder = tmp_path / "flamegraphs" / result.run_id
+    for backend, method in [("numpy-gemm", "NumpyGemm._update_mini_batch"),
+                            ("numpy-per-sample", "NumpyPerSample._backprop")]:
+        texts = "\n".join(svg_texts(folder / f"{backend}.svg"))
+        assert method in texts and "train_epoch" in texts and backend in texts
+        assert classify.parse_collapsed((folder / f"{backend}.txt").read_text())
+    breakdown = pd.read_csv(result.run_dir / "time_breakdown.csv")
+    assert list(breakdown.columns) == BREAKDOWN_COLUMNS
+    for _, rows in breakdown.groupby("backend"):
+        assert rows["share"].sum() == pytest.approx(1.0)
+        assert (rows["total_samples"] == rows["samples"].sum()).all()
+        assert set(rows["blas_threads"]) == {1}
+        assert 0 < rows["outside_training_share"].iloc[0] < 1
+    gemm = breakdown[breakdown["backend"] == "numpy-gemm"].set_index("category")
+    assert gemm.loc["blas", "share"] > 0
+    hot = pd.read_csv(result.run_dir / "hot_functions.csv")
+    assert list(hot.columns) == HOT_COLUMNS
+    assert set(hot["backend"]) == {"numpy-gemm", "numpy-per-sample"}
+    assert hot.groupby("backend")["rank"].max().max() <= 10
+
+
+@pytest.fixture
+def py_spy_refused(tmp_path, monkeypatch):
+    """A py-spy that fails as it does without the ptrace permission."""
+    script = tmp_path / "py-spy"
+    script.write_text("#!/bin/sh\necho 'Error: Permission denied (os error 13)' >&2\nexit 1\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(pyspy, "locate", lambda: str(script))
+
+
+@pytest.mark.slow
+def test_a_run_where_py_spy_may_not_attach_still_succeeds(tmp_path, py_spy_refused, capsys):
+    code = main(["run", "--backend", "numpy-gemm,numpy-per-sample", "--dataset", "mnist-sample",
+                 "--n-train", "500", "--epochs", "1", "--results-dir", str(tmp_path / "results"),
+                 "--flamegraph-dir", str(tmp_path / "flamegraphs")])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "speed-up" in out
+    assert err.lower().count("permission denied") == 1 and "SYS_PTRACE" in err
+    (run_dir,) = (tmp_path / "results").iterdir()
+    for name in ("epochs.csv", "summary.csv", "time_breakdown.csv", "hot_functions.csv"):
+        assert (run_dir / name).is_file()
+    assert pd.read_csv(run_dir / "summary.csv")["status"].eq("ok").all()
+    assert not list((tmp_path / "flamegraphs").glob("*/*.svg"))
+
+
+def test_profile_command_without_ptrace_says_why_and_exits_0(tmp_path, py_spy_refused, capsys):
+    code = main(["profile", "--backend", "numpy-gemm", "--dataset", "mnist-sample",
+                 "--n-train", "500", "--results-dir", str(tmp_path / "results"),
+                 "--flamegraph-dir", str(tmp_path / "flamegraphs")])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert err.count("no flamegraphs") == 1 and "kernel.yama.ptrace_scope" in err
+    (run_dir,) = (tmp_path / "results").iterdir()
+    assert pd.read_csv(run_dir / "time_breakdown.csv").empty
