@@ -52,6 +52,15 @@ class Sleepy(NumpyGemm):
         time.sleep(float(os.environ.get("FAKE_SLEEP_SECONDS", "1.0")))
 
 
+class TwiceAsSlowGemm(NumpyGemm):
+    """numpy-gemm doing every epoch twice: a real 2x slowdown of the same kind of work,
+    registered under numpy-gemm's own name to play a regression."""
+
+    def train_epoch(self, X, y, order, batch_size, eta):
+        super().train_epoch(X, y, order, batch_size, eta)
+        super().train_epoch(X, y, order, batch_size, eta)
+
+
 PLUGINS = ",".join(
     f"{name}=fake_backends:{cls}"
     for name, cls in [("fails", "FailsInSecondEpoch"), ("crashes", "CrashesInSecondTimedEpoch"),

@@ -1,0 +1,60 @@
+"""Bootstrap confidence intervals of ratios of median epoch times.
+
+A handful of epochs per backend, timed on a shared machine, is too few and too
+skewed (an epoch can be hit by a neighbour's burst of work) for a t-test. The
+percentile bootstrap makes no assumption on the shape of that noise: resample
+each side's epochs with replacement, take the medians, and read the spread of
+the ratio over many resamples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+RESAMPLES = 2000
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    """A ratio of medians and its confidence interval."""
+
+    ratio: float
+    low: float
+    high: float
+
+
+def resampled_medians(samples: np.ndarray, rng: np.random.Generator,
+                      resamples: int = RESAMPLES) -> np.ndarray:
+    """Medians of ``resamples`` bootstrap resamples of ``samples``, one per row."""
+    samples = np.asarray(samples, dtype=float)
+    picks = rng.integers(0, len(samples), size=(resamples, len(samples)))
+    return np.median(samples[picks], axis=1)
+
+
+def ratio_of_medians(numerators: list[np.ndarray], denominators: list[np.ndarray],
+                     rng: np.random.Generator, resamples: int = RESAMPLES,
+                     confidence: float = CONFIDENCE) -> RatioEstimate:
+    """prod(median(numerators)) / prod(median(denominators)), with its interval.
+
+    One numerator over one denominator is the plain ratio current/baseline; two
+    of each is the ratio of ratios (current/current reference) / (baseline/
+    baseline reference). Every sample set is resampled independently: epochs
+    of different backends, or of different runs, are not paired.
+    """
+    point = _product(np.median(s) for s in numerators) / _product(
+        np.median(s) for s in denominators)
+    boot = _product(resampled_medians(s, rng, resamples) for s in numerators) / _product(
+        resampled_medians(s, rng, resamples) for s in denominators)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(boot, [tail, 100 - tail])
+    return RatioEstimate(float(point), float(low), float(high))
+
+
+def _product(values):
+    out = 1.0
+    for v in values:
+        out = out * v
+    return out
