@@ -10,13 +10,33 @@ into the output delta (backprop is linear in delta) instead of being applied
 to every gradient. (Carrying the bias as an extra weight column to save the
 bias calls was measured slower: the odd leading dimension, 785, costs BLAS
 more than the calls it saves.)
+
+BLAS runs on one thread unless ``threads`` asks for more. OpenBLAS hands every
+GEMM above about 0.26 M multiply-adds (batch 100 and up; batch 10 at width 100)
+to all its threads in fixed shares and waits for the last share, and its idle
+threads spin. These GEMMs last 0.05 to 3 ms, so whenever another process holds
+a core (a shared machine, a CI runner) each call waits for a time slice: epochs
+took 2 to 9 times as long as on one thread, while an idle machine gains 1.2 to
+1.5x from the second thread (``threads=2`` asks for it). On one thread the epoch
+is the two 784-wide GEMMs, near the kernel's peak, plus the gather of the
+batch's rows (about 15% of it at width 30): memory traffic that every batch
+size pays once per epoch.
 """
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from backends.base import Params, mini_batches, predict_labels
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    """Made once: finding the loaded BLAS libraries takes milliseconds."""
+    return ThreadpoolController()
 
 
 def _sigmoid(z: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -32,6 +52,7 @@ class NumpyGemm:
 
     def __init__(self, params: Params, dtype: str = "float64", threads: int | None = None):
         self.dtype = np.dtype(dtype)
+        self.threads = threads or 1  # BLAS threads: see the module docstring
         p = params.astype(self.dtype)
         self.sizes = p.sizes
         self.weights = list(p.weights)
@@ -50,14 +71,17 @@ class NumpyGemm:
         return self._buffers[m]
 
     def train_epoch(self, X, y, order, batch_size, eta):
-        with np.errstate(over="ignore"):  # exp(-z) overflowing to inf gives sigmoid 0, as intended
+        # exp(-z) overflowing to inf gives sigmoid 0, as intended.
+        with _blas().limit(limits=self.threads, user_api="blas"), np.errstate(over="ignore"):
             for batch in mini_batches(order, batch_size):
                 self._update_mini_batch(X, y, batch, eta)
 
     def _update_mini_batch(self, X, y, batch, eta):
         m = len(batch)
         x, zs, acts, nabla_ws = self._buffers_for(m)
-        np.take(X, batch, axis=0, out=x)
+        # mode="clip": the batch is a slice of a permutation, always in range, and
+        # the default "raise" makes take write a temporary and copy it into x.
+        np.take(X, batch, axis=0, out=x, mode="clip")
         a = x
         for w, b, z, act in zip(self.weights, self.biases, zs, acts):
             np.matmul(a, w.T, out=z)  # (m, n_in) @ (n_in, n_out)
@@ -84,7 +108,8 @@ class NumpyGemm:
             self.biases[layer] -= nabla_b
 
     def predict(self, X):
-        return predict_labels(self.params(), X)
+        with _blas().limit(limits=self.threads, user_api="blas"):
+            return predict_labels(self.params(), X)
 
     def params(self) -> Params:
         return Params(tuple(self.weights), tuple(b.reshape(-1, 1) for b in self.biases))

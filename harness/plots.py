@@ -1,0 +1,155 @@
+"""The sweep's figures, each as PNG and SVG: seconds per epoch and throughput
+against batch size per backend, and the winner map.
+
+They read the sweep's frames (``harness.sweep``) and compute no figure of their
+own. Figures are drawn on ``matplotlib.figure.Figure`` directly, with the Agg
+and SVG canvases, so no GUI backend or pyplot state is involved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import NullLocator
+
+from harness.sweep import TIMED, row_label, winner_text
+
+FORMATS = ("png", "svg")
+FILES = ("seconds_per_epoch", "throughput", "winners")
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
+def write_all(frame: pd.DataFrame, winners: pd.DataFrame, folder: Path) -> list[Path]:
+    """Every figure of a sweep into ``folder``, as PNG and SVG; the paths written."""
+    colours = backend_colours(frame["backend"])
+    figures = [seconds_figure(frame, colours), throughput_figure(frame, colours),
+               winners_figure(winners, colours)]
+    return [path for name, fig in zip(FILES, figures) for path in save(fig, folder / name)]
+
+
+def save(fig: Figure, stem: Path) -> list[Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(f".{fmt}") for fmt in FORMATS]
+    for path in paths:
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    return paths
+
+
+def backend_colours(names: Iterable[str]) -> dict[str, tuple]:
+    """One colour per backend, the same in every figure of the sweep."""
+    palette = [f"C{i}" for i in range(10)]
+    return {name: to_rgba(palette[i % len(palette)])
+            for i, name in enumerate(dict.fromkeys(names))}
+
+
+def seconds_figure(frame: pd.DataFrame, colours: dict) -> Figure:
+    return _per_panel(frame, colours, "median_s", "seconds per epoch (median)",
+                      "Epoch time against batch size (log-log; open marker: cut short)")
+
+
+def throughput_figure(frame: pd.DataFrame, colours: dict) -> Figure:
+    """Percentage of the GEMM peak when the sweep recorded it, else GFLOP/s."""
+    if "pct_peak" in frame and frame["pct_peak"].notna().any():
+        column, label = "pct_peak", "% of the machine's GEMM peak"
+    else:
+        column, label = "gflops", "GFLOP/s (median epoch)"
+    return _per_panel(frame, colours, column, label,
+                      "Throughput against batch size (open marker: cut short)")
+
+
+def _per_panel(frame: pd.DataFrame, colours: dict, column: str, ylabel: str,
+               title: str) -> Figure:
+    """A panel per width (rows) and dtype (columns); a line per backend and thread count."""
+    widths = list(dict.fromkeys(frame["sizes"]))
+    dtypes = list(dict.fromkeys(frame["dtype"]))
+    fig = Figure(figsize=(5.2 * len(dtypes), 3.8 * len(widths)), layout="constrained")
+    axes = fig.subplots(len(widths), len(dtypes), squeeze=False, sharex=True)
+    timed = frame[frame["status"].isin(TIMED) & frame[column].notna()]
+    threads = list(dict.fromkeys(frame["threads_requested"]))
+    batches = sorted(frame["batch_size"].unique())
+    for (i, sizes), (j, dtype) in ((w, d) for w in enumerate(widths) for d in enumerate(dtypes)):
+        ax = axes[i][j]
+        panel = timed[(timed["sizes"] == sizes) & (timed["dtype"] == dtype)]
+        for (backend, thread), line in panel.groupby(["backend", "threads_requested"],
+                                                     sort=False, dropna=False):
+            _draw_line(ax, line, column, colours[backend],
+                       _LINESTYLES[_index(threads, thread) % len(_LINESTYLES)],
+                       backend if len(threads) == 1 else f"{backend}, {_threads(thread)}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_title(f"{sizes}  {dtype}", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(ylabel)
+    _legend(fig, axes)
+    fig.suptitle(title)
+    return fig
+
+
+def _draw_line(ax, line: pd.DataFrame, column: str, colour, style: str, label: str) -> None:
+    line = line.sort_values("batch_size")
+    ax.plot(line["batch_size"], line[column], style, color=colour, label=label, marker="o",
+            markersize=4)
+    cut = line[line["status"] != TIMED[0]]
+    if not cut.empty:  # cut short: measured, but on fewer epochs
+        ax.plot(cut["batch_size"], cut[column], "o", markersize=7, markerfacecolor="white",
+                markeredgecolor=colour)
+
+
+def _legend(fig: Figure, axes) -> None:
+    handles = {}
+    for ax in (a for row in axes for a in row):
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside right upper",
+                   fontsize=8)
+
+
+def winners_figure(winners: pd.DataFrame, colours: dict) -> Figure:
+    """A grid, a row per width and dtype (and threads) and a column per batch size,
+    each cell coloured by its winner and labelled with the lead over the next."""
+    with_threads = winners["threads_requested"].nunique(dropna=False) > 1
+    labels = list(dict.fromkeys(winners.apply(row_label, axis=1, with_threads=with_threads)))
+    batches = sorted(winners["batch_size"].unique())
+    fig = Figure(figsize=(1.9 * len(batches) + 2.6, 0.75 * len(labels) + 1.3),
+                 layout="constrained")
+    ax = fig.subplots()
+    for _, row in winners.iterrows():
+        y = labels.index(row_label(row, with_threads))
+        x = batches.index(row["batch_size"])
+        winner = row["winner"]
+        colour = colours.get(winner, (0.85, 0.85, 0.85, 1.0)) if isinstance(winner, str) else (
+            1.0, 1.0, 1.0, 1.0)
+        ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor=colour, alpha=0.45,
+                               edgecolor="white", linewidth=2))
+        ax.text(x, y, winner_text(row).replace(" x", "\nx").replace(" (", "\n("),
+                ha="center", va="center", fontsize=8)
+    ax.set_xlim(-0.5, len(batches) - 0.5)
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.set_xticks(range(len(batches)), [f"batch {b}" for b in batches])
+    ax.set_yticks(range(len(labels)), labels)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title("Fastest backend per cell, and its lead over the next (x time ratio)",
+                 fontsize=10)
+    return fig
+
+
+def _index(values: list, value) -> int:
+    for i, v in enumerate(values):
+        if v == value or (pd.isna(v) and pd.isna(value)):
+            return i
+    return 0
+
+
+def _threads(value) -> str:
+    return "default threads" if pd.isna(value) else f"{int(value)} threads"

@@ -1,0 +1,280 @@
+"""A sweep: one run per cell of a grid of batch sizes, widths, dtypes and thread
+counts, to show which backend wins where.
+
+Each cell is an ordinary run (``harness.run.execute``), its folder under
+``<sweep-dir>/cells/``, with every backend in its own worker and a time budget
+per backend, so that the slow ones (per-sample code at batch 1) record the
+epochs they finished instead of holding up the sweep. The figures are computed
+once, in two frames that the CSVs, the printed table and the plots all read:
+``frame`` (a row per cell and backend: the run's summary plus the cell's
+settings) and ``winners`` (a row per cell: the fastest backend, its lead over
+the next, and the best of ours against the best peer).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from backends.base import DTYPES
+from harness import machine, report
+from harness.config import RunConfig, UsageError
+from harness.records import CUT_SHORT, OK
+from harness.run import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Observer,
+    RunResult,
+    check_data,
+    execute,
+    new_run_id,
+)
+
+# The libraries a user would otherwise reach for; every other backend is "ours".
+PEERS = ("torch", "jax")
+DEFAULT_BUDGET = 60.0
+DEFAULT_BATCH_SIZES = (1, 10, 100, 1000)
+DEFAULT_SIZES = ((784, 30, 10), (784, 100, 10))
+DEFAULT_DTYPES = ("float64", "float32")
+# A cell is these settings; ``threads_requested`` is the grid's value (empty: the
+# libraries' default), ``threads`` the count each backend reports it ran with.
+CELL_KEYS = ["sizes", "dtype", "threads_requested", "batch_size"]
+SWEEP_COLUMNS = ["sweep_id", "cell", "threads_requested", "run_dir", *report.SUMMARY_COLUMNS]
+WINNER_COLUMNS = [
+    *CELL_KEYS, "winner", "winner_s", "runner_up", "runner_up_s", "lead",
+    "best_ours", "best_ours_s", "best_peer", "best_peer_s", "ours_vs_peer", "backends_timed",
+]
+TIMED = (OK, CUT_SHORT)  # statuses whose epochs stand
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The values a sweep crosses; every combination is a cell."""
+
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
+    sizes: tuple[tuple[int, ...], ...] = DEFAULT_SIZES
+    dtypes: tuple[str, ...] = DEFAULT_DTYPES
+    threads: tuple[int | None, ...] = (None,)
+
+    def cells(self, base: RunConfig) -> list[RunConfig]:
+        """The run settings of every cell: ``base`` with the grid's values, width and
+        dtype varying slowest and batch size fastest (the order of the plots' panels)."""
+        grid = itertools.product(_unique(self.sizes), _unique(self.dtypes),
+                                 _unique(self.threads), _unique(self.batch_sizes))
+        return [replace(base, sizes=tuple(s), dtype=d, threads=t, batch_size=b)
+                for s, d, t, b in grid]
+
+
+def _unique(values: Iterable) -> list:
+    return list(dict.fromkeys(values))
+
+
+def parse_list(option: str, text: str, convert: Callable[[str], object], example: str) -> tuple:
+    """'1,10,100' -> (1, 10, 100), with an error that names the option and the form."""
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        if not all(parts):
+            raise ValueError(text)
+        return tuple(convert(part) for part in parts)
+    except ValueError:
+        raise UsageError(f"{option} {text!r} must be a comma list, e.g. {example}") from None
+
+
+def parse_dtype(text: str) -> str:
+    if text not in DTYPES:
+        raise ValueError(text)
+    return text
+
+
+def parse_threads(text: str) -> int | None:
+    """A thread count, or 'default' for the libraries' own choice."""
+    return None if text == "default" else int(text)
+
+
+class SweepObserver(Observer):
+    """Progress of a sweep, for a front end to show; also receives every run's events."""
+
+    def sweep_started(self, cells: Sequence[RunConfig]) -> None: ...
+    def cell_started(self, index: int, cell: RunConfig) -> None: ...
+    def cell_finished(self, index: int, result: RunResult) -> None: ...
+
+
+@dataclass
+class SweepResult:
+    sweep_id: str
+    sweep_dir: Path
+    frame: pd.DataFrame
+    winners: pd.DataFrame
+    runs: list[RunResult] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """130 if interrupted, 1 if a backend failed in any cell (cut short is not a
+        failure; a backend with no timed epoch within the budget is), else 0."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_OK if all(r.exit_code == EXIT_OK for r in self.runs) else EXIT_FAILED
+
+
+def check_cells(cells: Sequence[RunConfig], notice: Callable[[str], None]) -> list[RunConfig]:
+    """Check the data against every cell before the first one runs, and name the
+    dataset each cell will use (never 'auto'), so a bad setting costs no run."""
+    if not cells:
+        raise UsageError("the sweep has no cell to run")
+    checked = {}
+    for cell in sorted(cells, key=lambda c: -c.batch_size):  # the largest batch first
+        key = (cell.dataset, cell.sizes)
+        if key not in checked:
+            checked[key] = check_data(cell, notice)[0]
+    return [replace(cell, dataset=checked[(cell.dataset, cell.sizes)]) for cell in cells]
+
+
+def run_sweep(
+    cells: Sequence[RunConfig],
+    budget: float | None = DEFAULT_BUDGET,
+    observer: SweepObserver | None = None,
+) -> SweepResult:
+    """Run every cell and write ``<results_dir>/<sweep-id>/``: sweep.csv (rewritten
+    after every cell), winners.csv, sweep.json, the plots, and cells/<run-id>/."""
+    from harness import plots
+
+    if budget is not None and not budget > 0:
+        raise UsageError(f"--max-seconds-per-cell must be positive seconds, got {budget}")
+    observer = observer or SweepObserver()
+    cells = check_cells(cells, observer.notice)
+    sweep_id = new_run_id()
+    sweep_dir = Path(cells[0].results_dir) / sweep_id
+    meta = {"sweep_id": sweep_id, "started": _now(), "budget_seconds": budget,
+            "cells": [c.to_dict() for c in cells], **machine.metadata(cells[0].argv)}
+    report.write_json(meta, sweep_dir / "sweep.json")
+    observer.sweep_started(cells)
+    runs, frames, interrupted = [], [], False
+    try:
+        for index, cell in enumerate(cells):
+            observer.cell_started(index, cell)
+            run = execute(replace(cell, results_dir=sweep_dir / "cells"), observer, budget)
+            runs.append(run)
+            frames.append(cell_rows(sweep_id, index, cell, run, sweep_dir))
+            report.write_csv(pd.concat(frames, ignore_index=True), sweep_dir / "sweep.csv")
+            observer.cell_finished(index, run)
+            if run.interrupted:
+                interrupted = True
+                break
+    except KeyboardInterrupt:  # between two backends' workers: the finished cells stand
+        interrupted = True
+    frame = (pd.concat(frames, ignore_index=True) if frames
+             else pd.DataFrame(columns=SWEEP_COLUMNS))
+    winners = winner_map(frame)
+    report.write_csv(frame, sweep_dir / "sweep.csv")
+    report.write_csv(winners, sweep_dir / "winners.csv")
+    if not frame.empty:
+        plots.write_all(frame, winners, sweep_dir)
+    result = SweepResult(sweep_id, sweep_dir, frame, winners, runs, interrupted)
+    meta.update(finished=_now(), exit_code=result.exit_code)
+    report.write_json(meta, sweep_dir / "sweep.json")
+    return result
+
+
+def cell_rows(sweep_id: str, index: int, cell: RunConfig, run: RunResult,
+              sweep_dir: Path) -> pd.DataFrame:
+    """The run's summary with the cell's settings: its rows of sweep.csv."""
+    rows = run.summary.copy()
+    extra = {"sweep_id": sweep_id, "cell": index, "threads_requested": cell.threads,
+             "run_dir": run.run_dir.relative_to(sweep_dir).as_posix()}
+    for column, value in extra.items():
+        rows[column] = value
+    # A summary column another module adds (pct_peak) is kept, after the known ones.
+    return rows[SWEEP_COLUMNS + [c for c in rows.columns if c not in SWEEP_COLUMNS]]
+
+
+def winner_map(frame: pd.DataFrame, peers: Sequence[str] = PEERS) -> pd.DataFrame:
+    """One row per cell: the fastest backend by median epoch time, its lead (the
+    next backend's time over its own; 1.0 for a tie, whose winners are joined by
+    ' = '), and the best of ours against the best peer (``ours_vs_peer`` > 1: ours
+    is faster). Only backends whose epochs stand (ok, cut short) take part; a
+    cell where none did has no winner."""
+    groups = frame.groupby(CELL_KEYS, sort=False, dropna=False)
+    rows = [{**dict(zip(CELL_KEYS, key)), **_cell_winner(group, peers)} for key, group in groups]
+    return pd.DataFrame(rows, columns=WINNER_COLUMNS)
+
+
+def _cell_winner(group: pd.DataFrame, peers: Sequence[str]) -> dict:
+    timed = group[group["status"].isin(TIMED) & group["median_s"].notna()]
+    timed = timed.sort_values("median_s", kind="stable")
+    seconds = dict(zip(timed["backend"], timed["median_s"]))
+    row = {"backends_timed": len(seconds)}
+    if not seconds:
+        return row
+    best = min(seconds.values())
+    tied = [name for name, s in seconds.items() if s == best]
+    slower = [(name, s) for name, s in seconds.items() if s > best]
+    row.update(winner=" = ".join(tied), winner_s=best)
+    if len(tied) > 1:
+        row.update(runner_up=tied[1], runner_up_s=best, lead=1.0)
+    elif slower:
+        row.update(runner_up=slower[0][0], runner_up_s=slower[0][1], lead=slower[0][1] / best)
+    ours = [(name, s) for name, s in seconds.items() if name not in peers]
+    theirs = [(name, s) for name, s in seconds.items() if name in peers]
+    if ours:
+        row.update(best_ours=ours[0][0], best_ours_s=ours[0][1])
+    if theirs:
+        row.update(best_peer=theirs[0][0], best_peer_s=theirs[0][1])
+    if ours and theirs:
+        row["ours_vs_peer"] = theirs[0][1] / ours[0][1]
+    return row
+
+
+def row_label(row: pd.Series, with_threads: bool) -> str:
+    """'784,30,10 float64' (plus ' threads 2' when the grid varies threads)."""
+    label = f"{row['sizes']} {row['dtype']}"
+    if with_threads:
+        threads = row["threads_requested"]
+        label += f" threads {'default' if _missing(threads) else int(threads)}"
+    return label
+
+
+def winner_text(row: pd.Series) -> str:
+    """'numpy-gemm x1.32', 'numba (alone)', or 'no result' when every backend failed."""
+    if _missing(row["winner"]):
+        return "no result"
+    if _missing(row["lead"]):
+        return f"{row['winner']} (alone)"
+    return f"{row['winner']} x{row['lead']:.2f}"
+
+
+def format_winners(winners: pd.DataFrame) -> str:
+    """The winner map as a text grid: a row per width and dtype (and threads), a
+    column per batch size."""
+    table = winner_grid(winners)
+    return table.to_string() if not table.empty else "(no cells)"
+
+
+def winner_grid(winners: pd.DataFrame) -> pd.DataFrame:
+    """Rows width x dtype [x threads], columns 'batch N', cells :func:`winner_text`."""
+    if winners.empty:
+        return pd.DataFrame()
+    with_threads = winners["threads_requested"].nunique(dropna=False) > 1
+    labels = winners.apply(row_label, axis=1, with_threads=with_threads)
+    cells = winners.apply(winner_text, axis=1)
+    grid = pd.DataFrame({"cell": labels, "batch": winners["batch_size"], "text": cells})
+    table = grid.pivot(index="cell", columns="batch", values="text")
+    table = table.reindex(index=list(dict.fromkeys(labels)),
+                          columns=sorted(grid["batch"].unique()))
+    table.columns = [f"batch {b}" for b in table.columns]
+    table.index.name = None
+    return table.fillna("-")
+
+
+def _missing(value) -> bool:
+    return value is None or bool(pd.isna(value))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,185 @@
+"""The sweep: its grid, a small real sweep end to end, the winner map, the
+per-cell budget, the progress it shows and its command line."""
+
+from __future__ import annotations
+
+import io
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fake_backends import PLUGINS
+
+from harness import report
+from harness.__main__ import build_parser, main, sweep_cells
+from harness.config import RunConfig, UsageError
+from harness.plots import FILES, FORMATS
+from harness.progress import SweepProgress
+from harness.records import CUT_SHORT, FAILED, OK, TIMEOUT, BackendOutcome
+from harness.sweep import Grid, parse_list, run_sweep, winner_grid, winner_map
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def base(tmp_path, backends=("numpy-gemm",), **kw) -> RunConfig:
+    settings = dict(epochs=1, warmup_epochs=1, dataset="mnist-sample", n_train=500,
+                    results_dir=tmp_path)
+    settings.update(kw)
+    return RunConfig(backends=tuple(backends), **settings)
+
+
+def test_grid_crosses_every_value_batch_size_fastest(tmp_path):
+    grid = Grid(batch_sizes=(10, 100, 10), sizes=((784, 30, 10), (784, 100, 10)),
+                dtypes=("float64", "float32"), threads=(None, 2))
+    cells = grid.cells(base(tmp_path, eta=0.5))
+    assert len(cells) == 2 * 2 * 2 * 2  # the repeated batch size counts once
+    assert [(c.batch_size, c.threads) for c in cells[:4]] == [(10, None), (100, None),
+                                                              (10, 2), (100, 2)]
+    assert cells[0].sizes == (784, 30, 10) and cells[-1].sizes == (784, 100, 10)
+    assert cells[0].dtype == "float64" and cells[-1].dtype == "float32"
+    assert len(set(cells)) == len(cells)
+    assert {c.eta for c in cells} == {0.5}  # the other settings come from the base
+
+
+def test_grid_rejects_a_value_a_run_would_reject(tmp_path):
+    with pytest.raises(UsageError, match="--batch-size"):
+        Grid(batch_sizes=(10, 0)).cells(base(tmp_path))
+
+
+@pytest.mark.parametrize("text", ["10,,100", "ten", ""])
+def test_lists_that_do_not_parse_name_the_option(text):
+    with pytest.raises(UsageError, match="--batch-size"):
+        parse_list("--batch-size", text, int, "1,10")
+
+
+def test_cli_lists_become_cells(tmp_path):
+    argv = ["sweep", "--backend", "numpy-gemm", "--batch-size", "1,10", "--sizes", "784,30,10",
+            "784,100,10", "--dtype", "float32", "--threads", "default,1",
+            "--results-dir", str(tmp_path)]
+    cells = sweep_cells(build_parser().parse_args(argv), argv)
+    assert len(cells) == 2 * 2 * 1 * 2
+    assert {c.sizes for c in cells} == {(784, 30, 10), (784, 100, 10)}
+    assert {c.threads for c in cells} == {None, 1} and {c.dtype for c in cells} == {"float32"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "10,0"], "--batch-size"),
+    (["--dtype", "float64,float16"], "--dtype"),
+    (["--sizes", "784,30,10", "784,x"], "--sizes"),
+    (["--threads", "two"], "--threads"),
+    (["--max-seconds-per-cell", "0"], "--max-seconds-per-cell"),
+    (["--batch-size", "501"], "larger than"),
+])
+def test_cli_rejects_bad_lists_with_one_line_and_exit_2(args, message, tmp_path, capsys):
+    code = main(["sweep", "--backend", "numpy-gemm", "--dataset", "mnist-sample",
+                 "--n-train", "500", "--results-dir", str(tmp_path), *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_small_sweep_writes_a_row_per_cell_and_backend_and_the_plots(tmp_path):
+    grid = Grid(batch_sizes=(10, 100), sizes=((784, 30, 10),), dtypes=("float64", "float32"))
+    cells = grid.cells(base(tmp_path, ["numpy-gemm", "numpy-per-sample"]))
+    result = run_sweep(cells, budget=60)
+    assert result.exit_code == 0
+
+    frame = pd.read_csv(result.sweep_dir / "sweep.csv")
+    assert set(report.SUMMARY_COLUMNS) <= set(frame.columns)
+    assert len(frame) == 4 * 2
+    assert set(frame["status"]) == {OK}
+    cells_seen = frame.groupby(["dtype", "batch_size"])["backend"].apply(sorted)
+    assert all(b == ["numpy-gemm", "numpy-per-sample"] for b in cells_seen)
+    # Every cell's run folder is inside the sweep's, and is a complete run.
+    for run_dir in frame["run_dir"].unique():
+        assert (result.sweep_dir / run_dir / "summary.csv").exists()
+
+    winners = pd.read_csv(result.sweep_dir / "winners.csv")
+    assert len(winners) == 4 and set(winners["backends_timed"]) == {2}
+    for name in FILES:
+        for fmt in FORMATS:
+            path = result.sweep_dir / f"{name}.{fmt}"
+            assert path.stat().st_size > 0, path
+        ET.parse(result.sweep_dir / f"{name}.svg")  # well-formed XML
+
+
+def _row(cell, backend, seconds, status=OK, **kw):
+    sizes, dtype, batch = cell
+    return {"sizes": sizes, "dtype": dtype, "threads_requested": None, "batch_size": batch,
+            "backend": backend, "status": status, "median_s": seconds, **kw}
+
+
+def test_winner_map_names_the_fastest_and_its_lead():
+    a, b, c, d = ("784,30,10", "float64", 10), ("784,30,10", "float64", 100), \
+        ("784,30,10", "float32", 10), ("784,30,10", "float32", 100)
+    frame = pd.DataFrame([
+        _row(a, "numpy-gemm", 0.5), _row(a, "torch", 1.0), _row(a, "jax", 0.65),
+        _row(a, "numba", 0.2, status=FAILED),  # fastest, but failed: not a winner
+        _row(b, "numpy-gemm", 0.4), _row(b, "jax", 0.4), _row(b, "torch", 0.9),  # a tie
+        _row(c, "numpy-gemm", np.nan, status=FAILED), _row(c, "torch", np.nan, status=TIMEOUT),
+        _row(d, "numpy-book", 3.0, status=CUT_SHORT), _row(d, "numpy-gemm", np.nan, status=FAILED),
+    ])
+    winners = winner_map(frame).set_index("batch_size", append=True)
+    first = winners.iloc[0]
+    assert first["winner"] == "numpy-gemm" and first["runner_up"] == "jax"
+    assert first["lead"] == pytest.approx(0.65 / 0.5)
+    assert first["best_peer"] == "jax" and first["ours_vs_peer"] == pytest.approx(0.65 / 0.5)
+    assert first["backends_timed"] == 3
+
+    tie = winners.iloc[1]
+    assert tie["winner"] == "numpy-gemm = jax" and tie["lead"] == 1.0
+    assert tie["ours_vs_peer"] == 1.0
+
+    none = winners.iloc[2]
+    assert pd.isna(none["winner"]) and pd.isna(none["lead"]) and none["backends_timed"] == 0
+
+    alone = winners.iloc[3]  # a cut-short backend's epochs stand
+    assert alone["winner"] == "numpy-book" and pd.isna(alone["lead"])
+
+    grid = winner_grid(winner_map(frame))
+    assert grid.loc["784,30,10 float64", "batch 10"] == "numpy-gemm x1.30"
+    assert grid.loc["784,30,10 float64", "batch 100"] == "numpy-gemm = jax x1.00"
+    assert grid.loc["784,30,10 float32", "batch 10"] == "no result"
+    assert grid.loc["784,30,10 float32", "batch 100"] == "numpy-book (alone)"
+
+
+@pytest.fixture
+def plugins(monkeypatch):
+    monkeypatch.setenv("NNDL_BENCH_PLUGINS", PLUGINS)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
+
+
+@pytest.mark.slow
+def test_the_budget_cuts_a_slow_backend_short(tmp_path, plugins, monkeypatch):
+    monkeypatch.setenv("FAKE_SLEEP_SECONDS", "0.7")
+    cell = base(tmp_path, ["sleepy"], epochs=50, warmup_epochs=0)
+    # The budget covers warm-up: a backend that cannot finish it has no timed epoch.
+    stuck = base(tmp_path, ["sleepy"], epochs=50, warmup_epochs=50)
+    result = run_sweep([cell, stuck], budget=4)
+    frame = result.frame.set_index("cell")
+    assert frame.loc[0, "status"] == CUT_SHORT
+    assert 1 <= frame.loc[0, "epochs"] < 50 and frame.loc[0, "median_s"] > 0.7
+    assert frame.loc[1, "status"] == TIMEOUT and frame.loc[1, "epochs"] == 0
+    assert result.runs[0].exit_code == 0  # cut short is not a failure...
+    assert result.exit_code == 1  # ...but no timed epoch at all is
+
+
+def test_progress_shows_each_cell_and_the_time_left(tmp_path):
+    now = [0.0]
+    stream = io.StringIO()
+    progress = SweepProgress(stream, bars=False, clock=lambda: now[0])
+    cells = Grid(batch_sizes=(10, 100), sizes=((784, 30, 10),), dtypes=("float64",)).cells(
+        base(tmp_path, ["numpy-gemm", "numpy-book"]))
+    progress.sweep_started(cells)
+    progress.cell_started(0, cells[0])
+    now[0] = 30.0
+    progress.backend_finished(BackendOutcome("numpy-gemm"))
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "sweep: 2 cells, 4 backend runs"
+    assert "cell 1/2: 784,30,10 float64 batch 10 threads default" in lines
+    assert lines[-1] == "sweep: 1/4 backend runs, 0:30 elapsed, about 1:30 left"
