@@ -30,6 +30,10 @@ _REGISTRY: dict[str, _Entry] = {
     "numpy-per-sample": _Entry("backends.numpy_per_sample", "NumpyPerSample"),
     "numpy-batched": _Entry("backends.numpy_batched", "NumpyBatched"),
     "numpy-gemm": _Entry("backends.numpy_gemm", "NumpyGemm"),
+    "numba": _Entry("backends.numba_fused", "NumbaFused", requires=("numba",)),
+    "numba-parallel": _Entry(
+        "backends.numba_parallel", "NumbaParallel", requires=("numba",)
+    ),
     "torch": _Entry("backends.torch_backend", "TorchTrainer", requires=("torch",), extra="peers"),
     "jax": _Entry("backends.jax_backend", "JaxTrainer", requires=("jax",), extra="peers"),
 }

@@ -40,12 +40,16 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-train", type=int,
                    help="train on the first N training samples only (synthetic: how many)")
     p.add_argument("--threads", type=int,
-                   help="BLAS threads (threadpoolctl) and Numba/PyTorch threads; "
-                        "default: the libraries' own (all cores)")
+                   help="BLAS threads (threadpoolctl) and Numba/PyTorch threads, recorded "
+                        "in the CSVs; default: each library's own (all cores), except "
+                        "numpy-gemm, which keeps BLAS on one thread")
     p.add_argument("--timeout", type=float,
                    help="seconds one backend's worker may take before it is stopped")
     p.add_argument("--results-dir", type=Path, default=Path("results"),
                    help="where the run folder is written (default: results/)")
+    p.add_argument("--peak-seconds", type=float, default=1.0,
+                   help="seconds spent measuring the machine's GEMM peak (one thread, then "
+                        "all), the 100%% of pct_peak; 0 skips it (default: 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,6 +176,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]):
         batch_size=args.batch_size, eta=args.eta, seed=args.seed, dtype=args.dtype,
         dataset=args.dataset, data_dir=args.data_dir, n_train=args.n_train,
         threads=args.threads, results_dir=args.results_dir, timeout=args.timeout,
+        peak_seconds=args.peak_seconds,
         argv=tuple(argv),
     )
 

@@ -28,6 +28,7 @@ class RunConfig:
     threads: int | None = None
     results_dir: Path = Path("results")
     timeout: float | None = None
+    peak_seconds: float = 1.0  # the GEMM peak calibration; 0 skips it
     argv: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
@@ -43,6 +44,8 @@ class RunConfig:
             _positive("--n-train", self.n_train)
         if self.threads is not None:
             _positive("--threads", self.threads)
+        if not self.peak_seconds >= 0:
+            raise UsageError(f"--peak-seconds must be 0 or more, got {self.peak_seconds}")
         if self.timeout is not None and not self.timeout > 0:
             raise UsageError(f"--timeout must be positive seconds, got {self.timeout}")
         try:

@@ -19,7 +19,7 @@ EPOCH_COLUMNS = list(EpochRecord.__dataclass_fields__)
 SUMMARY_COLUMNS = [
     "run_id", "backend", "status", "message", "dtype", "sizes", "batch_size", "eta", "seed",
     "dataset", "n_train", "threads", "epochs", "median_s", "min_s", "max_s",
-    "samples_per_s", "gflops", "speedup", "peak_rss_mb", "accuracy",
+    "samples_per_s", "gflops", "pct_peak", "speedup", "peak_rss_mb", "accuracy",
     "warmup_seconds", "compile_seconds",
 ]
 
@@ -57,17 +57,20 @@ def epochs_frame(records: Iterable[EpochRecord]) -> pd.DataFrame:
 
 
 def summarize(
-    run_id: str, outcomes: list[BackendOutcome], config_row: dict, reference: str
+    run_id: str, outcomes: list[BackendOutcome], config_row: dict, reference: str,
+    peak_gflops: float | None = None,
 ) -> pd.DataFrame:
     """One row per backend: the figures every table and file of the run shows.
 
     ``speedup`` is the reference backend's median epoch time over this one's,
-    both measured in this run.
+    and ``pct_peak`` the backend's GFLOP/s as a percentage of the all-thread
+    GEMM peak, both measured in this run.
     """
     rows = [_summary_row(run_id, o, config_row) for o in outcomes]
     frame = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     ref = frame.loc[frame["backend"] == reference, "median_s"]
     frame["speedup"] = ref.iloc[0] / frame["median_s"] if len(ref) else float("nan")
+    frame["pct_peak"] = 100 * frame["gflops"] / peak_gflops if peak_gflops else float("nan")
     return frame
 
 
@@ -92,17 +95,18 @@ def _summary_row(run_id: str, outcome: BackendOutcome, config_row: dict) -> dict
 
 def format_table(summary: pd.DataFrame) -> str:
     """The summary as a plain-text table for the terminal."""
-    headers = ["backend", "s/epoch (min-max)", "samples/s", "GFLOP/s", "speed-up",
+    headers = ["backend", "s/epoch (min-max)", "samples/s", "GFLOP/s", "% peak", "speed-up",
                "peak MB", "accuracy", "status"]
     lines = []
     for _, r in summary.iterrows():
         if pd.notna(r["median_s"]):
             timing = f"{r['median_s']:.3f} ({r['min_s']:.3f}-{r['max_s']:.3f})"
             figures = [f"{r['samples_per_s']:,.0f}", f"{r['gflops']:.2f}",
-                       _or_dash(r["speedup"], "{:.2f}x"), _or_dash(r["peak_rss_mb"], "{:.0f}"),
+                       _or_dash(r["pct_peak"], "{:.1f}%"), _or_dash(r["speedup"], "{:.2f}x"),
+                       _or_dash(r["peak_rss_mb"], "{:.0f}"),
                        f"{r['accuracy']:.2%}"]
         else:
-            timing, figures = "-", ["-"] * 5
+            timing, figures = "-", ["-"] * 6
         status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['message']}"
         lines.append([r["backend"], timing, *figures, status])
     return _align([headers, *lines])

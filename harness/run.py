@@ -15,6 +15,7 @@ from backends import REFERENCE
 from harness import machine, report
 from harness.config import RunConfig, UsageError
 from harness.manager import Interrupted, run_worker
+from harness.peak import calibrate
 from harness.profile import ProfileResult, ProfileSettings, profile_backends
 from harness.records import BackendOutcome, EpochRecord
 from harness.worker import Job
@@ -104,6 +105,7 @@ def execute(config: RunConfig, observer: Observer | None = None,
     run_dir = Path(config.results_dir) / run_id
     meta = {"run_id": run_id, "started": _now(), "dataset": dataset,
             "config": config.to_dict(), **machine.metadata(config.argv)}
+    meta["gemm_peak"] = _calibrate(config, observer)
     reports = _Reports(run_dir, meta)
     outcomes, interrupted = [], False
     try:
@@ -117,7 +119,8 @@ def execute(config: RunConfig, observer: Observer | None = None,
     config_row = {"dtype": config.dtype, "sizes": config.sizes_label,
                   "batch_size": config.batch_size, "eta": config.eta, "seed": config.seed,
                   "dataset": dataset, "n_train": n_train}
-    summary = report.summarize(run_id, outcomes, config_row, REFERENCE)
+    peak = (meta["gemm_peak"] or {}).get("gemm_peak_gflops_all")
+    summary = report.summarize(run_id, outcomes, config_row, REFERENCE, peak)
     result = RunResult(run_id, run_dir, summary, outcomes, interrupted)
     reports.finish(summary, exit_code=result.exit_code)
     if profile is not None and not interrupted:
@@ -145,6 +148,15 @@ def profile_only(config: RunConfig, settings: ProfileSettings,
     meta.update(finished=_now(), flamegraphs=_folder(result.profile))
     report.write_json(meta, run_dir / "run.json")
     return result
+
+
+def _calibrate(config: RunConfig, observer: Observer) -> dict | None:
+    """The machine's GEMM peak in the run's dtype, measured before the workers
+    start; every backend's GFLOP/s is then also a share of it (pct_peak)."""
+    if not config.peak_seconds:
+        return None
+    observer.notice(f"measuring the {config.dtype} GEMM peak ({config.peak_seconds:g} s)")
+    return calibrate(config.dtype, config.peak_seconds / 2)
 
 
 def _folder(profile: ProfileResult) -> str | None:

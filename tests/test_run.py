@@ -33,13 +33,13 @@ def plugins(monkeypatch):
 
 def small(tmp_path, backends, **kw) -> RunConfig:
     settings = dict(epochs=2, warmup_epochs=1, dataset="mnist-sample", n_train=500,
-                    results_dir=tmp_path)
+                    results_dir=tmp_path, peak_seconds=0)
     settings.update(kw)
     return RunConfig(backends=tuple(backends), **settings)
 
 
 def test_run_writes_epochs_summary_and_metadata(tmp_path):
-    result = execute(small(tmp_path, ["numpy-per-sample", "numpy-gemm"]))
+    result = execute(small(tmp_path, ["numpy-per-sample", "numpy-gemm"], peak_seconds=0.4))
     assert result.exit_code == 0
     epochs = pd.read_csv(result.run_dir / "epochs.csv")
     assert list(epochs.columns) == report.EPOCH_COLUMNS
@@ -54,6 +54,9 @@ def test_run_writes_epochs_summary_and_metadata(tmp_path):
     assert summary["accuracy"].nunique() == 1
     meta = json.loads((result.run_dir / "run.json").read_text())
     assert meta["run_id"] == result.run_id and meta["config"]["batch_size"] == 10
+    peak = meta["gemm_peak"]["gemm_peak_gflops_all"]
+    assert peak > 0 and meta["gemm_peak"]["dtype"] == "float64"
+    assert summary["pct_peak"].to_list() == pytest.approx((100 * summary["gflops"] / peak).to_list())
     assert meta["blas"] and meta["python"]
     for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         assert meta["environment"].get(variable) == os.environ.get(variable)

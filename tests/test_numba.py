@@ -1,0 +1,146 @@
+"""What is particular to the Numba backends; test_backends.py checks their
+gradients and their epochs against the per-sample reference."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+
+import backends  # noqa: E402
+from backends import numba_fused  # noqa: E402
+from backends.base import Params, init_params  # noqa: E402
+from backends.numba_parallel import NumbaParallel  # noqa: E402
+
+
+def _flat(params: Params) -> np.ndarray:
+    return np.concatenate([a.ravel() for a in params.weights + params.biases]).astype(np.float64)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(5)
+    X = rng.random((1000, 784))
+    y = rng.integers(0, 10, 1000)
+    return init_params([784, 30, 10], seed=2), X, y, rng.permutation(1000)
+
+
+def _float32_gap(name: str, data) -> float:
+    """How far one float32 epoch lands from the float64 one, relative to the largest parameter."""
+    params, X, y, order = data
+    runs = {}
+    for dtype in ("float32", "float64"):
+        trainer = backends.create(name, params, dtype)
+        trainer.train_epoch(X.astype(dtype), y, order, 10, 3.0)
+        runs[dtype] = trainer.params()
+    assert all(a.dtype == np.dtype(dtype) for a in runs[dtype].weights + runs[dtype].biases)
+    want = _flat(runs["float64"])
+    return float(np.max(np.abs(_flat(runs["float32"]) - want)) / np.max(np.abs(want)))
+
+
+@pytest.mark.parametrize("name", ["numba", "numba-parallel"])
+def test_float32_trains_in_float32(name, data):
+    """Parameters stay float32, and the float32 epoch is as far from the float64
+    one as the per-sample reference's float32 epoch is (8e-7 here): float32
+    rounding, compounded over 100 steps. A float64 epoch rounded to float32 at
+    the end would be one rounding (6e-8) away; a wrong gradient, far further.
+    The test below checks the arithmetic itself."""
+    reference = _float32_gap(backends.REFERENCE, data)
+    assert reference / 10 < _float32_gap(name, data) < reference * 10
+
+
+# Any double-precision arithmetic or conversion to double in LLVM IR.
+_DOUBLE_MATH = re.compile(r"= (?:fadd|fsub|fmul|fdiv|fneg|fpext|call)\b[^\n]*\bdouble\b")
+
+
+@pytest.mark.parametrize(
+    "kernel", ["forward_rows", "update_rows", "backprop_delta", "_sigmoid_columns"]
+)
+def test_float32_kernels_contain_no_double_arithmetic(kernel):
+    """A float64 literal in a float32 kernel silently promotes it; the compiled
+    IR shows it. The kernel is compiled afresh, since cached code cannot be inspected."""
+    source = getattr(numba_fused, kernel).py_func
+    fresh = numba.njit(error_model="numpy", fastmath=numba_fused.FASTMATH)(source)
+    f32 = np.float32
+    W, A, out = np.ones((10, 64), f32), np.ones((10, 64), f32), np.zeros((10, 64), f32)
+    rows = np.arange(10)
+    if kernel == "forward_rows":
+        fresh(W, np.ones(10, f32), A, rows, 0, out, 0, 10)
+    elif kernel == "update_rows":
+        fresh(W, np.ones(10, f32), out, A, rows, 0, 0, 10)
+    elif kernel == "backprop_delta":
+        fresh(W, np.ones((10, 10), f32), A, out, rows)
+    else:
+        fresh(out, 10, 0, 64)
+    ir = fresh.inspect_llvm(fresh.signatures[0])
+    assert not _DOUBLE_MATH.findall(ir)
+    assert re.search(r"<\d+ x float>", ir), "the float32 loops were not vectorised"
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="Numba has a single thread here")
+@pytest.mark.parametrize("batch_size", [10, 100])
+def test_parallel_result_does_not_depend_on_the_thread_count(data, batch_size):
+    params, X, y, order = data
+    results = []
+    for threads in (1, 2):
+        trainer = NumbaParallel(params, "float64", threads=threads)
+        assert trainer.threads == threads
+        trainer.train_epoch(X, y, order, batch_size, 3.0)
+        results.append(_flat(trainer.params()))
+    assert np.max(np.abs(results[0] - results[1])) <= 1e-12 * np.max(np.abs(results[0]))
+
+
+def test_parallel_rejects_more_threads_than_numba_has():
+    with pytest.raises(ValueError, match="NUMBA_NUM_THREADS"):
+        NumbaParallel(init_params([4, 3, 2], 0), threads=numba.config.NUMBA_NUM_THREADS + 1)
+
+
+@pytest.mark.parametrize("name", ["numba", "numba-parallel"])
+def test_compile_seconds_is_a_non_negative_float(name, data):
+    params, X, y, order = data
+    trainer = backends.create(name, params, "float64")
+    assert trainer.compile_seconds == 0.0
+    trainer.train_epoch(X[:50], y, order[order < 50], 10, 3.0)
+    assert isinstance(trainer.compile_seconds, float) and trainer.compile_seconds >= 0.0
+
+
+@pytest.mark.parametrize("name", ["numba", "numba-parallel"])
+def test_an_epoch_allocates_nothing_per_mini_batch(name, data):
+    """Numba's allocation count for an epoch (arguments handed in, a fixed few)
+    is the same for 10 mini-batches as for 100."""
+    from numba.core.runtime import _nrt_python, rtsys
+
+    params, X, y, _ = data
+    trainer = backends.create(name, params, "float64")
+    trainer.train_epoch(X, y, np.arange(100), 10, 3.0)  # compile, and make the buffers
+    _nrt_python.memsys_enable_stats()
+    try:
+        counts = []
+        for n in (100, 1000):
+            before = rtsys.get_allocation_stats().alloc
+            trainer.train_epoch(X, y, np.arange(n), 10, 3.0)
+            counts.append(rtsys.get_allocation_stats().alloc - before)
+    finally:
+        _nrt_python.memsys_disable_stats()
+    assert counts[0] == counts[1]
+
+
+def test_first_layer_weights_follow_the_inputs_alignment(data):
+    """W1 is kept at X's offset from a 64-byte boundary, whatever X's is, and
+    training from a shifted X gives the same result."""
+    params, X, y, order = data
+    results = []
+    for shift in (0, 1, 3):  # X's data shifted by 8 bytes a step
+        buffer = np.empty(X.size + 16)
+        start = (-buffer.ctypes.data % 64) // 8 + shift
+        shifted = buffer[start : start + X.size].reshape(X.shape)
+        shifted[...] = X
+        trainer = backends.create("numba", params, "float64")
+        trainer.train_epoch(shifted, y, order[:200], 10, 3.0)
+        assert trainer.weights[0].ctypes.data % 64 == shifted.ctypes.data % 64
+        results.append(_flat(trainer.params()))
+    for other in results[1:]:
+        assert np.allclose(other, results[0], rtol=1e-12, atol=1e-14)
