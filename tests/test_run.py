@@ -56,7 +56,8 @@ def test_run_writes_epochs_summary_and_metadata(tmp_path):
     assert meta["run_id"] == result.run_id and meta["config"]["batch_size"] == 10
     peak = meta["gemm_peak"]["gemm_peak_gflops_all"]
     assert peak > 0 and meta["gemm_peak"]["dtype"] == "float64"
-    assert summary["pct_peak"].to_list() == pytest.approx((100 * summary["gflops"] / peak).to_list())
+    want = (100 * summary["gflops"] / peak).to_list()
+    assert summary["pct_peak"].to_list() == pytest.approx(want)
     assert meta["blas"] and meta["python"]
     for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         assert meta["environment"].get(variable) == os.environ.get(variable)
