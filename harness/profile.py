@@ -55,6 +55,11 @@ WITHIN = (PROFILED_FRAME, "train_epoch")
 # behind its rate when a sample is slow to unwind (Numba's code: about 600 Hz of 1000).
 MARGIN = 2.0
 RETRY_SECONDS = 60.0  # the longest a second attempt trains for
+# Sampling rates for code py-spy unwinds slowly. Each native sample of PyTorch
+# walks libtorch's deep C++ stacks: at 1 kHz py-spy fell minutes behind a
+# 1.2 s epoch and the profile never ended. At 100 Hz it keeps up; the profile
+# then trains for longer to collect the same number of samples.
+RATE_LIMITS = {"torch": 100}
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,7 @@ def _profile_one(config, backend, dataset, run_id, settings, py_spy, out_dir) ->
     """Record, and once more for longer if py-spy fell so far behind its rate (a
     loaded machine, slow-to-unwind code) that fewer than min_samples were taken."""
     job = Job(replace(config, threads=1), backend, dataset, run_id)
+    settings = replace(settings, rate=min(settings.rate, RATE_LIMITS.get(backend, settings.rate)))
     min_seconds = MARGIN * settings.min_samples / settings.rate
     phases, child = _record(job, min_seconds, settings, py_spy, config.timeout)
     inside = _training_samples(phases)
@@ -205,7 +211,7 @@ def _title(config: RunConfig, backend: str, dataset: str, profile: BackendProfil
 def _subtitle(profile: BackendProfile, settings: ProfileSettings) -> str:
     b = profile.breakdown
     shares = ", ".join(f"{c} {v:.0%}" for c, v in b.shares().items() if v >= 0.005)
-    return (f"{b.total} samples in {profile.epochs} profiled epoch(s) at {settings.rate} Hz "
+    return (f"{b.total} samples in {profile.epochs} profiled epoch(s) at {profile.rate} Hz "
             f"({shares}); {profile.outside_share:.0%} of the process outside training "
             f"(start-up, imports, warm-up/JIT; sampled at {settings.startup_rate} Hz); "
             f"width = estimated time")
