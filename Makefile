@@ -1,5 +1,6 @@
 # Two entry points that set themselves up: `make run` and `make test`.
-# Both create .venv on first use and reinstall only when pyproject.toml changes.
+# Both create .venv on first use and reinstall only when pyproject.toml changes;
+# `make test` runs the performance gate (.ci/benchmark-gate), then the tests.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -13,26 +14,27 @@ RUN_ARGS ?= --backend all
 run: $(VENV)/.installed
 	$(PY) -m harness run $(RUN_ARGS)
 
-test: $(VENV)/.installed-test
-	@$(PY) -m pytest; status=$$?; \
-	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
+# The gate runs first so that pytest's summary is the last line printed.
+test: $(VENV)/.installed
+	@PYTHON=$(PY) bash .ci/benchmark-gate; gate=$$?; \
+	$(PY) -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; status=0; fi; \
+	if [ $$gate -ne 0 ]; then echo "performance gate failed (exit $$gate)"; exit $$gate; fi; \
+	exit $$status
 
-lint: $(VENV)/.installed-test
+lint: $(VENV)/.installed
 	$(PY) -m ruff check backends harness tests
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# Everything, peers and test tools included: `run` compares PyTorch and JAX too.
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e .
-	touch $@
-
-$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet --index-url $(TORCH_INDEX) "$(TORCH_SPEC)" \
 		|| $(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[test,peers,dev]"
-	touch $@ $(VENV)/.installed
+	touch $@
 
 clean:
 	rm -rf $(VENV)
