@@ -17,6 +17,7 @@ import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -51,7 +52,18 @@ def epoch_orders(seed: int, n_samples: int):
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    """This process's peak resident set size, in MiB.
+
+    On Linux, VmHWM: ru_maxrss would carry over the parent's peak through the
+    fork that starts a spawned worker, so every backend would report at least
+    the parent's memory. Elsewhere ru_maxrss (KiB on Linux, bytes on macOS).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 

@@ -148,3 +148,13 @@ def test_ctrl_c_keeps_every_completed_epoch_in_valid_csvs(tmp_path):
     summary = pd.read_csv(epochs_csv.parent / "summary.csv")
     assert summary.loc[0, "status"] == "interrupted"
     assert summary.loc[0, "epochs"] == len(epochs)
+
+
+def test_peak_memory_is_the_workers_own_not_the_parents(tmp_path):
+    """A spawned worker starts with a fork: its peak must not include the parent's."""
+    import numpy as np
+
+    ballast = np.ones(80_000_000)  # 640 MB held by this process only
+    result = execute(small(tmp_path, ["numpy-gemm"]))
+    assert ballast[-1] == 1.0
+    assert result.summary.loc[0, "peak_rss_mb"] < 500
