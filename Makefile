@@ -30,9 +30,11 @@ $(VENV)/bin/python:
 	$(PY) -m pip install --quiet --upgrade pip
 
 # Everything, peers and test tools included: `run` compares PyTorch and JAX too.
+# torch comes alone from the CPU index (its dependencies from the usual index in
+# the next step), or from the usual index where the CPU index cannot be reached.
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet --index-url $(TORCH_INDEX) "$(TORCH_SPEC)" \
-		|| $(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet --no-deps --index-url $(TORCH_INDEX) "$(TORCH_SPEC)" \
+		|| $(PY) -m pip install --quiet --no-deps "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[test,peers,dev]"
 	touch $@
 
