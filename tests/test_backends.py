@@ -145,3 +145,31 @@ def test_epoch_flops_of_the_default_configuration():
     n = 784 * 30 + 30 * 10
     per_sample = 2 * (2 * n + 40) + 600
     assert epoch_flops([784, 30, 10], 50_000, 10) == per_sample * 50_000 + (2 * n + 80) * 5_000
+
+
+@pytest.fixture(scope="module")
+def reference_float32_gap(epoch_setup):
+    return _float32_gap(backends.REFERENCE, epoch_setup)
+
+
+def _float32_gap(name: str, setup) -> float:
+    """How far one float32 epoch lands from the float64 one, relative to the largest parameter."""
+    params, X, y, order = setup
+    runs = {}
+    for dtype in ("float32", "float64"):
+        trainer = backends.create(name, params, dtype)
+        trainer.train_epoch(X.astype(dtype), y, order, 10, 3.0)
+        runs[dtype] = trainer.params()
+        assert all(a.dtype == np.dtype(dtype) for a in runs[dtype].weights + runs[dtype].biases)
+    want = _flat(runs["float64"])
+    return float(np.max(np.abs(_flat(runs["float32"]) - want)) / np.max(np.abs(want)))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_float32_trains_in_float32(name, epoch_setup, reference_float32_gap):
+    """Parameters stay float32, and the float32 epoch is about as far from the
+    float64 one as the reference's float32 epoch is: float32 rounding compounded
+    over 100 steps. A float64 epoch rounded to float32 at the end would be one
+    rounding (6e-8) away; a wrong gradient, much further."""
+    gap = _float32_gap(name, epoch_setup)
+    assert reference_float32_gap / 10 < gap < reference_float32_gap * 30, gap
