@@ -145,8 +145,8 @@ def _row(key, base_groups, cur_groups, normalize, scale, seed, resamples, confid
         numerators.append(np.array([scale[1]]))
         denominators.append(np.array([scale[0]]))
     elif normalize is not None:
-        denominators.append(cur_groups[(normalize, config)])
-        numerators.append(base_groups[(normalize, config)])
+        denominators.append(reference_epochs(cur_groups, normalize, config))
+        numerators.append(reference_epochs(base_groups, normalize, config))
     rng = np.random.default_rng([seed, zlib.crc32(backend.encode()),
                                  zlib.crc32(config_label(config).encode())])
     estimate = ratio_of_medians(numerators, denominators, rng, resamples, confidence)
@@ -154,10 +154,32 @@ def _row(key, base_groups, cur_groups, normalize, scale, seed, resamples, confid
             "verdict": verdict(estimate.low, estimate.high)}
 
 
+_THREADS = CONFIG_COLUMNS.index("threads")
+
+
+def _same_work(config: tuple) -> tuple:
+    return config[:_THREADS] + config[_THREADS + 1:]
+
+
+def reference_epochs(groups: dict, normalize: str, config: tuple):
+    """The reference backend's epoch times for ``config``: on the same number of
+    threads where it was measured so, else on its own. Backends keep their own
+    thread counts by default (numpy-gemm one BLAS thread, numpy-per-sample the
+    library's), and the reference only has to do the same work in the same run."""
+    if (normalize, config) in groups:
+        return groups[(normalize, config)]
+    same = [key for key in groups
+            if key[0] == normalize and _same_work(key[1]) == _same_work(config)]
+    if not same:
+        return None
+    return np.concatenate([np.asarray(groups[key]) for key in sorted(same, key=str)])
+
+
 def _check_reference(normalize: str, shared: list, base_groups: dict, cur_groups: dict) -> None:
     """The reference must be measured in both runs, in every configuration compared."""
     for _, config in shared:
-        if (normalize, config) not in base_groups or (normalize, config) not in cur_groups:
+        if (reference_epochs(base_groups, normalize, config) is None
+                or reference_epochs(cur_groups, normalize, config) is None):
             both = sorted({b for b, c in shared if c == config})
             raise RunFolderError(
                 f"--normalize {normalize}: {normalize} has no epochs in both runs for "

@@ -87,7 +87,9 @@ def _summary_row(run_id: str, outcome: BackendOutcome, config_row: dict) -> dict
         row.update(
             median_s=median, min_s=float(seconds.min()), max_s=float(seconds.max()),
             samples_per_s=timed[-1].n_train / median,
-            gflops=float(pd.Series([e.gflops for e in timed]).median()),
+            # The epoch's work over the median time, so that gflops agrees with
+            # median_s (a median of rates is not the rate of the median time).
+            gflops=timed[-1].gflops * timed[-1].seconds / median,
             accuracy=timed[-1].accuracy,
         )
     return row

@@ -116,6 +116,8 @@ def execute(config: RunConfig, observer: Observer | None = None,
         outcomes.append(stop.outcome)
         observer.backend_finished(stop.outcome)
         interrupted = True
+    except KeyboardInterrupt:  # between workers, or while one starts: nothing in flight
+        interrupted = True
     config_row = {"dtype": config.dtype, "sizes": config.sizes_label,
                   "batch_size": config.batch_size, "eta": config.eta, "seed": config.seed,
                   "dataset": dataset, "n_train": n_train}

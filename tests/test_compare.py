@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from io import StringIO
 from pathlib import Path
 
@@ -105,6 +106,26 @@ def test_a_uniformly_slower_machine_is_not_a_regression_once_normalized(tmp_path
     assert rows.loc["jax", "ratio"] == pytest.approx(2.0, rel=0.1)
     assert rows.loc["jax", "time_ratio"] == pytest.approx(3.0, rel=0.1)
     assert "1 by construction" in render(normalized)
+
+
+def _mixed_threads_run(folder: Path, ref_median: float, gemm_median: float) -> Path:
+    """As a default run records them: numpy-gemm on 1 BLAS thread, the reference on 2."""
+    write_run(folder / "gemm", {"numpy-gemm": noisy(gemm_median)}, threads=1)
+    write_run(folder, {"numpy-per-sample": noisy(ref_median, 2)}, threads=2)
+    both = pd.concat([pd.read_csv(folder / "epochs.csv"),
+                      pd.read_csv(folder / "gemm" / "epochs.csv")])
+    both.to_csv(folder / "epochs.csv", index=False)
+    shutil.rmtree(folder / "gemm")
+    return folder
+
+
+def test_the_reference_may_run_on_its_own_thread_count(tmp_path):
+    base = _mixed_threads_run(tmp_path / "base", 0.3, 0.1)
+    cur = _mixed_threads_run(tmp_path / "cur", 0.45, 0.3)  # gemm lost 2x against the reference
+    result = compare(load_run(base), load_run(cur), "numpy-per-sample")
+    assert verdicts(result)["numpy-gemm"] == SLOWER
+    ratio = result.rows.set_index("backend").loc["numpy-gemm", "ratio"]
+    assert ratio == pytest.approx(2.0, rel=0.1)
 
 
 def test_normalizing_by_the_gemm_peak_of_each_run(tmp_path):
