@@ -16,7 +16,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    from harness.data import DATASET_NAMES
+    from harness.data.catalogue import DATASET_NAMES
 
     p.add_argument("--backend", default="all",
                    help="'all' (every installed backend) or a comma list, e.g. "
@@ -98,8 +98,8 @@ def _add_profile_parser(commands) -> None:
 
 
 def _add_compare_parser(commands) -> None:
-    from harness.compare import DEFAULT_NORMALIZE, GEMM_PEAK
-    from harness.compare_report import FORMATS
+    from harness.compare.compare import DEFAULT_NORMALIZE, GEMM_PEAK
+    from harness.compare.rendering import FORMATS
 
     p = commands.add_parser(
         "compare", help="compare two runs: faster, slower or within noise, per backend",
@@ -137,7 +137,7 @@ def _add_history_parser(commands) -> None:
 
 
 def _add_sweep_parser(commands) -> None:
-    from harness.sweep import DEFAULT_BUDGET
+    from harness.running.sweep import DEFAULT_BUDGET
 
     p = commands.add_parser(
         "sweep", conflict_handler="resolve",  # the list options below replace run's
@@ -182,9 +182,9 @@ def config_from_args(args: argparse.Namespace, argv: list[str]):
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from harness import report
-    from harness.progress import ConsoleProgress
-    from harness.run import execute
+    from harness.commands.progress import ConsoleProgress
+    from harness.reporting import summary as report
+    from harness.running.run import execute
 
     settings = None if args.no_flamegraphs else _profile_settings(args)
     result = execute(config_from_args(args, argv), ConsoleProgress(), profile=settings)
@@ -197,8 +197,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_profile(args: argparse.Namespace, argv: list[str]) -> int:
-    from harness.progress import ConsoleProgress
-    from harness.run import profile_only
+    from harness.commands.progress import ConsoleProgress
+    from harness.running.run import profile_only
 
     result = profile_only(config_from_args(args, argv), _profile_settings(args),
                           ConsoleProgress())
@@ -208,13 +208,13 @@ def cmd_profile(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _profile_settings(args: argparse.Namespace):
-    from harness.profile import ProfileSettings
+    from harness.profiling.profile import ProfileSettings
 
     return ProfileSettings(out_dir=args.flamegraph_dir)
 
 
 def _print_profile(profile) -> None:
-    from harness.profile import format_breakdown
+    from harness.profiling.profile import format_breakdown
 
     if profile is None:
         return
@@ -227,10 +227,10 @@ def _print_profile(profile) -> None:
 
 
 def cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
-    from harness.compare import compare
-    from harness.compare_report import render
+    from harness.compare.compare import compare
+    from harness.compare.rendering import render
     from harness.config import UsageError
-    from harness.runs import load_run
+    from harness.storage import load_run
 
     runs, normalize = _compare_operands(args.runs, args.normalize)
     if args.fail_above is not None and not args.fail_above >= 0:
@@ -245,7 +245,7 @@ def cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
 def _compare_operands(runs: list[Path], normalize: str | None) -> tuple[list[Path], str | None]:
     """BASELINE and CURRENT; ``--normalize BASELINE CURRENT`` reads as the default reference."""
     import backends
-    from harness.compare import DEFAULT_NORMALIZE, GEMM_PEAK
+    from harness.compare.compare import DEFAULT_NORMALIZE, GEMM_PEAK
     from harness.config import UsageError
 
     if (len(runs) == 1 and normalize not in (None, GEMM_PEAK)
@@ -257,7 +257,7 @@ def _compare_operands(runs: list[Path], normalize: str | None) -> tuple[list[Pat
 
 
 def cmd_history(args: argparse.Namespace, argv: list[str]) -> int:
-    from harness import history
+    from harness.compare import history
 
     if args.plot:
         history.check_plot_path(args.plot)
@@ -273,8 +273,8 @@ def cmd_history(args: argparse.Namespace, argv: list[str]) -> int:
 
 def sweep_cells(args: argparse.Namespace, argv: list[str]) -> list:
     """The run settings of every cell of ``sweep``'s grid, checked."""
-    from harness import sweep
     from harness.config import parse_sizes
+    from harness.running import sweep
 
     grid = sweep.Grid(
         batch_sizes=sweep.parse_list("--batch-size", args.batch_size, int, "1,10,100,1000"),
@@ -289,8 +289,8 @@ def sweep_cells(args: argparse.Namespace, argv: list[str]) -> list:
 
 
 def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
-    from harness.progress import SweepProgress
-    from harness.sweep import format_winners, run_sweep
+    from harness.commands.progress import SweepProgress
+    from harness.running.sweep import format_winners, run_sweep
 
     cells = sweep_cells(args, argv)
     progress = SweepProgress()
@@ -308,7 +308,7 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     import backends
     from harness.config import UsageError
-    from harness.data import DataError
+    from harness.data.catalogue import DataError
 
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import classify
-from harness.classify import CATEGORIES, NUMBA_JIT, OTHER_JIT, Frame
+from harness.profiling import classify
+from harness.profiling.classify import CATEGORIES, NUMBA_JIT, OTHER_JIT, Frame
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PROFILED = ("profiled_epochs", "train_epoch")

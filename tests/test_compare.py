@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import report
 from harness.__main__ import main
-from harness.compare import FASTER, IS_REFERENCE, SLOWER, WITHIN_NOISE, compare
-from harness.compare_report import render
+from harness.compare.compare import FASTER, IS_REFERENCE, SLOWER, WITHIN_NOISE, compare
+from harness.compare.rendering import render
 from harness.config import RunConfig
-from harness.run import execute
-from harness.runs import RunFolderError, load_run
+from harness.reporting import summary as report
+from harness.running.run import execute
+from harness.storage import RunFolderError, load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = dict(dtype="float64", sizes="784,30,10", batch_size=10, eta=3.0, seed=0,

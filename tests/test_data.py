@@ -21,8 +21,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from harness import data
-from harness.data import DataError, Dataset, download_verified, load_dataset, read_idx
+from harness.data import catalogue as data
+from harness.data.catalogue import DataError, Dataset, download_verified, load_dataset, read_idx
 
 STEMS = (
     "train-images-idx3-ubyte",

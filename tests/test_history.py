@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from test_compare import noisy, write_run
 
-from harness import history
 from harness.__main__ import main
-from harness.runs import RunFolderError
+from harness.compare import history
+from harness.storage import RunFolderError
 
 COMMITS = ["aaaaaaa1111", "bbbbbbb2222", "ccccccc3333+dirty"]
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from harness.peak import calibrate, measure_gemm_peak
+from harness.running.peak import calibrate, measure_gemm_peak
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

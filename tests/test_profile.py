@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import classify, flamegraph, pyspy
 from harness.__main__ import main
 from harness.config import RunConfig
-from harness.profile import BREAKDOWN_COLUMNS, HOT_COLUMNS, ProfileSettings
-from harness.run import execute
+from harness.profiling import classify, flamegraph, pyspy
+from harness.profiling.profile import BREAKDOWN_COLUMNS, HOT_COLUMNS, ProfileSettings
+from harness.running.run import execute
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SVG = "{http://www.w3.org/2000/svg}"

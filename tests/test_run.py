@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from fake_backends import PLUGINS
 
-from harness import report
 from harness.__main__ import main
 from harness.config import RunConfig, UsageError
-from harness.data import DataError
+from harness.data.catalogue import DataError
 from harness.records import CRASHED, DIVERGED, FAILED, OK, TIMEOUT
-from harness.run import check_data, execute
+from harness.reporting import summary as report
+from harness.running.run import check_data, execute
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

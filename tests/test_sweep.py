@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from fake_backends import PLUGINS
 
-from harness import report
 from harness.__main__ import build_parser, main, sweep_cells
+from harness.commands.progress import SweepProgress
 from harness.config import RunConfig, UsageError
-from harness.plots import FILES, FORMATS
-from harness.progress import SweepProgress
 from harness.records import CUT_SHORT, FAILED, OK, TIMEOUT, BackendOutcome
-from harness.sweep import Grid, parse_list, run_sweep, winner_grid, winner_map
+from harness.reporting import summary as report
+from harness.reporting.plots import FILES, FORMATS
+from harness.running.sweep import Grid, parse_list, run_sweep, winner_grid, winner_map
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,8 @@ from typing import TextIO
 
 from harness.config import RunConfig
 from harness.records import BackendOutcome, EpochRecord
-from harness.run import Observer
-from harness.sweep import SweepObserver
+from harness.running.run import Observer
+from harness.running.sweep import SweepObserver
 
 
 class ConsoleProgress(Observer):

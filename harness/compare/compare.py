@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from backends import REFERENCE
-from harness.bootstrap import CONFIDENCE, RESAMPLES, ratio_of_medians
-from harness.runs import CONFIG_COLUMNS, Run, RunFolderError, config_label
+from harness.compare.bootstrap import CONFIDENCE, RESAMPLES, ratio_of_medians
+from harness.storage import CONFIG_COLUMNS, Run, RunFolderError, config_label
 
 FASTER, SLOWER, WITHIN_NOISE, IS_REFERENCE = "faster", "slower", "within noise", "reference"
 GEMM_PEAK = "gemm-peak"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.runs import CONFIG_COLUMNS, RunFolderError, config_label, load_run
+from harness.storage import CONFIG_COLUMNS, RunFolderError, config_label, load_run
 
 HISTORY_COLUMNS = ["run_dir", "run_id", "date", "commit", "backend", *CONFIG_COLUMNS,
                    "epochs", "median_s"]
@@ -52,7 +52,7 @@ def _run_rows(run, run_dir: str) -> list[dict]:
 
 
 def write(history: pd.DataFrame, path: Path) -> None:
-    from harness.report import write_csv
+    from harness.reporting.summary import write_csv
 
     write_csv(history, path)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.compare import IS_REFERENCE, SLOWER, Comparison
-from harness.report import _align
-from harness.runs import CONFIG_COLUMNS, Run, config_label
+from harness.compare.compare import IS_REFERENCE, SLOWER, Comparison
+from harness.reporting.summary import _align
+from harness.storage import CONFIG_COLUMNS, Run, config_label
 
 FORMATS = ("table", "markdown", "csv")
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape, quoteattr
 
-from harness.classify import CALLER, Frame, Stack, classify
+from harness.profiling.classify import CALLER, Frame, Stack, classify
 
 COLOURS = {
     "blas": "#e4572e", "numpy": "#f3a712", "allocation": "#a8c686", "interpreter": "#669bbc",

@@ -40,11 +40,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import classify, flamegraph, pyspy, report
-from harness.classify import Stack
 from harness.config import RunConfig
-from harness.profile_worker import JOB_FILE, PROFILED_FRAME, RESULT_FILE, ProfileJob
-from harness.worker import Job
+from harness.profiling import classify, flamegraph, pyspy
+from harness.profiling.classify import Stack
+from harness.profiling.profile_worker import JOB_FILE, PROFILED_FRAME, RESULT_FILE, ProfileJob
+from harness.reporting import summary as report
+from harness.running.worker import Job
 
 BREAKDOWN_COLUMNS = ["run_id", "backend", "category", "samples", "share", "total_samples",
                      "outside_training_share", "blas_threads", "rate_hz", "profiled_epochs",
@@ -159,7 +160,7 @@ def _record(job: Job, min_seconds: float, settings: ProfileSettings, py_spy: str
     with tempfile.TemporaryDirectory(prefix="nndl-profile-") as tmp:
         folder = Path(tmp)
         (folder / JOB_FILE).write_bytes(pickle.dumps(ProfileJob(job, min_seconds)))
-        command = [sys.executable, "-m", "harness.profile_worker", str(folder)]
+        command = [sys.executable, "-m", "harness.profiling.profile_worker", str(folder)]
         phases = pyspy.record(py_spy, command, folder, [settings.startup_rate, settings.rate],
                               env=_child_env(), timeout=timeout)
         return phases, json.loads((folder / RESULT_FILE).read_text())
@@ -172,7 +173,7 @@ def _training_samples(phases: Sequence[pyspy.Phase]) -> int:
 
 def _child_env() -> dict[str, str]:
     """The environment, with this checkout first on the path: the child runs
-    ``-m harness.profile_worker`` whether or not the package is installed."""
+    ``-m harness.profiling.profile_worker`` whether or not the package is installed."""
     root = str(Path(__file__).resolve().parents[1])
     path = os.environ.get("PYTHONPATH", "")
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, path]))}

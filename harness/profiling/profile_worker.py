@@ -1,4 +1,4 @@
-"""The profiled child: ``python -m harness.profile_worker FOLDER``, sampled by py-spy.
+"""The profiled child: ``python -m harness.profiling.profile_worker FOLDER``, sampled by py-spy.
 
 It loads the data and builds the trainer exactly as the timed worker does
 (``worker.prepare``, from the same pickled ``worker.Job``, so the two cannot
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.pyspy import allow_parent_to_trace, wait_for_sampler
+from harness.profiling.pyspy import allow_parent_to_trace, wait_for_sampler
 
 if TYPE_CHECKING:
-    from harness.worker import Job, Setup
+    from harness.running.worker import Job, Setup
 
 # The name of the function whose frames mark the profiled epochs.
 PROFILED_FRAME = "profiled_epochs"
@@ -60,7 +60,7 @@ def run(profile_job: ProfileJob, folder: Path, started: float) -> dict:
     """Start-up, warm-up, then the profiled epochs; ``started`` is when phase 1 began."""
     from threadpoolctl import threadpool_limits
 
-    from harness.worker import epoch_orders, prepare
+    from harness.running.worker import epoch_orders, prepare
 
     cfg = profile_job.job.config
     setup = prepare(profile_job.job)

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import NullLocator
 
-from harness.sweep import TIMED, row_label, winner_text
+from harness.running.sweep import TIMED, row_label, winner_text
 
 FORMATS = ("png", "svg")
 FILES = ("seconds_per_epoch", "throughput", "winners")

@@ -7,8 +7,8 @@ import signal
 import time
 from collections.abc import Callable
 
-from harness import worker
 from harness.records import CRASHED, CUT_SHORT, INTERRUPTED, TIMEOUT, BackendOutcome, EpochRecord
+from harness.running import worker
 
 POLL_SECONDS = 0.25
 

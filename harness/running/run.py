@@ -12,13 +12,14 @@ from pathlib import Path
 import pandas as pd
 
 from backends import REFERENCE
-from harness import machine, report
 from harness.config import RunConfig, UsageError
-from harness.manager import Interrupted, run_worker
-from harness.peak import calibrate
-from harness.profile import ProfileResult, ProfileSettings, profile_backends
+from harness.profiling.profile import ProfileResult, ProfileSettings, profile_backends
 from harness.records import BackendOutcome, EpochRecord
-from harness.worker import Job
+from harness.reporting import summary as report
+from harness.running import machine
+from harness.running.manager import Interrupted, run_worker
+from harness.running.peak import calibrate
+from harness.running.worker import Job
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -58,7 +59,7 @@ def check_data(config: RunConfig, notice: Callable[[str], None]) -> tuple[str, i
     """Load the data once in the parent: the dataset a worker will load (never
     'auto') and its number of training samples, with unusable data or settings
     that do not fit it raised here."""
-    from harness.data import load_dataset
+    from harness.data.catalogue import load_dataset
 
     data = load_dataset(config.dataset, data_dir=config.data_dir, n_train=config.n_train,
                         input_size=config.sizes[0], seed=config.seed, notice=notice)

@@ -22,10 +22,11 @@ from pathlib import Path
 import pandas as pd
 
 from backends.base import DTYPES
-from harness import machine, report
 from harness.config import RunConfig, UsageError
 from harness.records import CUT_SHORT, OK
-from harness.run import (
+from harness.reporting import summary as report
+from harness.running import machine
+from harness.running.run import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -143,7 +144,7 @@ def run_sweep(
 ) -> SweepResult:
     """Run every cell and write ``<results_dir>/<sweep-id>/``: sweep.csv (rewritten
     after every cell), winners.csv, sweep.json, the plots, and cells/<run-id>/."""
-    from harness import plots
+    from harness.reporting import plots
 
     if budget is not None and not budget > 0:
         raise UsageError(f"--max-seconds-per-cell must be positive seconds, got {budget}")

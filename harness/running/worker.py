@@ -27,7 +27,7 @@ from harness.records import DIVERGED, FAILED, OK, EpochRecord
 
 if TYPE_CHECKING:
     from backends.base import Trainer
-    from harness.data import Dataset
+    from harness.data.catalogue import Dataset
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def prepare(job: Job) -> Setup:
     """
     import backends
     from backends.base import init_params
-    from harness.data import load_dataset
+    from harness.data.catalogue import load_dataset
 
     cfg = job.config
     _, threads = _limit_threads(cfg.threads)
