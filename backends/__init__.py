@@ -1,6 +1,8 @@
 """The registry of training backends.
 
-Adding a backend means adding its module and one line to ``_REGISTRY``; a
+Adding a backend means adding its module and one line to ``_REGISTRY``, which
+holds every fact the harness needs about it (what it needs installed, whether
+it is ours or a peer's, how fast py-spy may sample it); a
 backend outside this package is added at run time with the environment variable
 ``NNDL_BENCH_PLUGINS=name=module:Class[,...]`` (worker processes inherit it). A
 backend whose packages are missing is left out of ``available()``; asking for
@@ -19,23 +21,35 @@ from backends.base import Params, Trainer
 
 @dataclass(frozen=True)
 class _Entry:
+    """What the harness knows of a backend before importing it."""
+
     module: str
     cls: str
-    requires: tuple[str, ...] = ()
-    extra: str = ""
+    requires: tuple[str, ...] = ()  # modules it imports that may be missing
+    extra: str = ""  # the extra of nndl-bench that installs them
+    packages: tuple[str, ...] = ()  # distributions run.json records (default: requires)
+    peer: bool = False  # a library a user would otherwise reach for, not one of ours
+    # The highest py-spy rate (Hz) its stacks can be unwound at without falling behind.
+    profile_rate: int | None = None
 
 
+_PEER = {"extra": "peers", "peer": True}
+_NUMBA = {"requires": ("numba",), "packages": ("numba", "llvmlite")}
+# Each native sample of PyTorch walks libtorch's deep C++ stacks: at 1 kHz py-spy
+# fell minutes behind a 1.2 s epoch and the profile never ended; at 100 Hz it keeps up.
+_TORCH = {"requires": ("torch",), "profile_rate": 100, **_PEER}
+_JAX = {"requires": ("jax",), "packages": ("jax", "jaxlib"), **_PEER}
+
+# One line per backend.
 _REGISTRY: dict[str, _Entry] = {
     "numpy-book": _Entry("backends.numpy_book", "NumpyBook"),
     "numpy-per-sample": _Entry("backends.numpy_per_sample", "NumpyPerSample"),
     "numpy-batched": _Entry("backends.numpy_batched", "NumpyBatched"),
     "numpy-gemm": _Entry("backends.numpy_gemm", "NumpyGemm"),
-    "numba": _Entry("backends.numba_fused", "NumbaFused", requires=("numba",)),
-    "numba-parallel": _Entry(
-        "backends.numba_parallel", "NumbaParallel", requires=("numba",)
-    ),
-    "torch": _Entry("backends.torch_backend", "TorchTrainer", requires=("torch",), extra="peers"),
-    "jax": _Entry("backends.jax_backend", "JaxTrainer", requires=("jax",), extra="peers"),
+    "numba": _Entry("backends.numba_fused", "NumbaFused", **_NUMBA),
+    "numba-parallel": _Entry("backends.numba_parallel", "NumbaParallel", **_NUMBA),
+    "torch": _Entry("backends.torch_backend", "TorchTrainer", **_TORCH),
+    "jax": _Entry("backends.jax_backend", "JaxTrainer", **_JAX),
 }
 
 REFERENCE = "numpy-per-sample"
@@ -70,6 +84,25 @@ class BackendUnavailable(ImportError):
         )
 
 
+def entry(name: str) -> _Entry:
+    """The registry's facts about ``name``."""
+    found = _entries().get(name)
+    if found is None:
+        raise UnknownBackend(name)
+    return found
+
+
+def peers() -> list[str]:
+    """The backends that stand for the libraries a user would otherwise reach for."""
+    return [name for name, e in _entries().items() if e.peer]
+
+
+def recorded_packages() -> list[str]:
+    """The distributions, of every backend, whose versions a run records."""
+    return list(dict.fromkeys(p for e in _entries().values()
+                              for p in e.packages or e.requires))
+
+
 def names() -> list[str]:
     """Every backend this version knows, installed or not."""
     return list(_entries())
@@ -86,13 +119,11 @@ def available() -> list[str]:
 
 def get(name: str) -> type:
     """The trainer class registered as ``name``; built as ``cls(params, dtype, threads=None)``."""
-    entry = _entries().get(name)
-    if entry is None:
-        raise UnknownBackend(name)
-    missing = _missing(entry)
+    found = entry(name)
+    missing = _missing(found)
     if missing:
-        raise BackendUnavailable(name, missing, entry.extra)
-    return getattr(importlib.import_module(entry.module), entry.cls)
+        raise BackendUnavailable(name, missing, found.extra)
+    return getattr(importlib.import_module(found.module), found.cls)
 
 
 def create(

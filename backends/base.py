@@ -77,6 +77,11 @@ class Trainer(Protocol):
 
     name: str
     dtype: np.dtype
+    # Optional: the threads it trains on when it runs threads of its own (Numba,
+    # PyTorch) or pins BLAS's, and the seconds it spent compiling, for a JIT. A
+    # trainer without them is read as None (see ``trainer_threads``).
+    threads: int | None
+    compile_seconds: float | None
 
     def train_epoch(
         self, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int, eta: float
@@ -85,6 +90,16 @@ class Trainer(Protocol):
     def predict(self, X: np.ndarray) -> np.ndarray: ...
 
     def params(self) -> Params: ...
+
+
+def trainer_threads(trainer: Trainer) -> int | None:
+    """The thread count a trainer reports, or None when its libraries decide."""
+    return getattr(trainer, "threads", None)
+
+
+def compile_seconds(trainer: Trainer) -> float | None:
+    """The seconds a JIT trainer spent compiling, or None for one that compiles nothing."""
+    return getattr(trainer, "compile_seconds", None)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:

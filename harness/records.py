@@ -12,6 +12,8 @@ CRASHED = "crashed"  # the worker process died (a signal, the OOM killer)
 TIMEOUT = "timeout"  # the worker ran past --timeout and was stopped
 INTERRUPTED = "interrupted"  # the run was stopped (Ctrl-C) during this backend
 CUT_SHORT = "cut-short"  # a time budget ended the backend early; its epochs stand
+# The backend statuses whose timed epochs stand as measurements.
+STANDING = (OK, CUT_SHORT)
 
 
 @dataclass(frozen=True)
@@ -56,4 +58,4 @@ class BackendOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.status in (OK, CUT_SHORT)
+        return self.status in STANDING

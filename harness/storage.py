@@ -1,23 +1,140 @@
-"""Run folders read back: the per-epoch samples and the metadata of a finished
-(or stopped) run, checked well enough that a comparison can trust them."""
+"""The run-folder format: every file of a run folder (and of a sweep folder) is
+written and read here.
+
+A run folder holds ``run.json`` (the settings, the machine, ``format_version``),
+``epochs.csv`` (one row per timed epoch, rewritten as each arrives),
+``summary.csv`` (one row per backend) and, when profiled, ``time_breakdown.csv``
+and ``hot_functions.csv``. Files are written atomically: a reader, or a run
+stopped half-way, only ever sees a complete file. A folder written before the
+format carried a version reads as version 1, which it is.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from harness import stats
 from harness.config import UsageError
-from harness.records import OK
+from harness.records import EpochRecord
+
+FORMAT_VERSION = 1
+READABLE_VERSIONS = (1,)
+
+RUN_JSON = "run.json"
+EPOCHS_CSV = "epochs.csv"
+SUMMARY_CSV = "summary.csv"
+TIME_BREAKDOWN_CSV = "time_breakdown.csv"
+HOT_FUNCTIONS_CSV = "hot_functions.csv"
+RUN_FILES = (EPOCHS_CSV, SUMMARY_CSV, RUN_JSON)
+SWEEP_JSON = "sweep.json"
+SWEEP_CSV = "sweep.csv"
+WINNERS_CSV = "winners.csv"
+CELLS_DIR = "cells"
+HISTORY_CSV = "history.csv"
+
+EPOCH_COLUMNS = list(EpochRecord.__dataclass_fields__)
 
 # What makes two measurements comparable: the same work on the same number of
 # threads. The seed is left out on purpose: it changes the numbers trained on,
 # not the amount of work.
 CONFIG_COLUMNS = ["dtype", "sizes", "batch_size", "eta", "dataset", "n_train", "threads"]
 REQUIRED_COLUMNS = ["backend", *CONFIG_COLUMNS, "seconds"]
-RUN_FILES = ("epochs.csv", "summary.csv", "run.json")
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from other users
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    write_atomic(path, frame.to_csv(index=False))
+
+
+def write_json(data: dict, path: Path) -> None:
+    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def epochs_frame(records: Iterable[EpochRecord]) -> pd.DataFrame:
+    return pd.DataFrame([r.to_row() for r in records], columns=EPOCH_COLUMNS)
+
+
+def write_meta(meta: dict, run_dir: Path) -> None:
+    """run.json, stamped with the version of the format it belongs to."""
+    write_json({"format_version": FORMAT_VERSION, **meta}, run_dir / RUN_JSON)
+
+
+class RunWriter:
+    """A run folder's files, rewritten whole (and atomically) as records arrive."""
+
+    def __init__(self, run_dir: Path, meta: dict, with_epochs: bool = True):
+        self.run_dir, self.meta, self.records = run_dir, meta, []
+        write_meta(meta, run_dir)
+        if with_epochs:
+            write_csv(epochs_frame([]), run_dir / EPOCHS_CSV)
+
+    def add(self, record: EpochRecord) -> None:
+        self.records.append(record)
+        write_csv(epochs_frame(self.records), self.run_dir / EPOCHS_CSV)
+
+    def summary(self, summary: pd.DataFrame) -> None:
+        write_csv(summary, self.run_dir / SUMMARY_CSV)
+
+    def update_meta(self, **extra) -> None:
+        self.meta.update(**extra)
+        write_meta(self.meta, self.run_dir)
+
+
+def write_profile(run_dir: Path, breakdown: pd.DataFrame, hot: pd.DataFrame) -> None:
+    """The profile's tables in the run folder: where the time goes, and the hottest functions."""
+    write_csv(breakdown, run_dir / TIME_BREAKDOWN_CSV)
+    write_csv(hot, run_dir / HOT_FUNCTIONS_CSV)
+
+
+class SweepWriter:
+    """A sweep folder: sweep.json, sweep.csv (rewritten after every cell), winners.csv;
+    its runs go in ``cells/``."""
+
+    def __init__(self, sweep_dir: Path, meta: dict):
+        self.sweep_dir, self.meta = sweep_dir, meta
+        self.cells_dir = sweep_dir / CELLS_DIR
+        write_json({"format_version": FORMAT_VERSION, **meta}, sweep_dir / SWEEP_JSON)
+
+    def frame(self, frame: pd.DataFrame) -> None:
+        write_csv(frame, self.sweep_dir / SWEEP_CSV)
+
+    def winners(self, winners: pd.DataFrame) -> None:
+        write_csv(winners, self.sweep_dir / WINNERS_CSV)
+
+    def update_meta(self, **extra) -> None:
+        self.meta.update(**extra)
+        write_json({"format_version": FORMAT_VERSION, **self.meta}, self.sweep_dir / SWEEP_JSON)
+
+
+def write_history(history: pd.DataFrame, results_dir: Path) -> Path:
+    path = Path(results_dir) / HISTORY_CSV
+    write_csv(history, path)
+    return path
 
 
 class RunFolderError(UsageError):
@@ -57,10 +174,10 @@ def load_run(path: Path | str) -> Run:
     so that a median spans the load a shared machine had over all of them.
     """
     folder = run_dir(path)
-    parts = sorted(p.parent for p in folder.glob("*/epochs.csv"))
-    if (folder / "epochs.csv").exists() or not parts:
-        return Run(folder, read_epochs(folder / "epochs.csv"), read_meta(folder / "run.json"))
-    runs = [Run(part, read_epochs(part / "epochs.csv"), read_meta(part / "run.json"))
+    parts = sorted(p.parent for p in folder.glob(f"*/{EPOCHS_CSV}"))
+    if (folder / EPOCHS_CSV).exists() or not parts:
+        return Run(folder, read_epochs(folder / EPOCHS_CSV), read_meta(folder / RUN_JSON))
+    runs = [Run(part, read_epochs(part / EPOCHS_CSV), read_meta(part / RUN_JSON))
             for part in parts]
     meta = {**runs[0].meta, "run_id": folder.name, "pooled_runs": [r.label for r in runs]}
     return Run(folder, pd.concat([r.epochs for r in runs], ignore_index=True), meta)
@@ -81,17 +198,15 @@ def read_epochs(path: Path) -> pd.DataFrame:
     if missing:
         raise RunFolderError(f"{path}: missing column(s) {', '.join(missing)}; "
                              f"an epochs.csv has {', '.join(REQUIRED_COLUMNS)}")
-    if "status" in frame.columns:
-        frame = frame[frame["status"].fillna(OK) == OK]
-    frame = frame.assign(seconds=pd.to_numeric(frame["seconds"], errors="coerce"))
-    frame = frame[frame["seconds"] > 0]
+    frame = stats.standing_epochs(frame)
     if frame.empty:
         raise RunFolderError(f"{path}: no timed epoch in this run")
     return frame.reset_index(drop=True)
 
 
 def read_meta(path: Path) -> dict:
-    """run.json as a dict; {} when a run has none (an older or hand-made folder)."""
+    """run.json as a dict, its format version checked; {} when a run has none
+    (an older or hand-made folder)."""
     if not path.is_file():
         return {}
     try:
@@ -100,7 +215,18 @@ def read_meta(path: Path) -> dict:
         raise RunFolderError(f"{path}: not readable JSON ({e})") from None
     if not isinstance(meta, dict):
         raise RunFolderError(f"{path}: expected a JSON object")
+    check_version(meta, path)
     return meta
+
+
+def check_version(meta: dict, path: Path) -> int:
+    """The format version of a run.json; one written before versions were recorded is 1."""
+    version = meta.get("format_version", 1)
+    if version not in READABLE_VERSIONS:
+        readable = ", ".join(map(str, READABLE_VERSIONS))
+        raise RunFolderError(f"{path}: format_version {version!r} is not one this harness "
+                             f"reads ({readable}); read it with the version that wrote it")
+    return version
 
 
 def config_label(key: tuple) -> str:

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness import storage
 from harness.__main__ import main
 from harness.compare.compare import FASTER, IS_REFERENCE, SLOWER, WITHIN_NOISE, compare
 from harness.compare.rendering import render
 from harness.config import RunConfig
-from harness.reporting import summary as report
 from harness.running.run import execute
 from harness.storage import RunFolderError, load_run
 
@@ -38,7 +38,7 @@ def write_run(folder: Path, times: dict[str, np.ndarray], meta: dict | None = No
              "accuracy": 0.9, "eval_seconds": 0.01, "status": "ok"}
             for b, seconds in times.items() for i, s in enumerate(seconds)]
     folder.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=report.EPOCH_COLUMNS).to_csv(folder / "epochs.csv", index=False)
+    pd.DataFrame(rows, columns=storage.EPOCH_COLUMNS).to_csv(folder / "epochs.csv", index=False)
     (folder / "run.json").write_text(json.dumps({"run_id": folder.name, **(meta or {})}))
     return folder
 
@@ -174,7 +174,7 @@ def test_normalize_before_the_runs_takes_the_default_reference(tmp_path, capsys)
 @pytest.mark.parametrize("content, message", [
     ("", "empty file"),
     ("backend,seconds\nnumpy-gemm,0.1\n", "missing column(s) dtype, sizes"),
-    (",".join(report.EPOCH_COLUMNS) + "\n", "no timed epoch"),
+    (",".join(storage.EPOCH_COLUMNS) + "\n", "no timed epoch"),
 ])
 def test_unreadable_epochs_exit_2_with_one_line(tmp_path, capsys, content, message):
     good = write_run(tmp_path / "good", {"gemm": noisy(0.1)})

@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 from fake_backends import PLUGINS
 
+from harness import storage
 from harness.__main__ import main
 from harness.config import RunConfig, UsageError
 from harness.data.catalogue import DataError
 from harness.records import CRASHED, DIVERGED, FAILED, OK, TIMEOUT
-from harness.reporting import summary as report
+from harness.reporting.summary import SUMMARY_COLUMNS
 from harness.running.run import check_data, execute
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,11 +43,11 @@ def test_run_writes_epochs_summary_and_metadata(tmp_path):
     result = execute(small(tmp_path, ["numpy-per-sample", "numpy-gemm"], peak_seconds=0.4))
     assert result.exit_code == 0
     epochs = pd.read_csv(result.run_dir / "epochs.csv")
-    assert list(epochs.columns) == report.EPOCH_COLUMNS
+    assert list(epochs.columns) == storage.EPOCH_COLUMNS
     assert len(epochs) == 4 and set(epochs["status"]) == {OK}
     assert set(epochs["dataset"]) == {"mnist-sample"} and set(epochs["n_train"]) == {500}
     summary = pd.read_csv(result.run_dir / "summary.csv")
-    assert list(summary.columns) == report.SUMMARY_COLUMNS
+    assert list(summary.columns) == SUMMARY_COLUMNS
     ref = summary.set_index("backend").loc["numpy-per-sample"]
     assert ref["speedup"] == pytest.approx(1.0)
     assert (summary["peak_rss_mb"] > 10).all()
@@ -144,7 +145,7 @@ def test_ctrl_c_keeps_every_completed_epoch_in_valid_csvs(tmp_path):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     epochs = pd.read_csv(epochs_csv)
-    assert len(epochs) >= 2 and list(epochs.columns) == report.EPOCH_COLUMNS
+    assert len(epochs) >= 2 and list(epochs.columns) == storage.EPOCH_COLUMNS
     summary = pd.read_csv(epochs_csv.parent / "summary.csv")
     assert summary.loc[0, "status"] == "interrupted"
     assert summary.loc[0, "epochs"] == len(epochs)

@@ -13,13 +13,15 @@ import pandas as pd
 import pytest
 from fake_backends import PLUGINS
 
-from harness.__main__ import build_parser, main, sweep_cells
+from harness.__main__ import build_parser, main
 from harness.commands.progress import SweepProgress
+from harness.commands.sweep import sweep_cells
 from harness.config import RunConfig, UsageError
 from harness.records import CUT_SHORT, FAILED, OK, TIMEOUT, BackendOutcome
-from harness.reporting import summary as report
 from harness.reporting.plots import FILES, FORMATS
-from harness.running.sweep import Grid, parse_list, run_sweep, winner_grid, winner_map
+from harness.reporting.summary import SUMMARY_COLUMNS
+from harness.reporting.tables import winner_grid
+from harness.running.sweep import Grid, parse_list, run_sweep, winner_map
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,7 +92,7 @@ def test_small_sweep_writes_a_row_per_cell_and_backend_and_the_plots(tmp_path):
     assert result.exit_code == 0
 
     frame = pd.read_csv(result.sweep_dir / "sweep.csv")
-    assert set(report.SUMMARY_COLUMNS) <= set(frame.columns)
+    assert set(SUMMARY_COLUMNS) <= set(frame.columns)
     assert len(frame) == 4 * 2
     assert set(frame["status"]) == {OK}
     cells_seen = frame.groupby(["dtype", "batch_size"])["backend"].apply(sorted)

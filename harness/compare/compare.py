@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from backends import REFERENCE
-from harness.compare.bootstrap import CONFIDENCE, RESAMPLES, ratio_of_medians
+from harness import stats
+from harness.stats import CONFIDENCE, RESAMPLES, ratio_of_medians
 from harness.storage import CONFIG_COLUMNS, Run, RunFolderError, config_label
 
 FASTER, SLOWER, WITHIN_NOISE, IS_REFERENCE = "faster", "slower", "within noise", "reference"
@@ -136,7 +137,7 @@ def _row(key, base_groups, cur_groups, normalize, scale, seed, resamples, confid
     base, cur = base_groups[key], cur_groups[key]
     row = {"backend": backend, **dict(zip(CONFIG_COLUMNS, config)),
            "baseline_epochs": len(base), "current_epochs": len(cur),
-           "baseline_median_s": float(np.median(base)), "current_median_s": float(np.median(cur))}
+           "baseline_median_s": stats.median(base), "current_median_s": stats.median(cur)}
     row["time_ratio"] = row["current_median_s"] / row["baseline_median_s"]
     if normalize not in (None, GEMM_PEAK) and backend == normalize:
         return {**row, "ratio": 1.0, "ci_low": 1.0, "ci_high": 1.0, "verdict": IS_REFERENCE}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness import stats, storage
 from harness.storage import CONFIG_COLUMNS, RunFolderError, config_label, load_run
 
 HISTORY_COLUMNS = ["run_dir", "run_id", "date", "commit", "backend", *CONFIG_COLUMNS,
@@ -25,7 +26,7 @@ def gather(results_dir: Path | str) -> pd.DataFrame:
         raise RunFolderError(f"{results_dir}: no such results folder; runs are written there "
                              "by `python -m harness run --results-dir DIR`")
     rows = []
-    for epochs_csv in sorted(results_dir.rglob("epochs.csv")):
+    for epochs_csv in sorted(results_dir.rglob(storage.EPOCHS_CSV)):
         try:
             run = load_run(epochs_csv.parent)
         except RunFolderError:
@@ -47,14 +48,8 @@ def _run_rows(run, run_dir: str) -> list[dict]:
         rows.append({"run_dir": run_dir, "run_id": run.label, "date": date,
                      "commit": meta.get("git_commit") or "", "backend": backend,
                      **dict(zip(CONFIG_COLUMNS, config)),
-                     "epochs": len(group), "median_s": float(group["seconds"].median())})
+                     "epochs": len(group), "median_s": stats.median(group["seconds"])})
     return rows
-
-
-def write(history: pd.DataFrame, path: Path) -> None:
-    from harness.reporting.summary import write_csv
-
-    write_csv(history, path)
 
 
 def short_commit(commit: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from harness.compare.compare import IS_REFERENCE, SLOWER, Comparison
-from harness.reporting.summary import _align
+from harness.reporting.tables import align
 from harness.storage import CONFIG_COLUMNS, Run, config_label
 
 FORMATS = ("table", "markdown", "csv")
@@ -29,7 +29,7 @@ def to_table(c: Comparison, fail_above: float | None = None) -> str:
     body = [[r["backend"], *_config_cell(c, r), f"{r['baseline_median_s']:.4f}",
              f"{r['current_median_s']:.4f}", *_ratios(c, r), _interval(r), r["verdict"]]
             for _, r in c.rows.iterrows()]
-    lines += ["", _align([header, *body]), ""]
+    lines += ["", align([header, *body]), ""]
     lines += [f"{kind}: {backend} ({config_label(cfg)})"
               for kind, items in (("added", c.added), ("removed", c.removed))
               for backend, cfg in items]

@@ -40,11 +40,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness import storage
 from harness.config import RunConfig
 from harness.profiling import classify, flamegraph, pyspy
 from harness.profiling.classify import Stack
 from harness.profiling.profile_worker import JOB_FILE, PROFILED_FRAME, RESULT_FILE, ProfileJob
-from harness.reporting import summary as report
 from harness.running.worker import Job
 
 BREAKDOWN_COLUMNS = ["run_id", "backend", "category", "samples", "share", "total_samples",
@@ -149,7 +149,7 @@ def _profile_one(config, backend, dataset, run_id, settings, py_spy, out_dir) ->
                              child["blas_threads"], startup.errors + training.errors,
                              training.rate)
     profile.svg = out_dir / f"{backend}.svg"
-    report.write_atomic(profile.svg, flamegraph.render(
+    storage.write_atomic(profile.svg, flamegraph.render(
         weighted, _title(config, backend, dataset, profile), _subtitle(profile, settings)))
     return profile
 
@@ -245,8 +245,7 @@ def hot_frame(result: ProfileResult, top: int = 10) -> pd.DataFrame:
 
 
 def write_reports(result: ProfileResult, run_id: str, run_dir: Path) -> None:
-    report.write_csv(breakdown_frame(result, run_id), run_dir / "time_breakdown.csv")
-    report.write_csv(hot_frame(result), run_dir / "hot_functions.csv")
+    storage.write_profile(run_dir, breakdown_frame(result, run_id), hot_frame(result))
 
 
 def format_breakdown(result: ProfileResult) -> str:

@@ -1,7 +1,7 @@
 """The sweep's figures, each as PNG and SVG: seconds per epoch and throughput
 against batch size per backend, and the winner map.
 
-They read the sweep's frames (``harness.sweep``) and compute no figure of their
+They read the sweep's frames (``harness.running.sweep``) and compute no figure of their
 own. Figures are drawn on ``matplotlib.figure.Figure`` directly, with the Agg
 and SVG canvases, so no GUI backend or pyplot state is involved.
 """
@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import NullLocator
 
-from harness.running.sweep import TIMED, row_label, winner_text
+from harness.records import OK, STANDING
+from harness.reporting.tables import row_label, winner_text
 
 FORMATS = ("png", "svg")
 FILES = ("seconds_per_epoch", "throughput", "winners")
@@ -69,7 +70,7 @@ def _per_panel(frame: pd.DataFrame, colours: dict, column: str, ylabel: str,
     dtypes = list(dict.fromkeys(frame["dtype"]))
     fig = Figure(figsize=(5.2 * len(dtypes), 3.8 * len(widths)), layout="constrained")
     axes = fig.subplots(len(widths), len(dtypes), squeeze=False, sharex=True)
-    timed = frame[frame["status"].isin(TIMED) & frame[column].notna()]
+    timed = frame[frame["status"].isin(STANDING) & frame[column].notna()]
     threads = list(dict.fromkeys(frame["threads_requested"]))
     batches = sorted(frame["batch_size"].unique())
     for (i, sizes), (j, dtype) in ((w, d) for w in enumerate(widths) for d in enumerate(dtypes)):
@@ -97,7 +98,7 @@ def _draw_line(ax, line: pd.DataFrame, column: str, colour, style: str, label: s
     line = line.sort_values("batch_size")
     ax.plot(line["batch_size"], line[column], style, color=colour, label=label, marker="o",
             markersize=4)
-    cut = line[line["status"] != TIMED[0]]
+    cut = line[line["status"] != OK]
     if not cut.empty:  # cut short: measured, but on fewer epochs
         ax.plot(cut["batch_size"], cut[column], "o", markersize=7, markerfacecolor="white",
                 markeredgecolor=colour)

@@ -9,8 +9,8 @@ import sys
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-PACKAGES = ("numpy", "pandas", "threadpoolctl", "numba", "llvmlite", "torch", "jax", "jaxlib",
-            "py-spy", "scipy")
+# The harness's own; each backend's are on its registry entry.
+PACKAGES = ("numpy", "pandas", "threadpoolctl", "py-spy", "scipy")
 # Set on some machines to work around older OpenBLAS builds; they change which
 # kernels run, so a figure means little without them.
 BLAS_ENVIRONMENT = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
@@ -28,8 +28,10 @@ def cpu_model() -> str:
 
 
 def package_versions() -> dict[str, str | None]:
+    import backends
+
     versions = {}
-    for name in PACKAGES:
+    for name in dict.fromkeys([*PACKAGES, *backends.recorded_packages()]):
         try:
             versions[name] = importlib_metadata.version(name)
         except importlib_metadata.PackageNotFoundError:

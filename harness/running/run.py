@@ -12,16 +12,17 @@ from pathlib import Path
 import pandas as pd
 
 from backends import REFERENCE
+from harness import storage
 from harness.config import RunConfig, UsageError
 from harness.profiling.profile import ProfileResult, ProfileSettings, profile_backends
 from harness.records import BackendOutcome, EpochRecord
-from harness.reporting import summary as report
+from harness.reporting.summary import summarize
 from harness.running import machine
 from harness.running.manager import Interrupted, run_worker
 from harness.running.peak import calibrate
 from harness.running.worker import Job
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 
 class Observer:
@@ -78,24 +79,6 @@ def check_data(config: RunConfig, notice: Callable[[str], None]) -> tuple[str, i
     return data.name, data.n_train
 
 
-class _Reports:
-    """The run folder's files, rewritten whole (and atomically) as records arrive."""
-
-    def __init__(self, run_dir: Path, meta: dict):
-        self.run_dir, self.meta, self.records = run_dir, meta, []
-        report.write_json(meta, run_dir / "run.json")
-        report.write_csv(report.epochs_frame([]), run_dir / "epochs.csv")
-
-    def add(self, record: EpochRecord) -> None:
-        self.records.append(record)
-        report.write_csv(report.epochs_frame(self.records), self.run_dir / "epochs.csv")
-
-    def finish(self, summary: pd.DataFrame, **extra) -> None:
-        report.write_csv(summary, self.run_dir / "summary.csv")
-        self.meta.update(finished=_now(), **extra)
-        report.write_json(self.meta, self.run_dir / "run.json")
-
-
 def execute(config: RunConfig, observer: Observer | None = None,
             budget: float | None = None, profile: ProfileSettings | None = None) -> RunResult:
     """Run every backend of ``config`` and write ``results/<run-id>/``; with ``profile``,
@@ -107,7 +90,7 @@ def execute(config: RunConfig, observer: Observer | None = None,
     meta = {"run_id": run_id, "started": _now(), "dataset": dataset,
             "config": config.to_dict(), **machine.metadata(config.argv)}
     meta["gemm_peak"] = _calibrate(config, observer)
-    reports = _Reports(run_dir, meta)
+    reports = storage.RunWriter(run_dir, meta)
     outcomes, interrupted = [], False
     try:
         for backend in config.backends:
@@ -123,14 +106,14 @@ def execute(config: RunConfig, observer: Observer | None = None,
                   "batch_size": config.batch_size, "eta": config.eta, "seed": config.seed,
                   "dataset": dataset, "n_train": n_train}
     peak = (meta["gemm_peak"] or {}).get("gemm_peak_gflops_all")
-    summary = report.summarize(run_id, outcomes, config_row, REFERENCE, peak)
+    summary = summarize(run_id, outcomes, config_row, REFERENCE, peak)
     result = RunResult(run_id, run_dir, summary, outcomes, interrupted)
-    reports.finish(summary, exit_code=result.exit_code)
+    reports.summary(summary)
+    reports.update_meta(finished=_now(), exit_code=result.exit_code)
     if profile is not None and not interrupted:
         ran_well = [o.backend for o in outcomes if o.ok]
         result.profile = _profile(config, ran_well, dataset, run_id, run_dir, profile, observer)
-        reports.finish(summary, exit_code=result.exit_code,
-                       flamegraphs=_folder(result.profile))
+        reports.update_meta(finished=_now(), flamegraphs=_folder(result.profile))
     return result
 
 
@@ -144,12 +127,11 @@ def profile_only(config: RunConfig, settings: ProfileSettings,
     run_dir = Path(config.results_dir) / run_id
     meta = {"run_id": run_id, "started": _now(), "dataset": dataset, "profile_only": True,
             "config": config.to_dict(), **machine.metadata(config.argv)}
-    report.write_json(meta, run_dir / "run.json")
-    result = RunResult(run_id, run_dir, report.summarize(run_id, [], {}, REFERENCE))
+    folder = storage.RunWriter(run_dir, meta, with_epochs=False)
+    result = RunResult(run_id, run_dir, summarize(run_id, [], {}, REFERENCE))
     result.profile = _profile(config, config.backends, dataset, run_id, run_dir, settings,
                               observer)
-    meta.update(finished=_now(), flamegraphs=_folder(result.profile))
-    report.write_json(meta, run_dir / "run.json")
+    folder.update_meta(finished=_now(), flamegraphs=_folder(result.profile))
     return result
 
 

@@ -1,7 +1,7 @@
 """A sweep: one run per cell of a grid of batch sizes, widths, dtypes and thread
 counts, to show which backend wins where.
 
-Each cell is an ordinary run (``harness.run.execute``), its folder under
+Each cell is an ordinary run (``harness.running.run.execute``), its folder under
 ``<sweep-dir>/cells/``, with every backend in its own worker and a time budget
 per backend, so that the slow ones (per-sample code at batch 1) record the
 epochs they finished instead of holding up the sweep. The figures are computed
@@ -22,9 +22,10 @@ from pathlib import Path
 import pandas as pd
 
 from backends.base import DTYPES
+from harness import storage
 from harness.config import RunConfig, UsageError
-from harness.records import CUT_SHORT, OK
-from harness.reporting import summary as report
+from harness.records import STANDING
+from harness.reporting.summary import SUMMARY_COLUMNS
 from harness.running import machine
 from harness.running.run import (
     EXIT_FAILED,
@@ -46,12 +47,11 @@ DEFAULT_DTYPES = ("float64", "float32")
 # A cell is these settings; ``threads_requested`` is the grid's value (empty: the
 # libraries' default), ``threads`` the count each backend reports it ran with.
 CELL_KEYS = ["sizes", "dtype", "threads_requested", "batch_size"]
-SWEEP_COLUMNS = ["sweep_id", "cell", "threads_requested", "run_dir", *report.SUMMARY_COLUMNS]
+SWEEP_COLUMNS = ["sweep_id", "cell", "threads_requested", "run_dir", *SUMMARY_COLUMNS]
 WINNER_COLUMNS = [
     *CELL_KEYS, "winner", "winner_s", "runner_up", "runner_up_s", "lead",
     "best_ours", "best_ours_s", "best_peer", "best_peer_s", "ours_vs_peer", "backends_timed",
 ]
-TIMED = (OK, CUT_SHORT)  # statuses whose epochs stand
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,6 @@ class SweepObserver(Observer):
 
     def sweep_started(self, cells: Sequence[RunConfig]) -> None: ...
     def cell_started(self, index: int, cell: RunConfig) -> None: ...
-    def cell_finished(self, index: int, result: RunResult) -> None: ...
 
 
 @dataclass
@@ -154,17 +153,16 @@ def run_sweep(
     sweep_dir = Path(cells[0].results_dir) / sweep_id
     meta = {"sweep_id": sweep_id, "started": _now(), "budget_seconds": budget,
             "cells": [c.to_dict() for c in cells], **machine.metadata(cells[0].argv)}
-    report.write_json(meta, sweep_dir / "sweep.json")
+    folder = storage.SweepWriter(sweep_dir, meta)
     observer.sweep_started(cells)
     runs, frames, interrupted = [], [], False
     try:
         for index, cell in enumerate(cells):
             observer.cell_started(index, cell)
-            run = execute(replace(cell, results_dir=sweep_dir / "cells"), observer, budget)
+            run = execute(replace(cell, results_dir=folder.cells_dir), observer, budget)
             runs.append(run)
             frames.append(cell_rows(sweep_id, index, cell, run, sweep_dir))
-            report.write_csv(pd.concat(frames, ignore_index=True), sweep_dir / "sweep.csv")
-            observer.cell_finished(index, run)
+            folder.frame(pd.concat(frames, ignore_index=True))
             if run.interrupted:
                 interrupted = True
                 break
@@ -173,13 +171,12 @@ def run_sweep(
     frame = (pd.concat(frames, ignore_index=True) if frames
              else pd.DataFrame(columns=SWEEP_COLUMNS))
     winners = winner_map(frame)
-    report.write_csv(frame, sweep_dir / "sweep.csv")
-    report.write_csv(winners, sweep_dir / "winners.csv")
+    folder.frame(frame)
+    folder.winners(winners)
     if not frame.empty:
         plots.write_all(frame, winners, sweep_dir)
     result = SweepResult(sweep_id, sweep_dir, frame, winners, runs, interrupted)
-    meta.update(finished=_now(), exit_code=result.exit_code)
-    report.write_json(meta, sweep_dir / "sweep.json")
+    folder.update_meta(finished=_now(), exit_code=result.exit_code)
     return result
 
 
@@ -207,7 +204,7 @@ def winner_map(frame: pd.DataFrame, peers: Sequence[str] = PEERS) -> pd.DataFram
 
 
 def _cell_winner(group: pd.DataFrame, peers: Sequence[str]) -> dict:
-    timed = group[group["status"].isin(TIMED) & group["median_s"].notna()]
+    timed = group[group["status"].isin(STANDING) & group["median_s"].notna()]
     timed = timed.sort_values("median_s", kind="stable")
     seconds = dict(zip(timed["backend"], timed["median_s"]))
     row = {"backends_timed": len(seconds)}
@@ -230,51 +227,6 @@ def _cell_winner(group: pd.DataFrame, peers: Sequence[str]) -> dict:
     if ours and theirs:
         row["ours_vs_peer"] = theirs[0][1] / ours[0][1]
     return row
-
-
-def row_label(row: pd.Series, with_threads: bool) -> str:
-    """'784,30,10 float64' (plus ' threads 2' when the grid varies threads)."""
-    label = f"{row['sizes']} {row['dtype']}"
-    if with_threads:
-        threads = row["threads_requested"]
-        label += f" threads {'default' if _missing(threads) else int(threads)}"
-    return label
-
-
-def winner_text(row: pd.Series) -> str:
-    """'numpy-gemm x1.32', 'numba (alone)', or 'no result' when every backend failed."""
-    if _missing(row["winner"]):
-        return "no result"
-    if _missing(row["lead"]):
-        return f"{row['winner']} (alone)"
-    return f"{row['winner']} x{row['lead']:.2f}"
-
-
-def format_winners(winners: pd.DataFrame) -> str:
-    """The winner map as a text grid: a row per width and dtype (and threads), a
-    column per batch size."""
-    table = winner_grid(winners)
-    return table.to_string() if not table.empty else "(no cells)"
-
-
-def winner_grid(winners: pd.DataFrame) -> pd.DataFrame:
-    """Rows width x dtype [x threads], columns 'batch N', cells :func:`winner_text`."""
-    if winners.empty:
-        return pd.DataFrame()
-    with_threads = winners["threads_requested"].nunique(dropna=False) > 1
-    labels = winners.apply(row_label, axis=1, with_threads=with_threads)
-    cells = winners.apply(winner_text, axis=1)
-    grid = pd.DataFrame({"cell": labels, "batch": winners["batch_size"], "text": cells})
-    table = grid.pivot(index="cell", columns="batch", values="text")
-    table = table.reindex(index=list(dict.fromkeys(labels)),
-                          columns=sorted(grid["batch"].unique()))
-    table.columns = [f"batch {b}" for b in table.columns]
-    table.index.name = None
-    return table.fillna("-")
-
-
-def _missing(value) -> bool:
-    return value is None or bool(pd.isna(value))
 
 
 def _now() -> str:

@@ -119,7 +119,7 @@ def prepare(job: Job) -> Setup:
     same arrays from the same parameters.
     """
     import backends
-    from backends.base import init_params
+    from backends.base import init_params, trainer_threads
     from harness.data.catalogue import load_dataset
 
     cfg = job.config
@@ -137,12 +137,12 @@ def prepare(job: Job) -> Setup:
     # (numpy-gemm: one BLAS thread) and reports the count it uses as ``threads``.
     trainer = backends.create(job.backend, init_params(cfg.sizes, cfg.seed), cfg.dtype,
                               cfg.threads)
-    threads = getattr(trainer, "threads", None) or threads
+    threads = trainer_threads(trainer) or threads
     return Setup(trainer, data, X, y, X_test, threads)
 
 
 def _train(job: Job, conn: Connection) -> None:
-    from backends.base import epoch_flops
+    from backends.base import compile_seconds, epoch_flops
 
     cfg = job.config
     setup = prepare(job)
@@ -183,6 +183,6 @@ def _train(job: Job, conn: Connection) -> None:
             conn.send(("error", DIVERGED, message, ""))
             return
     conn.send(("done", {
-        "compile_seconds": getattr(trainer, "compile_seconds", None),
+        "compile_seconds": compile_seconds(trainer),
         "peak_rss_mb": peak_rss_mb(),
     }))

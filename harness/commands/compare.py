@@ -1,0 +1,61 @@
+"""``python -m harness compare``: two runs side by side, a verdict per backend."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.compare.compare import DEFAULT_NORMALIZE, GEMM_PEAK
+from harness.compare.rendering import FORMATS
+from harness.config import UsageError
+
+HELP = "compare two runs: faster, slower or within noise, per backend"
+DESCRIPTION = (
+    "For every backend and configuration two runs share: the median epoch times, their "
+    "ratio (current/baseline) and a verdict from a bootstrap interval over the per-epoch "
+    "samples. Exit 0: compared (no regression beyond --fail-above); 1: a backend is slower "
+    "beyond --fail-above; 2: unreadable or mismatched runs.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="*", metavar="BASELINE CURRENT", type=Path,
+                   help="two run folders (or their epochs.csv / summary.csv)")
+    p.add_argument("--normalize", nargs="?", const=DEFAULT_NORMALIZE, metavar="REF",
+                   help="divide epoch times by a reference measured in the same run, so that "
+                        "a uniformly slower machine is no regression: a backend (default "
+                        f"{DEFAULT_NORMALIZE}) or {GEMM_PEAK} (run.json's calibrated GEMM peak)")
+    p.add_argument("--fail-above", type=float, metavar="PCT",
+                   help="exit 1 when a backend is slower by more than PCT percent with "
+                        "confidence (the interval's lower end above 1 + PCT/100)")
+    p.add_argument("--format", choices=FORMATS, default="table",
+                   help="table (default), markdown (for a pull-request comment) or csv")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    from harness.compare.compare import compare
+    from harness.compare.rendering import render
+    from harness.storage import load_run
+
+    runs, normalize = operands(args.runs, args.normalize)
+    if args.fail_above is not None and not args.fail_above >= 0:
+        raise UsageError(f"--fail-above must be a percentage of 0 or more, got {args.fail_above}")
+    comparison = compare(load_run(runs[0]), load_run(runs[1]), normalize, seed=args.seed)
+    print(render(comparison, args.format, args.fail_above), end="")
+    if args.fail_above is not None and not comparison.regressions(args.fail_above).empty:
+        return 1
+    return 0
+
+
+def operands(runs: list[Path], normalize: str | None) -> tuple[list[Path], str | None]:
+    """BASELINE and CURRENT. ``--normalize`` takes an optional value, so argparse reads
+    ``--normalize BASELINE CURRENT`` as REF=BASELINE: an existing folder that names no
+    backend is taken back as BASELINE, with the default reference."""
+    import backends
+
+    if (len(runs) == 1 and normalize not in (None, GEMM_PEAK)
+            and normalize not in backends.names() and Path(normalize).exists()):
+        runs, normalize = [Path(normalize), *runs], DEFAULT_NORMALIZE
+    if len(runs) != 2:
+        raise UsageError(f"compare takes two runs, BASELINE and CURRENT; got {len(runs)}")
+    return runs, normalize

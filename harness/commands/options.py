@@ -1,0 +1,105 @@
+"""The options that several commands share, with their defaults read from
+``RunConfig`` so that they are declared in one place."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from harness.config import RunConfig, parse_sizes
+
+EXIT_USAGE = 2
+_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own errors: one line, exit 2
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def default(name: str):
+    """A run setting's default, as ``RunConfig`` declares it."""
+    return _DEFAULTS[name]
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Every setting of a run, for a command that runs one configuration."""
+    add_common_options(p)
+    sizes = ",".join(map(str, default("sizes")))
+    p.add_argument("--sizes", default=sizes, help=f"layer widths, input first (default: {sizes})")
+    p.add_argument("--batch-size", type=int, default=default("batch_size"),
+                   help=f"mini-batch size (default: {default('batch_size')})")
+    p.add_argument("--dtype", default=default("dtype"), choices=["float64", "float32"],
+                   help=f"floating-point type of parameters and data "
+                        f"(default: {default('dtype')})")
+    p.add_argument("--threads", type=int,
+                   help="BLAS threads (threadpoolctl) and Numba/PyTorch threads, recorded "
+                        "in the CSVs; default: each library's own (all cores), except "
+                        "numpy-gemm, which keeps BLAS on one thread")
+
+
+def add_common_options(p: argparse.ArgumentParser) -> None:
+    """The settings of a run that a sweep holds fixed over its grid."""
+    from harness.data.catalogue import DATASET_NAMES
+
+    p.add_argument("--backend", default="all",
+                   help="'all' (every installed backend) or a comma list, e.g. "
+                        "numpy-per-sample,numpy-gemm (default: all)")
+    p.add_argument("--epochs", type=int, default=default("epochs"),
+                   help=f"timed epochs per backend (default: {default('epochs')})")
+    p.add_argument("--warmup-epochs", type=int, default=default("warmup_epochs"),
+                   help="epochs run first and not counted: JIT compilation, caches "
+                        f"(default: {default('warmup_epochs')})")
+    p.add_argument("--eta", type=float, default=default("eta"),
+                   help=f"learning rate (default: {default('eta')})")
+    p.add_argument("--seed", type=int, default=default("seed"),
+                   help=f"seeds the initial parameters and the shuffles "
+                        f"(default: {default('seed')})")
+    p.add_argument("--dataset", default=default("dataset"), choices=DATASET_NAMES,
+                   help="auto: mnist if present or downloadable, else the bundled "
+                        f"mnist-sample (default: {default('dataset')})")
+    p.add_argument("--data-dir", type=Path,
+                   help="folder holding the dataset's IDX files (also $NNDL_BENCH_DATA)")
+    p.add_argument("--n-train", type=int,
+                   help="train on the first N training samples only (synthetic: how many)")
+    p.add_argument("--timeout", type=float,
+                   help="seconds one backend's worker may take before it is stopped")
+    p.add_argument("--results-dir", type=Path, default=default("results_dir"),
+                   help=f"where the run folder is written (default: {default('results_dir')}/)")
+    p.add_argument("--peak-seconds", type=float, default=default("peak_seconds"),
+                   help="seconds spent measuring the machine's GEMM peak (one thread, then "
+                        "all), the 100%% of pct_peak; 0 skips it "
+                        f"(default: {default('peak_seconds'):g})")
+
+
+def add_flamegraph_options(p: argparse.ArgumentParser, optional: bool) -> None:
+    from harness.profiling.profile import ProfileSettings
+
+    out_dir = ProfileSettings.out_dir
+    p.add_argument("--flamegraph-dir", type=Path, default=out_dir,
+                   help="where <run-id>/<backend>.svg and the collapsed stacks are written "
+                        f"(default: {out_dir}/)")
+    if optional:
+        p.add_argument("--no-flamegraphs", action="store_true",
+                       help="skip the profiled epoch per backend (py-spy) that follows the "
+                            "timed epochs")
+
+
+def config_from_args(args: argparse.Namespace, argv: list[str], **cell) -> RunConfig:
+    """The run's settings from the parsed options; ``cell`` gives sizes, batch_size,
+    dtype and threads where the options do not (a sweep's grid)."""
+    import backends
+
+    if not cell:
+        cell = {"sizes": parse_sizes(args.sizes), "batch_size": args.batch_size,
+                "dtype": args.dtype, "threads": args.threads}
+    return RunConfig(
+        backends=tuple(backends.resolve(args.backend)), epochs=args.epochs,
+        warmup_epochs=args.warmup_epochs, eta=args.eta, seed=args.seed,
+        dataset=args.dataset, data_dir=args.data_dir, n_train=args.n_train,
+        results_dir=args.results_dir, timeout=args.timeout,
+        peak_seconds=args.peak_seconds, argv=tuple(argv), **cell,
+    )

@@ -1,0 +1,35 @@
+"""``python -m harness run``: time every backend on the same work and write the run folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from harness.commands import options
+
+HELP = "time every backend on the same work and write CSV reports"
+DESCRIPTION = (
+    "Train each backend in its own worker process from the same parameters and shuffles, "
+    "time every epoch, and write results/<run-id>/ (epochs.csv, summary.csv, run.json). "
+    "Exit 0: all went well; 1: a backend failed; 2: unusable arguments or data.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    options.add_run_options(p)
+    options.add_flamegraph_options(p, optional=True)
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    from harness.commands.profile import print_profile, profile_settings
+    from harness.commands.progress import ConsoleProgress
+    from harness.reporting.tables import format_table
+    from harness.running.run import execute
+
+    settings = None if args.no_flamegraphs else profile_settings(args)
+    result = execute(options.config_from_args(args, argv), ConsoleProgress(), profile=settings)
+    print(format_table(result.summary))
+    print_profile(result.profile)
+    if result.interrupted:
+        print("interrupted: the completed epochs are kept", file=sys.stderr)
+    print(f"results: {result.run_dir}")
+    return result.exit_code

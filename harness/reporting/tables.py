@@ -1,0 +1,88 @@
+"""The run's figures as plain-text tables for the terminal; they read the summary
+frame and compute nothing of their own."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.records import OK
+
+
+def format_table(summary: pd.DataFrame) -> str:
+    """The summary as a plain-text table for the terminal."""
+    headers = ["backend", "s/epoch (min-max)", "samples/s", "GFLOP/s", "% peak", "speed-up",
+               "peak MB", "accuracy", "status"]
+    lines = []
+    for _, r in summary.iterrows():
+        if pd.notna(r["median_s"]):
+            timing = f"{r['median_s']:.3f} ({r['min_s']:.3f}-{r['max_s']:.3f})"
+            figures = [f"{r['samples_per_s']:,.0f}", f"{r['gflops']:.2f}",
+                       _or_dash(r["pct_peak"], "{:.1f}%"), _or_dash(r["speedup"], "{:.2f}x"),
+                       _or_dash(r["peak_rss_mb"], "{:.0f}"),
+                       f"{r['accuracy']:.2%}"]
+        else:
+            timing, figures = "-", ["-"] * 6
+        status = r["status"] if r["status"] == OK else f"{r['status']}: {r['message']}"
+        lines.append([r["backend"], timing, *figures, status])
+    return align([headers, *lines])
+
+
+def _or_dash(value, fmt: str) -> str:
+    return fmt.format(value) if pd.notna(value) else "-"
+
+
+def align(rows: list[list[str]]) -> str:
+    widths = [max(len(str(row[i])) for row in rows[:] if i < len(row)) for i in range(len(rows[0]))]
+    out = []
+    for k, row in enumerate(rows):
+        cells = [str(c).ljust(w) if i in (0, len(row) - 1) else str(c).rjust(w)
+                 for i, (c, w) in enumerate(zip(row, widths))]
+        out.append("  ".join(cells).rstrip())
+        if k == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def row_label(row: pd.Series, with_threads: bool) -> str:
+    """'784,30,10 float64' (plus ' threads 2' when the grid varies threads)."""
+    label = f"{row['sizes']} {row['dtype']}"
+    if with_threads:
+        threads = row["threads_requested"]
+        label += f" threads {'default' if _missing(threads) else int(threads)}"
+    return label
+
+
+def winner_text(row: pd.Series) -> str:
+    """'numpy-gemm x1.32', 'numba (alone)', or 'no result' when every backend failed."""
+    if _missing(row["winner"]):
+        return "no result"
+    if _missing(row["lead"]):
+        return f"{row['winner']} (alone)"
+    return f"{row['winner']} x{row['lead']:.2f}"
+
+
+def format_winners(winners: pd.DataFrame) -> str:
+    """The winner map as a text grid: a row per width and dtype (and threads), a
+    column per batch size."""
+    table = winner_grid(winners)
+    return table.to_string() if not table.empty else "(no cells)"
+
+
+def winner_grid(winners: pd.DataFrame) -> pd.DataFrame:
+    """Rows width x dtype [x threads], columns 'batch N', cells :func:`winner_text`."""
+    if winners.empty:
+        return pd.DataFrame()
+    with_threads = winners["threads_requested"].nunique(dropna=False) > 1
+    labels = winners.apply(row_label, axis=1, with_threads=with_threads)
+    cells = winners.apply(winner_text, axis=1)
+    grid = pd.DataFrame({"cell": labels, "batch": winners["batch_size"], "text": cells})
+    table = grid.pivot(index="cell", columns="batch", values="text")
+    table = table.reindex(index=list(dict.fromkeys(labels)),
+                          columns=sorted(grid["batch"].unique()))
+    table.columns = [f"batch {b}" for b in table.columns]
+    table.index.name = None
+    return table.fillna("-")
+
+
+def _missing(value) -> bool:
+    return value is None or bool(pd.isna(value))
