@@ -40,6 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 
+import backends
 from harness import storage
 from harness.config import RunConfig
 from harness.profiling import classify, flamegraph, pyspy
@@ -56,11 +57,6 @@ WITHIN = (PROFILED_FRAME, "train_epoch")
 # behind its rate when a sample is slow to unwind (Numba's code: about 600 Hz of 1000).
 MARGIN = 2.0
 RETRY_SECONDS = 60.0  # the longest a second attempt trains for
-# Sampling rates for code py-spy unwinds slowly. Each native sample of PyTorch
-# walks libtorch's deep C++ stacks: at 1 kHz py-spy fell minutes behind a
-# 1.2 s epoch and the profile never ended. At 100 Hz it keeps up; the profile
-# then trains for longer to collect the same number of samples.
-RATE_LIMITS = {"torch": 100}
 
 
 @dataclass(frozen=True)
@@ -129,7 +125,8 @@ def _profile_one(config, backend, dataset, run_id, settings, py_spy, out_dir) ->
     """Record, and once more for longer if py-spy fell so far behind its rate (a
     loaded machine, slow-to-unwind code) that fewer than min_samples were taken."""
     job = Job(replace(config, threads=1), backend, dataset, run_id)
-    settings = replace(settings, rate=min(settings.rate, RATE_LIMITS.get(backend, settings.rate)))
+    limit = backends.entry(backend).profile_rate  # code py-spy unwinds slowly
+    settings = replace(settings, rate=min(settings.rate, limit or settings.rate))
     min_seconds = MARGIN * settings.min_samples / settings.rate
     phases, child = _record(job, min_seconds, settings, py_spy, config.timeout)
     inside = _training_samples(phases)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+import backends
 from backends.base import DTYPES
 from harness import storage
 from harness.config import RunConfig, UsageError
@@ -38,8 +39,6 @@ from harness.running.run import (
     new_run_id,
 )
 
-# The libraries a user would otherwise reach for; every other backend is "ours".
-PEERS = ("torch", "jax")
 DEFAULT_BUDGET = 60.0
 DEFAULT_BATCH_SIZES = (1, 10, 100, 1000)
 DEFAULT_SIZES = ((784, 30, 10), (784, 100, 10))
@@ -192,12 +191,13 @@ def cell_rows(sweep_id: str, index: int, cell: RunConfig, run: RunResult,
     return rows[SWEEP_COLUMNS + [c for c in rows.columns if c not in SWEEP_COLUMNS]]
 
 
-def winner_map(frame: pd.DataFrame, peers: Sequence[str] = PEERS) -> pd.DataFrame:
+def winner_map(frame: pd.DataFrame, peers: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per cell: the fastest backend by median epoch time, its lead (the
     next backend's time over its own; 1.0 for a tie, whose winners are joined by
     ' = '), and the best of ours against the best peer (``ours_vs_peer`` > 1: ours
     is faster). Only backends whose epochs stand (ok, cut short) take part; a
-    cell where none did has no winner."""
+    cell where none did has no winner. ``peers`` defaults to the registry's."""
+    peers = backends.peers() if peers is None else peers
     groups = frame.groupby(CELL_KEYS, sort=False, dropna=False)
     rows = [{**dict(zip(CELL_KEYS, key)), **_cell_winner(group, peers)} for key, group in groups]
     return pd.DataFrame(rows, columns=WINNER_COLUMNS)
