@@ -136,10 +136,6 @@ def parse_collapsed(text: str) -> Counter[Stack]:
     return stacks
 
 
-def format_collapsed(stacks: Mapping[Stack, int]) -> str:
-    return "".join(f"{';'.join(stack)} {count}\n" for stack, count in stacks.items())
-
-
 def jit_label(stacks: Iterable[Stack]) -> str:
     """``[numba-jit]`` if Numba is loaded in the profiled process (its frames show), else
     ``[jit]``."""
@@ -214,11 +210,6 @@ class Breakdown:
     def shares(self) -> dict[str, float]:
         total = self.total
         return {c: (self.samples[c] / total if total else 0.0) for c in CATEGORIES}
-
-    @property
-    def outside_share(self) -> float:
-        seen = self.total + self.outside
-        return self.outside / seen if seen else 0.0
 
 
 def breakdown(stacks: Mapping[Stack, int], within: Sequence[str] = ("train_epoch",),
