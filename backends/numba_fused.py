@@ -37,6 +37,10 @@ from numba.core.event import install_timer
 from numba.extending import intrinsic, overload
 
 from backends.base import Params, predict_labels
+from backends.numba_cache import use_cache_keyed_by
+
+# Before the first kernel is decorated: numba-parallel inlines these kernels.
+use_cache_keyed_by()
 
 # Samples per sweep over a weight row: 5 x 784 x 8 B of inputs fit in L1, and
 # batch sizes 10, 100, 1000 divide into sweeps evenly. Batches are padded up to a

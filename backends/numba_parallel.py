@@ -16,9 +16,8 @@ mini-batch's update, which is exactly when they are read. The small layers,
 the output error and backprop run on one thread: for [784, 30, 10] they take
 about 1.3 microseconds a mini-batch, too little to share.
 
-Numba's on-disk cache checks only the timestamp of the file that defines a
-function, so after changing the kernels in numba_fused.py, touch this file too
-or the cached parallel epoch keeps the old ones.
+The kernels are cached under a hash of every file they are compiled from
+(``backends.numba_cache``), so an edit of numba_fused.py alone recompiles them.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from backends.base import Params
+from backends.numba_cache import use_cache_keyed_by
 from backends.numba_fused import (
     FASTMATH,
     NumbaFused,
@@ -40,6 +40,8 @@ from backends.numba_fused import (
     unit_block,
     update_rows,
 )
+
+use_cache_keyed_by()
 
 # A layer runs in parallel when a mini-batch's forward pass through it takes at
 # least this many multiply-adds (padded batch x n_in x n_out): about 7
