@@ -1,6 +1,6 @@
 # Two entry points that set themselves up: `make run` and `make test`.
 # Both create .venv on first use and reinstall only when pyproject.toml changes;
-# `make test` runs the performance gate (.ci/benchmark-gate), then the tests.
+# `make test` runs ruff, the performance gate (.ci/benchmark-gate), then the tests.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -14,11 +14,14 @@ RUN_ARGS ?= --backend all
 run: $(VENV)/.installed
 	$(PY) -m harness run $(RUN_ARGS)
 
-# The gate runs first so that pytest's summary is the last line printed.
+# ruff, then the gate, then pytest, so that pytest's summary is the last line printed;
+# every step runs whatever the one before it said, and the first failure decides the exit.
 test: $(VENV)/.installed
-	@PYTHON=$(PY) bash .ci/benchmark-gate; gate=$$?; \
+	@$(PY) -m ruff check backends harness tests; lint=$$?; \
+	PYTHON=$(PY) bash .ci/benchmark-gate; gate=$$?; \
 	$(PY) -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; status=0; fi; \
+	if [ $$lint -ne 0 ]; then echo "ruff found problems (exit $$lint)"; exit $$lint; fi; \
 	if [ $$gate -ne 0 ]; then echo "performance gate failed (exit $$gate)"; exit $$gate; fi; \
 	exit $$status
 
