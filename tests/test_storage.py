@@ -1,0 +1,77 @@
+"""harness/storage.py: the run-folder format, written and read in one place."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness import storage
+from harness.records import EpochRecord
+from harness.storage import FORMAT_VERSION, RunFolderError, RunWriter, load_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def record(epoch: int, seconds: float, backend: str = "numpy-gemm") -> EpochRecord:
+    return EpochRecord(run_id="r1", timestamp="2026-01-01T00:00:00+00:00", backend=backend,
+                       dtype="float64", sizes="784,30,10", batch_size=10, eta=3.0, seed=0,
+                       dataset="mnist-sample", n_train=100, threads=1, epoch=epoch,
+                       seconds=seconds, samples_per_s=100.0, gflops=1.0,
+                       accuracy=0.5, eval_seconds=0.01)
+
+
+def test_a_run_folder_written_is_read_back_with_its_version(tmp_path):
+    writer = RunWriter(tmp_path / "r1", {"run_id": "r1"})
+    meta = json.loads((tmp_path / "r1" / "run.json").read_text())
+    assert meta["format_version"] == FORMAT_VERSION and meta["run_id"] == "r1"
+    assert pd.read_csv(tmp_path / "r1" / "epochs.csv").empty  # a header from the start
+    for epoch, seconds in enumerate([0.3, 0.1, 0.2], 1):
+        writer.add(record(epoch, seconds))
+    writer.update_meta(finished="now")
+    run = load_run(tmp_path / "r1")
+    assert list(run.epochs["seconds"]) == [0.3, 0.1, 0.2]
+    assert run.meta["finished"] == "now" and run.label == "r1"
+    assert not list((tmp_path / "r1").glob(".*.tmp"))  # atomic writes leave nothing behind
+
+
+def test_an_unknown_format_version_is_a_clear_error(tmp_path):
+    RunWriter(tmp_path / "r1", {"run_id": "r1"}).add(record(1, 0.1))
+    path = tmp_path / "r1" / "run.json"
+    path.write_text(json.dumps({"run_id": "r1", "format_version": 99}))
+    with pytest.raises(RunFolderError, match=r"run\.json: format_version 99 is not one .* \(1\)"):
+        load_run(tmp_path / "r1")
+
+
+def test_the_committed_baseline_has_no_version_and_reads_as_version_1():
+    folders = sorted((ROOT / "results" / "baseline").glob("*/run.json"))
+    assert folders, "results/baseline holds the gate's runs"
+    assert all("format_version" not in json.loads(p.read_text()) for p in folders)
+    assert storage.check_version(json.loads(folders[0].read_text()), folders[0]) == 1
+    pooled = load_run(ROOT / "results" / "baseline")
+    assert len(pooled.meta["pooled_runs"]) == len(folders)
+    assert set(pooled.epochs["backend"]) == {"numpy-per-sample", "numpy-gemm"}
+
+
+def test_only_the_epochs_that_stand_are_read(tmp_path):
+    writer = RunWriter(tmp_path / "r1", {})
+    writer.add(record(1, 0.2))
+    writer.add(record(2, 0.0))  # no time: not a measurement
+    writer.records.append(EpochRecord(**{**record(3, 0.4).to_row(), "status": "diverged"}))
+    writer.add(record(4, 0.3))
+    assert list(load_run(tmp_path / "r1").epochs["epoch"]) == [1, 4]
+
+
+def test_the_sweep_and_history_files_are_named_here(tmp_path):
+    sweep = storage.SweepWriter(tmp_path / "s1", {"sweep_id": "s1"})
+    sweep.frame(pd.DataFrame({"cell": [0]}))
+    sweep.winners(pd.DataFrame({"winner": ["numba"]}))
+    sweep.update_meta(exit_code=0)
+    assert sweep.cells_dir == tmp_path / "s1" / "cells"
+    meta = json.loads((tmp_path / "s1" / "sweep.json").read_text())
+    assert meta == {"format_version": FORMAT_VERSION, "sweep_id": "s1", "exit_code": 0}
+    assert pd.read_csv(tmp_path / "s1" / "winners.csv")["winner"].tolist() == ["numba"]
+    path = storage.write_history(pd.DataFrame({"backend": ["jax"]}), tmp_path)
+    assert path == tmp_path / "history.csv" and path.read_text() == "backend\njax\n"
