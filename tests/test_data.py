@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from harness.data import catalogue as data
+from harness.data import sample
 from harness.data.catalogue import DataError, Dataset, download_verified, load_dataset, read_idx
 
 STEMS = (
@@ -88,7 +89,7 @@ def fake_mnist(
     raw.update(overrides or {})
     archives = {stem: gzip.compress(content, mtime=0) for stem, content in raw.items()}
     specs = {
-        stem: data._FileSpec(stem, (sha256(archives[stem]),), sha256(raw[stem]), len(raw[stem]))
+        stem: data.FileSpec(stem, (sha256(archives[stem]),), sha256(raw[stem]), len(raw[stem]))
         for stem in STEMS
     }
     patched = dataclasses.replace(
@@ -532,7 +533,7 @@ def test_damaged_sample_is_reported(tmp_path: Path) -> None:
     with pytest.raises(
         DataError, match=r"t10k-labels-idx1-ubyte\.gz: SHA-256 .*reinstall nndl-bench"
     ):
-        data._verify_sample(path, data._MNIST_T10K_LABELS)
+        sample.verify_sample(path, data._MNIST_T10K_LABELS)
 
 
 # --------------------------------------------------------------------------- synthetic

@@ -1,4 +1,5 @@
-"""Datasets for the benchmark: IDX reading, checksum-verified MNIST, and fallbacks.
+"""The dataset catalogue: checksum-verified MNIST and Fashion-MNIST, where they are
+looked for, and ``load_dataset``, the one entry point, with its fallbacks.
 
 Every benchmark result is only comparable with another if both trained on the
 same bytes, so each published file is checked against a hard-coded SHA-256
@@ -32,26 +33,31 @@ never unpickles anything either: IDX is parsed from its documented header.
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import hashlib
-import http.client
-import math
 import os
-import struct
-import tempfile
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-import zlib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import BinaryIO, cast
 
-import numpy as np
+from harness.data.dataset import (
+    IMAGE_PIXELS,
+    SAMPLE_N_TEST,
+    SAMPLE_N_TRAIN,
+    SYNTHETIC_N_TRAIN,
+    DataError,
+    Dataset,
+    DatasetUnavailable,
+    FileSpec,
+)
+from harness.data.download import (
+    Budget,
+    download_verified,
+    download_within,
+    sha256_file,
+    sha256_gunzipped,
+)
+from harness.data.idx import read_idx, read_pair, to_unit_floats
+from harness.data.sample import load_sample
+from harness.data.synthetic import synthetic
 
 __all__ = [
     "DATASET_NAMES",
@@ -64,230 +70,6 @@ __all__ = [
 
 DATASET_NAMES = ("auto", "mnist", "fashion-mnist", "mnist-sample", "synthetic")
 
-SYNTHETIC_N_TRAIN = 50_000
-SYNTHETIC_N_TEST = 10_000
-SAMPLE_N_TRAIN = 8_000
-SAMPLE_N_TEST = 2_000
-N_CLASSES = 10
-IMAGE_PIXELS = 784
-
-_CHUNK = 1 << 20
-# Larger than any published archive (Fashion-MNIST's biggest is 26 MB), so a
-# misbehaving server cannot fill the disk before the checksum rejects it.
-_MAX_DOWNLOAD_BYTES = 128 << 20
-_GZIP_MAGIC = b"\x1f\x8b"
-_USER_AGENT = "nndl-bench"
-
-
-class DataError(Exception):
-    """An unusable data file or dataset request.
-
-    ``str(e)`` is a one-line message naming the file (or the value) and the problem.
-    """
-
-
-class _DatasetUnavailable(DataError):
-    """The dataset is absent locally and could not be downloaded, so ``auto`` may fall back.
-
-    ``brief`` is a shorter account of the same problem for the fallback notice.
-    """
-
-    def __init__(self, message: str, brief: str) -> None:
-        super().__init__(message)
-        self.brief = brief
-
-
-@dataclass(frozen=True, eq=False)
-class Dataset:
-    """Train and test arrays ready for a network: flattened pixels in [0, 1] and integer labels.
-
-    ``eq=False`` because field-wise comparison of arrays has no single truth value.
-    """
-
-    name: str
-    train_images: np.ndarray
-    train_labels: np.ndarray
-    test_images: np.ndarray
-    test_labels: np.ndarray
-
-    def __post_init__(self) -> None:
-        """Reject inconsistent arrays here, where the mistake is made, not deep inside training."""
-        for split in ("train", "test"):
-            images = getattr(self, f"{split}_images")
-            labels = getattr(self, f"{split}_labels")
-            if images.ndim != 2 or labels.ndim != 1 or len(images) != len(labels):
-                raise DataError(
-                    f"dataset {self.name!r}: {split} images must be 2-D (samples, inputs) with "
-                    f"one label each; got images {images.shape} and labels {labels.shape}"
-                )
-        if self.train_images.shape[1] != self.test_images.shape[1]:
-            raise DataError(
-                f"dataset {self.name!r}: train inputs have {self.train_images.shape[1]} values "
-                f"but test inputs have {self.test_images.shape[1]}"
-            )
-
-    @property
-    def input_size(self) -> int:
-        """Number of input values per sample (784 for 28x28 images)."""
-        return int(self.train_images.shape[1])
-
-    @property
-    def n_train(self) -> int:
-        """Number of training samples."""
-        return int(self.train_images.shape[0])
-
-
-# --------------------------------------------------------------------------- IDX
-
-
-_IDX_TYPES: dict[int, tuple[str, np.dtype]] = {
-    0x08: ("unsigned byte", np.dtype(">u1")),
-    0x09: ("signed byte", np.dtype(">i1")),
-    0x0B: ("short", np.dtype(">i2")),
-    0x0C: ("int", np.dtype(">i4")),
-    0x0D: ("float", np.dtype(">f4")),
-    0x0E: ("double", np.dtype(">f8")),
-}
-_IDX_TYPE_LIST = ", ".join(f"0x{code:02X} ({label})" for code, (label, _) in _IDX_TYPES.items())
-
-
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file, raw or gzip-compressed, into a native-endian array of its declared shape.
-
-    The header is trusted only as far as the data agrees with it: a payload
-    shorter or longer than the header promises is an error, and no more than
-    the promised size plus one byte is ever decompressed, so a corrupt or
-    hostile file cannot make the reader allocate unbounded memory.
-    """
-    path = Path(path)
-    compressed = _looks_gzipped(path)
-    try:
-        with _open_stream(path, compressed) as stream:
-            shape, dtype = _read_header(stream, path)
-            payload = _read_payload(stream, path, shape, dtype)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise DataError(
-            f"{path}: corrupt or truncated gzip data ({exc}); re-download the file"
-        ) from exc
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
-    # A bytearray-backed array is writable; only multi-byte types need a byte-swapping copy.
-    values = np.frombuffer(payload, dtype=dtype).reshape(shape)
-    return values.astype(dtype.newbyteorder("="), copy=False)
-
-
-def _looks_gzipped(path: Path) -> bool:
-    """Decide raw vs gzip by the magic bytes, and reject a ``.gz`` name that lies."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(2)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
-    if not head:
-        raise DataError(
-            f"{path}: the file is empty (0 bytes); expected an IDX file, raw or gzip-compressed"
-        )
-    gzipped = head == _GZIP_MAGIC
-    if path.name.endswith(".gz") and not gzipped:
-        raise DataError(
-            f"{path}: named .gz but is not gzip-compressed (starts with 0x{head.hex()}, "
-            f"gzip starts with 0x1f8b); rename it without .gz if it is a raw IDX file, "
-            f"or re-download it"
-        )
-    return gzipped
-
-
-@contextmanager
-def _open_stream(path: Path, compressed: bool) -> Iterator[BinaryIO]:
-    """Open the file as a byte stream of IDX content, decompressing on the fly."""
-    if compressed:
-        with gzip.open(path, "rb") as stream:
-            yield cast(BinaryIO, stream)
-    else:
-        with path.open("rb") as stream:
-            yield stream
-
-
-def _read_header(stream: BinaryIO, path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    """Parse and check the magic number and dimensions; return (shape, big-endian dtype)."""
-    magic = _read_up_to(stream, 4)
-    if not magic:
-        raise DataError(f"{path}: contains no data after decompression; expected an IDX header")
-    if len(magic) < 4:
-        raise DataError(
-            f"{path}: truncated: {len(magic)} bytes, shorter than the 4-byte IDX magic number"
-        )
-    if magic[0] != 0 or magic[1] != 0:
-        raise DataError(
-            f"{path}: bad IDX magic number 0x{magic.hex()}: its first two bytes must be zero "
-            f"(MNIST images start 0x00000803, labels 0x00000801)"
-        )
-    type_code, ndim = magic[2], magic[3]
-    if type_code not in _IDX_TYPES:
-        raise DataError(
-            f"{path}: unknown IDX data type code 0x{type_code:02X}; "
-            f"expected one of {_IDX_TYPE_LIST}"
-        )
-    if not 1 <= ndim <= 4:
-        raise DataError(f"{path}: the IDX header declares {ndim} dimensions; expected 1 to 4")
-    raw_dims = _read_up_to(stream, 4 * ndim)
-    if len(raw_dims) < 4 * ndim:
-        raise DataError(
-            f"{path}: truncated header: {ndim} dimension sizes need {4 * ndim} bytes after "
-            f"the magic number, found {len(raw_dims)}"
-        )
-    return struct.unpack(f">{ndim}I", raw_dims), _IDX_TYPES[type_code][1]
-
-
-def _read_payload(
-    stream: BinaryIO, path: Path, shape: tuple[int, ...], dtype: np.dtype
-) -> bytearray:
-    """Read exactly the payload the header promises, then one byte more to detect trailing data."""
-    expected = math.prod(shape) * dtype.itemsize
-    described = f"shape {'x'.join(map(str, shape))} of {_type_label(dtype)}"
-    payload = _read_up_to(stream, expected)
-    if len(payload) < expected:
-        raise DataError(
-            f"{path}: truncated: the IDX header promises {expected:,} data bytes ({described}) "
-            f"but only {len(payload):,} follow"
-        )
-    if stream.read(1):
-        raise DataError(
-            f"{path}: trailing bytes after the {expected:,} data bytes the IDX header promises "
-            f"({described}); the header and the data disagree"
-        )
-    return payload
-
-
-def _type_label(dtype: np.dtype) -> str:
-    """Human name of an IDX element type, for messages."""
-    return next(label for label, known in _IDX_TYPES.values() if known == dtype)
-
-
-def _read_up_to(stream: BinaryIO, size: int) -> bytearray:
-    """Read ``size`` bytes or until end of stream, in chunks so a lying header costs no memory."""
-    buffer = bytearray()
-    while len(buffer) < size:
-        chunk = stream.read(min(_CHUNK, size - len(buffer)))
-        if not chunk:
-            break
-        buffer += chunk
-    return buffer
-
-
-# --------------------------------------------------------------------------- published datasets
-
-
-@dataclass(frozen=True)
-class _FileSpec:
-    """One published IDX file and the hashes that identify its canonical content."""
-
-    stem: str  # file name without .gz, e.g. "train-images-idx3-ubyte"
-    gz_sha256: tuple[str, ...]  # accepted archives; the first is the one the mirrors serve
-    raw_sha256: str  # the decompressed IDX bytes
-    raw_size: int  # bytes of the decompressed IDX file; bounds decompression when hashing
 
 
 @dataclass(frozen=True)
@@ -296,10 +78,10 @@ class _Published:
 
     name: str
     title: str
-    train_images: _FileSpec
-    train_labels: _FileSpec
-    test_images: _FileSpec
-    test_labels: _FileSpec
+    train_images: FileSpec
+    train_labels: FileSpec
+    test_images: FileSpec
+    test_labels: FileSpec
     n_train: int  # first images of the training file used for training; the rest is validation
     env_subdir: str  # folder under $NNDL_BENCH_DATA ("" = the variable's folder itself)
     mirrors_env: str
@@ -307,18 +89,18 @@ class _Published:
     system_dirs: tuple[Path, ...] = ()
 
     @property
-    def files(self) -> tuple[_FileSpec, ...]:
+    def files(self) -> tuple[FileSpec, ...]:
         """The four files in the order train images, train labels, test images, test labels."""
         return (self.train_images, self.train_labels, self.test_images, self.test_labels)
 
 
-_MNIST_T10K_IMAGES = _FileSpec(
+_MNIST_T10K_IMAGES = FileSpec(
     "t10k-images-idx3-ubyte",
     ("8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",),
     "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     7_840_016,
 )
-_MNIST_T10K_LABELS = _FileSpec(
+_MNIST_T10K_LABELS = FileSpec(
     "t10k-labels-idx1-ubyte",
     ("f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",),
     "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
@@ -329,13 +111,13 @@ _PUBLISHED: dict[str, _Published] = {
     "mnist": _Published(
         name="mnist",
         title="MNIST",
-        train_images=_FileSpec(
+        train_images=FileSpec(
             "train-images-idx3-ubyte",
             ("440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",),
             "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
             47_040_016,
         ),
-        train_labels=_FileSpec(
+        train_labels=FileSpec(
             "train-labels-idx1-ubyte",
             ("3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",),
             "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
@@ -356,7 +138,7 @@ _PUBLISHED: dict[str, _Published] = {
         name="fashion-mnist",
         title="Fashion-MNIST",
         # Each archive tuple: the authors' published file, then Debian's re-compressed copy.
-        train_images=_FileSpec(
+        train_images=FileSpec(
             "train-images-idx3-ubyte",
             (
                 "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
@@ -365,7 +147,7 @@ _PUBLISHED: dict[str, _Published] = {
             "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
             47_040_016,
         ),
-        train_labels=_FileSpec(
+        train_labels=FileSpec(
             "train-labels-idx1-ubyte",
             (
                 "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
@@ -374,7 +156,7 @@ _PUBLISHED: dict[str, _Published] = {
             "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
             60_008,
         ),
-        test_images=_FileSpec(
+        test_images=FileSpec(
             "t10k-images-idx3-ubyte",
             (
                 "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
@@ -383,7 +165,7 @@ _PUBLISHED: dict[str, _Published] = {
             "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
             7_840_016,
         ),
-        test_labels=_FileSpec(
+        test_labels=FileSpec(
             "t10k-labels-idx1-ubyte",
             (
                 "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
@@ -423,7 +205,7 @@ def _search_dirs(spec: _Published, data_dir: Path | None) -> list[Path]:
     return _download_dirs(spec, data_dir) + list(spec.system_dirs)
 
 
-def _find_local(file: _FileSpec, dirs: Sequence[Path]) -> Path | None:
+def _find_local(file: FileSpec, dirs: Sequence[Path]) -> Path | None:
     """The first existing copy of a file, preferring the .gz archive within each folder."""
     for folder in dirs:
         for candidate in (folder / f"{file.stem}.gz", folder / file.stem):
@@ -439,39 +221,14 @@ def _mirrors(spec: _Published) -> list[str]:
     return [base if base.endswith("/") else base + "/" for base in bases]
 
 
-def _sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _sha256_gunzipped(path: Path, limit: int) -> str | None:
-    """Hex SHA-256 of a gzip file's content, or None if it is corrupt or longer than ``limit``."""
-    digest = hashlib.sha256()
-    total = 0
-    try:
-        with gzip.open(path, "rb") as stream:
-            while chunk := stream.read(min(_CHUNK, limit + 1 - total)):
-                total += len(chunk)
-                if total > limit:
-                    return None
-                digest.update(chunk)
-    except (OSError, EOFError, zlib.error):
-        return None
-    return digest.hexdigest()
-
-
-def _verify_local(path: Path, file: _FileSpec, title: str) -> None:
+def _verify_local(path: Path, file: FileSpec, title: str) -> None:
     """Raise DataError unless the file holds the canonical content (see the module docstring)."""
     try:
-        found = _sha256_file(path)
+        found = sha256_file(path)
     except OSError as exc:
         raise DataError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
     if path.name.endswith(".gz"):
-        if found in file.gz_sha256 or _sha256_gunzipped(path, file.raw_size) == file.raw_sha256:
+        if found in file.gz_sha256 or sha256_gunzipped(path, file.raw_size) == file.raw_sha256:
             return
         expected, what = file.gz_sha256[0], f"{file.stem}.gz"
     else:
@@ -504,7 +261,7 @@ def _download_missing(
     timeout: float,
     say: Callable[[str], None],
 ) -> list[Path]:
-    """Fill the gaps in ``found`` from the mirrors, or raise _DatasetUnavailable.
+    """Fill the gaps in ``found`` from the mirrors, or raise DatasetUnavailable.
 
     ``timeout`` bounds the whole download, all files and mirrors together, so
     that ``auto`` falls back promptly on a slow or silent network.
@@ -513,7 +270,7 @@ def _download_missing(
     names = ", ".join(f"{file.stem}.gz" for file in missing)
     where = ", ".join(str(folder) for folder in _search_dirs(spec, data_dir))
     if not download:
-        raise _DatasetUnavailable(
+        raise DatasetUnavailable(
             f"{spec.title} files not found ({names}) in {where}, and downloading is off; "
             f"place them in one of those folders or allow downloading",
             f"{spec.title} not found in {where} and downloading is off",
@@ -521,13 +278,13 @@ def _download_missing(
     targets = _download_dirs(spec, data_dir)
     dest = _first_writable(targets)
     if dest is None:
-        raise _DatasetUnavailable(
+        raise DatasetUnavailable(
             f"{spec.title} files not found ({names}) in {where}, and none of "
             f"{', '.join(map(str, targets))} is writable for a download; "
             f"pass a writable data_dir or set NNDL_BENCH_DATA",
             f"{spec.title} not found in {where} and no writable folder to download into",
         )
-    budget = _Budget(timeout)
+    budget = Budget(timeout)
     paths = list(found)
     for index, file in enumerate(spec.files):
         if paths[index] is not None:
@@ -536,9 +293,9 @@ def _download_missing(
         say(f"downloading {spec.title} {target.name} into {dest}")
         urls = [base + target.name for base in _mirrors(spec)]
         try:
-            paths[index] = _download_verified(urls, target, file.gz_sha256[0], timeout, budget)
+            paths[index] = download_within(urls, target, file.gz_sha256[0], timeout, budget)
         except DataError as exc:
-            raise _DatasetUnavailable(
+            raise DatasetUnavailable(
                 f"{spec.title} not found in {where}: {exc}",
                 f"{spec.title} not found in {where} and not downloadable",
             ) from exc
@@ -566,8 +323,8 @@ def _load_published(
     paths = [path for path in found if path is not None]
     if len(paths) < len(spec.files):
         paths = _download_missing(spec, found, data_dir, download, timeout, say)
-    train_images, train_labels = _read_pair(paths[0], paths[1])
-    test_images, test_labels = _read_pair(paths[2], paths[3])
+    train_images, train_labels = read_pair(paths[0], paths[1])
+    test_images, test_labels = read_pair(paths[2], paths[3])
     if len(train_images) < spec.n_train:
         raise DataError(
             f"{paths[0]}: holds {len(train_images):,} images, fewer than the {spec.n_train:,} "
@@ -575,137 +332,14 @@ def _load_published(
         )
     return Dataset(
         name=spec.name,
-        train_images=_to_unit_floats(train_images[: spec.n_train]),
+        train_images=to_unit_floats(train_images[: spec.n_train]),
         train_labels=train_labels[: spec.n_train].copy(),
-        test_images=_to_unit_floats(test_images),
+        test_images=to_unit_floats(test_images),
         test_labels=test_labels,
     )
 
 
-# --------------------------------------------------------------------------- dataset-level checks
-
-
-def _read_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read matching image and label files: uint8 images (n, rows, cols) and int64 labels."""
-    images = read_idx(images_path)
-    labels = read_idx(labels_path)
-    if images.ndim != 3:
-        raise DataError(
-            f"{images_path}: images must be 3-D (count, rows, columns); "
-            f"the file has shape {images.shape}"
-        )
-    if images.dtype != np.uint8:
-        raise DataError(
-            f"{images_path}: pixels must be unsigned bytes (IDX type 0x08); "
-            f"the file holds {images.dtype}"
-        )
-    if labels.ndim != 1:
-        raise DataError(
-            f"{labels_path}: labels must be 1-D (count,); the file has shape {labels.shape}"
-        )
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"{labels_path}: labels must be integers; the file holds {labels.dtype}")
-    if len(images) != len(labels):
-        raise DataError(
-            f"{images_path} holds {len(images):,} images but {labels_path} holds "
-            f"{len(labels):,} labels; the counts must be equal"
-        )
-    _check_label_range(labels, labels_path)
-    return images, labels.astype(np.int64)
-
-
-def _check_label_range(labels: np.ndarray, path: Path) -> None:
-    """Reject labels outside 0..9, naming the first offender so the file can be inspected."""
-    bad = np.flatnonzero((labels < 0) | (labels >= N_CLASSES))
-    if bad.size:
-        index = int(bad[0])
-        raise DataError(
-            f"{path}: label {int(labels[index])} at index {index} is outside 0..{N_CLASSES - 1} "
-            f"({bad.size:,} such labels in total)"
-        )
-
-
-def _to_unit_floats(images: np.ndarray) -> np.ndarray:
-    """Flatten uint8 images to C-contiguous float64 rows in [0, 1], the network's input format."""
-    flat = images.reshape(len(images), -1).astype(np.float64)
-    flat /= 255.0
-    return np.ascontiguousarray(flat)
-
-
-# --------------------------------------------------------------------------- bundled sample
-
-
 _SAMPLE_FILES = (_MNIST_T10K_IMAGES, _MNIST_T10K_LABELS)
-
-
-def _load_sample() -> Dataset:
-    """The MNIST test set shipped in the package, split 8,000 train / 2,000 test for offline use."""
-    root = resources.files(__package__ or "harness").joinpath("sample_data")
-    with (
-        resources.as_file(root.joinpath(f"{_SAMPLE_FILES[0].stem}.gz")) as images_path,
-        resources.as_file(root.joinpath(f"{_SAMPLE_FILES[1].stem}.gz")) as labels_path,
-    ):
-        for path, file in ((images_path, _SAMPLE_FILES[0]), (labels_path, _SAMPLE_FILES[1])):
-            if not path.is_file():
-                raise DataError(
-                    f"{path}: the bundled MNIST sample is missing; reinstall nndl-bench"
-                )
-            _verify_sample(path, file)
-        images, labels = _read_pair(images_path, labels_path)
-    return Dataset(
-        name="mnist-sample",
-        train_images=_to_unit_floats(images[:SAMPLE_N_TRAIN]),
-        train_labels=labels[:SAMPLE_N_TRAIN].copy(),
-        test_images=_to_unit_floats(images[SAMPLE_N_TRAIN:]),
-        test_labels=labels[SAMPLE_N_TRAIN:].copy(),
-    )
-
-
-def _verify_sample(path: Path, file: _FileSpec) -> None:
-    """The bundled files are the published archives byte for byte; else the install is broken."""
-    found = _sha256_file(path)
-    if found not in file.gz_sha256:
-        raise DataError(
-            f"{path}: SHA-256 {found} does not match the published {file.stem}.gz "
-            f"({file.gz_sha256[0]}); the bundled sample is damaged: reinstall nndl-bench"
-        )
-
-
-# --------------------------------------------------------------------------- synthetic
-
-
-def _synthetic(n_train: int, input_size: int, seed: int) -> Dataset:
-    """Digit-like random data of any size, for runs that must not depend on real images.
-
-    Each class has a fixed random "stroke" pattern over about a fifth of the
-    inputs, as much ink as an MNIST digit carries; a sample keeps each stroke
-    pixel with probability 0.6, gains stray pixels with probability 0.08, and
-    inked pixels take intensities in [0.5, 1). Sparse inputs matter: dense
-    uniform ones would saturate every sigmoid of the book's N(0, 1)
-    initialisation and nothing would be learnt. Patterns, train and test use
-    separate child streams of ``default_rng(seed)``, and every per-sample
-    quantity its own stream, so the training set for N samples is the first N
-    rows of the one for more, and the test set never depends on N.
-    """
-    # SeedSequence(seed) is what default_rng(seed) builds on; spawning from it
-    # (rather than Generator.spawn) keeps numpy 1.24 supported.
-    pattern_seq, train_seq, test_seq = np.random.SeedSequence(seed).spawn(3)
-    strokes = np.random.default_rng(pattern_seq).random((N_CLASSES, input_size)) < 0.2
-
-    def draw(seq: np.random.SeedSequence, count: int) -> tuple[np.ndarray, np.ndarray]:
-        label_rng, ink_rng, value_rng = (np.random.default_rng(s) for s in seq.spawn(3))
-        labels = label_rng.integers(0, N_CLASSES, count).astype(np.int64)
-        draw_ink = ink_rng.random((count, input_size))
-        inked = np.where(strokes[labels], draw_ink < 0.6, draw_ink < 0.08)
-        inputs = np.where(inked, 0.5 + 0.5 * value_rng.random((count, input_size)), 0.0)
-        return inputs, labels
-
-    train_images, train_labels = draw(train_seq, n_train)
-    test_images, test_labels = draw(test_seq, SYNTHETIC_N_TEST)
-    return Dataset("synthetic", train_images, train_labels, test_images, test_labels)
-
-
-# --------------------------------------------------------------------------- public entry points
 
 
 def load_dataset(
@@ -731,9 +365,9 @@ def load_dataset(
     say = notice or _ignore
     _check_request(name, n_train, input_size)
     if name == "synthetic":
-        return _synthetic(n_train or SYNTHETIC_N_TRAIN, input_size, seed)
+        return synthetic(n_train or SYNTHETIC_N_TRAIN, input_size, seed)
     if name == "mnist-sample":
-        dataset = _load_sample()
+        dataset = load_sample(_SAMPLE_FILES)
     elif name == "auto":
         dataset = _load_auto(data_dir, download, download_timeout, say)
     else:
@@ -766,12 +400,12 @@ def _load_auto(
     """Full MNIST when it can be had, otherwise the bundled sample, saying so."""
     try:
         return _load_published(_PUBLISHED["mnist"], data_dir, download, timeout, say)
-    except _DatasetUnavailable as exc:
+    except DatasetUnavailable as exc:
         say(
             f"{exc.brief}; using the bundled mnist-sample "
             f"({SAMPLE_N_TRAIN:,} train / {SAMPLE_N_TEST:,} test)"
         )
-    return _load_sample()
+    return load_sample(_SAMPLE_FILES)
 
 
 def _keep_first(dataset: Dataset, n_train: int | None) -> Dataset:
@@ -788,115 +422,3 @@ def _keep_first(dataset: Dataset, n_train: int | None) -> Dataset:
         train_images=dataset.train_images[:n_train].copy(),
         train_labels=dataset.train_labels[:n_train].copy(),
     )
-
-
-class _Budget:
-    """A time limit shared by several downloads, so their total stays bounded."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._deadline = time.monotonic() + seconds
-
-    def left(self) -> float:
-        """Seconds remaining; raises _OutOfTime once none are."""
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise _OutOfTime(f"not finished within the {self.seconds:g} s download_timeout")
-        return remaining
-
-
-class _OutOfTime(Exception):
-    """The shared download budget ran out."""
-
-
-def download_verified(urls: Sequence[str], dest: Path, sha256: str, timeout: float = 30.0) -> Path:
-    """Download ``dest`` from the first of ``urls`` that serves bytes with the given SHA-256.
-
-    Each attempt writes to a temporary file in ``dest``'s folder that is renamed
-    into place only once its hash matches, so an interrupted, failed or corrupt
-    download leaves nothing behind and readers never see a partial file.
-    ``timeout`` is how long each mirror may take to connect or to send more data.
-    """
-    return _download_verified(urls, Path(dest), sha256, timeout, None)
-
-
-def _download_verified(
-    urls: Sequence[str], dest: Path, sha256: str, timeout: float, budget: _Budget | None
-) -> Path:
-    """download_verified, optionally within a time budget shared with other downloads."""
-    if not urls:
-        raise DataError(f"{dest}: no download URL given")
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(
-            f"{dest}: cannot create the folder {dest.parent} ({exc.strerror or exc})"
-        ) from exc
-    failures: list[str] = []
-    for url in urls:
-        reason = _download_once(url, dest, sha256.lower(), timeout, budget)
-        if reason is None:
-            return dest
-        failures.append(f"{url}: {reason}")
-    raise DataError(f"{dest}: download failed from every mirror: {'; '.join(failures)}")
-
-
-def _download_once(
-    url: str, dest: Path, sha256: str, timeout: float, budget: _Budget | None
-) -> str | None:
-    """Try one URL; return None on success, or why it failed."""
-    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        return "unsupported URL scheme; use http:// or https://"
-    try:
-        handle, temp_name = tempfile.mkstemp(
-            prefix=f".{dest.name}.", suffix=".part", dir=dest.parent
-        )
-    except OSError as exc:
-        return f"cannot write into {dest.parent} ({exc.strerror or exc})"
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            found = _fetch(url, out, timeout, budget)
-            out.flush()
-            os.fsync(out.fileno())
-        if found != sha256:
-            return f"SHA-256 {found} of the downloaded file does not match the expected {sha256}"
-        temp.chmod(0o644)
-        os.replace(temp, dest)
-        return None
-    except _OutOfTime as exc:
-        return str(exc)
-    except urllib.error.HTTPError as exc:
-        return f"HTTP {exc.code} {exc.reason}"
-    except urllib.error.URLError as exc:
-        return f"cannot connect ({exc.reason})"
-    except TimeoutError:
-        return f"no data for {timeout:g} s"
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        return f"transfer failed ({exc.__class__.__name__}: {exc})"
-    finally:
-        temp.unlink(missing_ok=True)
-
-
-def _fetch(url: str, out: BinaryIO, timeout: float, budget: _Budget | None) -> str:
-    """Stream a URL into ``out`` and return the hex SHA-256 of what was received.
-
-    With a budget, the socket timeout never exceeds the time left and the
-    budget is checked after every chunk.
-    """
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    digest = hashlib.sha256()
-    total = 0
-    wait = min(timeout, budget.left()) if budget else timeout
-    with urllib.request.urlopen(request, timeout=wait) as response:
-        while chunk := response.read(_CHUNK):
-            total += len(chunk)
-            if total > _MAX_DOWNLOAD_BYTES:
-                raise ValueError(
-                    f"larger than {_MAX_DOWNLOAD_BYTES:,} bytes, more than any published archive"
-                )
-            digest.update(chunk)
-            out.write(chunk)
-            if budget:
-                budget.left()
-    return digest.hexdigest()
