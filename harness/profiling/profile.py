@@ -171,7 +171,7 @@ def _training_samples(phases: Sequence[pyspy.Phase]) -> int:
 def _child_env() -> dict[str, str]:
     """The environment, with this checkout first on the path: the child runs
     ``-m harness.profiling.profile_worker`` whether or not the package is installed."""
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])  # harness/profiling/ -> the checkout
     path = os.environ.get("PYTHONPATH", "")
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, path]))}
 

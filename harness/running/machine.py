@@ -49,7 +49,7 @@ def blas_info() -> list[dict]:
 
 def git_commit(cwd: Path | None = None) -> str | None:
     """The checkout's commit, with '+dirty' when the tree has changes; None outside git."""
-    cwd = cwd or Path(__file__).resolve().parents[1]
+    cwd = cwd or Path(__file__).resolve().parents[2]  # harness/running/ -> the checkout
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                                 text=True, timeout=5, check=True).stdout.strip()
