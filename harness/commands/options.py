@@ -27,22 +27,12 @@ def default(name: str):
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """Every setting of a run, for a command that runs one configuration."""
-    add_common_options(p)
-    sizes = ",".join(map(str, default("sizes")))
-    p.add_argument("--sizes", default=sizes, help=f"layer widths, input first (default: {sizes})")
-    p.add_argument("--batch-size", type=int, default=default("batch_size"),
-                   help=f"mini-batch size (default: {default('batch_size')})")
-    p.add_argument("--dtype", default=default("dtype"), choices=["float64", "float32"],
-                   help=f"floating-point type of parameters and data "
-                        f"(default: {default('dtype')})")
-    p.add_argument("--threads", type=int,
-                   help="BLAS threads (threadpoolctl) and Numba/PyTorch threads, recorded "
-                        "in the CSVs; default: each library's own (all cores), except "
-                        "numpy-gemm, which keeps BLAS on one thread")
+    add_common_options(p, with_cell=True)
 
 
-def add_common_options(p: argparse.ArgumentParser) -> None:
-    """The settings of a run that a sweep holds fixed over its grid."""
+def add_common_options(p: argparse.ArgumentParser, with_cell: bool = False) -> None:
+    """The settings of a run; without ``with_cell``, not those a sweep crosses (widths,
+    batch size, dtype, threads), which it declares as lists of its own."""
     from harness.data.catalogue import DATASET_NAMES
 
     p.add_argument("--backend", default="all",
@@ -53,11 +43,21 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-epochs", type=int, default=default("warmup_epochs"),
                    help="epochs run first and not counted: JIT compilation, caches "
                         f"(default: {default('warmup_epochs')})")
+    if with_cell:
+        sizes = ",".join(map(str, default("sizes")))
+        p.add_argument("--sizes", default=sizes,
+                       help=f"layer widths, input first (default: {sizes})")
+        p.add_argument("--batch-size", type=int, default=default("batch_size"),
+                       help=f"mini-batch size (default: {default('batch_size')})")
     p.add_argument("--eta", type=float, default=default("eta"),
                    help=f"learning rate (default: {default('eta')})")
     p.add_argument("--seed", type=int, default=default("seed"),
                    help=f"seeds the initial parameters and the shuffles "
                         f"(default: {default('seed')})")
+    if with_cell:
+        p.add_argument("--dtype", default=default("dtype"), choices=["float64", "float32"],
+                       help=f"floating-point type of parameters and data "
+                            f"(default: {default('dtype')})")
     p.add_argument("--dataset", default=default("dataset"), choices=DATASET_NAMES,
                    help="auto: mnist if present or downloadable, else the bundled "
                         f"mnist-sample (default: {default('dataset')})")
@@ -65,6 +65,11 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
                    help="folder holding the dataset's IDX files (also $NNDL_BENCH_DATA)")
     p.add_argument("--n-train", type=int,
                    help="train on the first N training samples only (synthetic: how many)")
+    if with_cell:
+        p.add_argument("--threads", type=int,
+                       help="BLAS threads (threadpoolctl) and Numba/PyTorch threads, recorded "
+                            "in the CSVs; default: each library's own (all cores), except "
+                            "numpy-gemm, which keeps BLAS on one thread")
     p.add_argument("--timeout", type=float,
                    help="seconds one backend's worker may take before it is stopped")
     p.add_argument("--results-dir", type=Path, default=default("results_dir"),
