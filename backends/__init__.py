@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass
 
 from backends.base import Params, Trainer
+from backends.rust_extension import BUILD_HINT as RUST_BUILD_HINT
+from backends.rust_extension import MODULE as RUST_MODULE
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,10 @@ class _Entry:
     cls: str
     requires: tuple[str, ...] = ()
     extra: str = ""
+    build: str = ""  # how to build what ``requires`` names, where pip cannot install it
 
+
+_RUST = {"requires": (RUST_MODULE,), "build": RUST_BUILD_HINT}
 
 _REGISTRY: dict[str, _Entry] = {
     "numpy-book": _Entry("backends.numpy_book", "NumpyBook"),
@@ -36,6 +41,10 @@ _REGISTRY: dict[str, _Entry] = {
     ),
     "torch": _Entry("backends.torch_backend", "TorchTrainer", requires=("torch",), extra="peers"),
     "jax": _Entry("backends.jax_backend", "JaxTrainer", requires=("jax",), extra="peers"),
+    "rust-ndarray": _Entry("backends.rust_ndarray", "RustNdarray", **_RUST),
+    "rust-ndarray-batched": _Entry("backends.rust_ndarray_batched", "RustNdarrayBatched", **_RUST),
+    "rust-rayon": _Entry("backends.rust_rayon", "RustRayon", **_RUST),
+    "rust-fused": _Entry("backends.rust_fused", "RustFused", **_RUST),
 }
 
 REFERENCE = "numpy-per-sample"
@@ -63,8 +72,10 @@ class UnknownBackend(ValueError):
 
 
 class BackendUnavailable(ImportError):
-    def __init__(self, name: str, missing: list[str], extra: str):
-        hint = f"pip install 'nndl-bench[{extra}]'" if extra else f"pip install {' '.join(missing)}"
+    def __init__(self, name: str, missing: list[str], extra: str, build: str = ""):
+        hint = build or (
+            f"pip install 'nndl-bench[{extra}]'" if extra else f"pip install {' '.join(missing)}"
+        )
         super().__init__(
             f"backend {name!r} needs {', '.join(missing)}, which is not installed: {hint}"
         )
@@ -84,6 +95,17 @@ def available() -> list[str]:
     return [name for name, entry in _entries().items() if not _missing(entry)]
 
 
+def left_out_notices() -> list[str]:
+    """One line per group of built backends (the Rust ones) that ``all`` leaves
+    out because their module is not built, with the command that builds it."""
+    groups: dict[str, list[str]] = {}
+    for name, entry in _entries().items():
+        if entry.build and _missing(entry):
+            groups.setdefault(entry.build, []).append(name)
+    return [f"left out of 'all' ({', '.join(names)}): not built; {build}"
+            for build, names in groups.items()]
+
+
 def get(name: str) -> type:
     """The trainer class registered as ``name``; built as ``cls(params, dtype, threads=None)``."""
     entry = _entries().get(name)
@@ -91,7 +113,7 @@ def get(name: str) -> type:
         raise UnknownBackend(name)
     missing = _missing(entry)
     if missing:
-        raise BackendUnavailable(name, missing, entry.extra)
+        raise BackendUnavailable(name, missing, entry.extra, entry.build)
     return getattr(importlib.import_module(entry.module), entry.cls)
 
 

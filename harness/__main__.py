@@ -170,6 +170,9 @@ def config_from_args(args: argparse.Namespace, argv: list[str]):
     import backends
     from harness.config import RunConfig, parse_sizes
 
+    if args.backend.strip() == "all":
+        for notice in backends.left_out_notices():
+            print(f"note: {notice}", file=sys.stderr)
     return RunConfig(
         backends=tuple(backends.resolve(args.backend)), epochs=args.epochs,
         warmup_epochs=args.warmup_epochs, sizes=parse_sizes(args.sizes),

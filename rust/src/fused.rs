@@ -25,7 +25,9 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use crate::data::Epoch;
 use crate::port::check_layers;
 use crate::real::Real;
-use crate::simd::{self, Isa, MulAdd, SWEEP};
+use crate::simd::{self, Isa, Scalar, Vector, SWEEP};
+#[cfg(target_arch = "x86_64")]
+use crate::simd::{F32x16, F32x8, F64x4, F64x8};
 
 /// The batch size from which `Kernel::Gemm` is the default.
 pub const GEMM_FROM_BATCH: usize = 64;
@@ -227,24 +229,25 @@ pub struct State<'a, T> {
     buffers: &'a mut Buffers<T>,
 }
 
-/// The sweep epoch instantiated for each instruction set, with the lane count
-/// that fills a 512-bit register (one on AVX-512, two on AVX2).
+/// The sweep epoch instantiated for each instruction set with its vector type.
 pub trait Kernels: Real {
     fn sweep_epoch(isa: Isa, s: &mut State<Self>, data: &Epoch<Self>, bs: usize, eta: f64, head: usize);
 }
 
 macro_rules! kernels {
-    ($t:ty, $lanes:literal, $avx512:ident, $avx2:ident) => {
+    ($t:ty, $v512:ty, $v256:ty, $avx512:ident, $avx2:ident) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
         fn $avx512(s: &mut State<$t>, data: &Epoch<$t>, bs: usize, eta: f64, head: usize) {
-            sweep_epoch::<$t, simd::Fma, $lanes>(s, data, bs, eta, head)
+            // SAFETY: this function only runs where AVX-512 was detected.
+            unsafe { sweep_epoch::<$t, $v512>(s, data, bs, eta, head) }
         }
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
         fn $avx2(s: &mut State<$t>, data: &Epoch<$t>, bs: usize, eta: f64, head: usize) {
-            sweep_epoch::<$t, simd::Fma, $lanes>(s, data, bs, eta, head)
+            // SAFETY: this function only runs where AVX2 and FMA were detected.
+            unsafe { sweep_epoch::<$t, $v256>(s, data, bs, eta, head) }
         }
 
         impl Kernels for $t {
@@ -255,18 +258,21 @@ macro_rules! kernels {
                     Isa::Avx512 => unsafe { $avx512(s, data, bs, eta, head) },
                     #[cfg(target_arch = "x86_64")]
                     Isa::Avx2Fma => unsafe { $avx2(s, data, bs, eta, head) },
-                    _ => sweep_epoch::<$t, simd::Separate, $lanes>(s, data, bs, eta, head),
+                    // SAFETY: one scalar lane runs anywhere.
+                    _ => unsafe { sweep_epoch::<$t, Scalar<$t>>(s, data, bs, eta, head) },
                 }
             }
         }
     };
 }
 
-kernels!(f64, 8, sweep_avx512_f64, sweep_avx2_f64);
-kernels!(f32, 16, sweep_avx512_f32, sweep_avx2_f32);
+kernels!(f64, F64x8, F64x4, sweep_avx512_f64, sweep_avx2_f64);
+kernels!(f32, F32x16, F32x8, sweep_avx512_f32, sweep_avx2_f32);
 
+/// # Safety
+/// Only on a CPU with `V`'s features.
 #[inline(always)]
-fn sweep_epoch<T: Real, F: MulAdd, const L: usize>(
+unsafe fn sweep_epoch<T: Real, V: Vector<Elem = T>>(
     s: &mut State<T>,
     data: &Epoch<T>,
     batch_size: usize,
@@ -290,7 +296,7 @@ fn sweep_epoch<T: Real, F: MulAdd, const L: usize>(
             let (below, here) = acts.split_at_mut(l);
             let input = if l == 0 { first } else { Rows { data: &below[l - 1], width: sizes[l], ids } };
             let out = &mut here[0][..p * sizes[l + 1]];
-            forward::<T, F, L>(s.weights[l].values(), &s.biases[l], input, out, if l == 0 { head } else { 0 });
+            forward::<T, V>(s.weights[l].values(), &s.biases[l], input, out, if l == 0 { head } else { 0 });
         }
         let scale = T::of(eta / m as f64);
         let n_out = sizes[layers];
@@ -300,24 +306,26 @@ fn sweep_epoch<T: Real, F: MulAdd, const L: usize>(
             let delta = &upper[0][..p * sizes[l + 1]];
             let a_in = &acts[l - 1][..p * sizes[l]];
             let delta_in = &mut lower[l - 1][..p * sizes[l]];
-            backprop_delta::<T, F, L>(s.weights[l].values(), delta, a_in, delta_in, sizes[l]);
+            backprop_delta::<T, V>(s.weights[l].values(), delta, a_in, delta_in, sizes[l]);
             let input = Rows { data: a_in, width: sizes[l], ids };
-            update::<T, F, L>(s.weights[l].values_mut(), &mut s.biases[l], delta, input, 0);
+            update::<T, V>(s.weights[l].values_mut(), &mut s.biases[l], delta, input, 0);
         }
-        update::<T, F, L>(s.weights[0].values_mut(), &mut s.biases[0], &deltas[0][..p * sizes[1]], first, head);
+        update::<T, V>(s.weights[0].values_mut(), &mut s.biases[0], &deltas[0][..p * sizes[1]], first, head);
     }
 }
 
 /// act = sigmoid(W x_i + b) for the rows x_i of `input`; act is (p, n_out).
 #[inline(always)]
-fn forward<T: Real, F: MulAdd, const L: usize>(w: &[T], b: &[T], input: Rows<T>, act: &mut [T], head: usize) {
+unsafe fn forward<T: Real, V: Vector<Elem = T>>(w: &[T], b: &[T], input: Rows<T>, act: &mut [T], head: usize) {
     let (n_in, n_out) = (input.width, b.len());
     for i in (0..act.len() / n_out).step_by(SWEEP) {
         let x = input.sweep(i);
         for j in 0..n_out {
             let wj = &w[j * n_in..][..n_in];
-            let s = simd::dot5::<T, F, L>(&wj[head..], x.map(|r| &r[head..]));
-            let t = simd::dot5::<T, F, L>(&wj[..head], x.map(|r| &r[..head]));
+            let (s, t) = unsafe {
+                (simd::dot5::<V>(&wj[head..], x.map(|r| &r[head..])),
+                 simd::dot5::<V>(&wj[..head], x.map(|r| &r[..head])))
+            };
             for q in 0..SWEEP {
                 act[(i + q) * n_out + j] = s[q] + t[q] + b[j];
             }
@@ -328,15 +336,17 @@ fn forward<T: Real, F: MulAdd, const L: usize>(w: &[T], b: &[T], input: Rows<T>,
 
 /// W[j] -= sum_i delta[i, j] x_i and b[j] -= sum_i delta[i, j]; delta is (p, n_out).
 #[inline(always)]
-fn update<T: Real, F: MulAdd, const L: usize>(w: &mut [T], b: &mut [T], delta: &[T], input: Rows<T>, head: usize) {
+unsafe fn update<T: Real, V: Vector<Elem = T>>(w: &mut [T], b: &mut [T], delta: &[T], input: Rows<T>, head: usize) {
     let (n_in, n_out) = (input.width, b.len());
     for i in (0..delta.len() / n_out).step_by(SWEEP) {
         let x = input.sweep(i);
         for (j, bj) in b.iter_mut().enumerate() {
             let d: [T; SWEEP] = std::array::from_fn(|q| delta[(i + q) * n_out + j]);
             let (lo, hi) = w[j * n_in..][..n_in].split_at_mut(head);
-            simd::sub_outer5::<T, F, L>(hi, d, x.map(|r| &r[head..]));
-            simd::sub_outer5::<T, F, L>(lo, d, x.map(|r| &r[..head]));
+            unsafe {
+                simd::sub_outer5::<V>(hi, d, x.map(|r| &r[head..]));
+                simd::sub_outer5::<V>(lo, d, x.map(|r| &r[..head]));
+            }
             *bj -= d[0] + d[1] + d[2] + d[3] + d[4];
         }
     }
@@ -344,7 +354,7 @@ fn update<T: Real, F: MulAdd, const L: usize>(w: &mut [T], b: &mut [T], delta: &
 
 /// delta_in = (delta W) * a (1 - a): BP2, with sigma'(z) from the activation a.
 #[inline(always)]
-fn backprop_delta<T: Real, F: MulAdd, const L: usize>(
+unsafe fn backprop_delta<T: Real, V: Vector<Elem = T>>(
     w: &[T],
     delta: &[T],
     a: &[T],
@@ -361,7 +371,7 @@ fn backprop_delta<T: Real, F: MulAdd, const L: usize>(
             std::array::from_fn(|_| parts.next().expect("a sweep of rows"));
         for j in 0..n_out {
             let d: [T; SWEEP] = std::array::from_fn(|q| delta[(i + q) * n_out + j]);
-            simd::add_outer5::<T, F, L>(&w[j * n_in..][..n_in], d, &mut out);
+            unsafe { simd::add_outer5::<V>(&w[j * n_in..][..n_in], d, &mut out) };
         }
     }
     for (v, &a) in delta_in.iter_mut().zip(a) {

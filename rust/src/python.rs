@@ -151,19 +151,20 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "no message".into())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn train<T: Kernels + Element>(
-    py: Python<'_>,
-    strategy: &mut Strategy<T>,
-    sizes: &[usize],
-    blas_threads: usize,
-    dtype: &str,
-    x: &Bound<'_, PyAny>,
-    y: &Bound<'_, PyAny>,
-    order: &Bound<'_, PyAny>,
+/// One epoch's arguments as Python passed them, and the trainer's settings.
+struct EpochCall<'a, 'py> {
+    x: &'a Bound<'py, PyAny>,
+    y: &'a Bound<'py, PyAny>,
+    order: &'a Bound<'py, PyAny>,
     batch_size: usize,
     eta: f64,
-) -> PyResult<()> {
+    sizes: &'a [usize],
+    blas_threads: usize,
+    dtype: &'a str,
+}
+
+fn train<T: Kernels + Element>(py: Python<'_>, strategy: &mut Strategy<T>, call: EpochCall) -> PyResult<()> {
+    let EpochCall { x, y, order, batch_size, eta, sizes, blas_threads, dtype } = call;
     let x = array2::<T>(x, "X", dtype)?;
     let (y, order) = (indices(y, "y")?, indices(order, "order")?);
     let (ys, os) = (y.as_slice().unwrap_or(&[]), order.as_slice().unwrap_or(&[]));
@@ -238,8 +239,11 @@ impl Trainer {
         batch_size: usize,
         eta: f64,
     ) -> PyResult<()> {
-        let (sizes, threads, dtype) = (&self.sizes, self.blas_threads, self.dtype.as_str());
-        each_dtype!(&mut self.inner, s => train(py, s, sizes, threads, dtype, x, y, order, batch_size, eta))
+        let call = EpochCall {
+            x, y, order, batch_size, eta,
+            sizes: &self.sizes, blas_threads: self.blas_threads, dtype: &self.dtype,
+        };
+        each_dtype!(&mut self.inner, s => train(py, s, call))
     }
 
     /// (weights, biases) as new NumPy arrays in the book's layout.
@@ -250,11 +254,21 @@ impl Trainer {
         })
     }
 
+    /// From which batch size the fused kernel runs its products as BLAS GEMMs.
+    fn set_gemm_from_batch(&mut self, batch_size: usize) -> PyResult<()> {
+        match &mut self.inner {
+            Typed::F64(Strategy::Fused(f)) => f.gemm_from_batch = batch_size,
+            Typed::F32(Strategy::Fused(f)) => f.gemm_from_batch = batch_size,
+            _ => return Err(PyValueError::new_err("only the fused strategy has a GEMM kernel")),
+        }
+        Ok(())
+    }
+
     /// The fused kernel's choices: instruction set, lanes, and the kernel for a batch size.
     fn choices(&self, py: Python<'_>, batch_size: usize) -> PyResult<Option<Py<PyDict>>> {
         let (isa, kernel, gemm_from, lanes) = match &self.inner {
-            Typed::F64(Strategy::Fused(f)) => (f.isa, f.kernel_for(batch_size), f.gemm_from_batch, 8),
-            Typed::F32(Strategy::Fused(f)) => (f.isa, f.kernel_for(batch_size), f.gemm_from_batch, 16),
+            Typed::F64(Strategy::Fused(f)) => (f.isa, f.kernel_for(batch_size), f.gemm_from_batch, f.isa.lanes::<f64>()),
+            Typed::F32(Strategy::Fused(f)) => (f.isa, f.kernel_for(batch_size), f.gemm_from_batch, f.isa.lanes::<f32>()),
             _ => return Ok(None),
         };
         let d = PyDict::new(py);

@@ -1,13 +1,17 @@
-//! Loops the compiler vectorises for whichever CPU runs them.
+//! The vector loops of the fused kernel, for whichever CPU runs them.
 //!
-//! Every kernel is written once, generic over the element type, the number of
-//! lanes `L` and whether a*b+c is one fused multiply-add, as `#[inline(always)]`
+//! Every kernel is written once, generic over a `Vector` (a register of f64 or
+//! f32 lanes: AVX-512, AVX2 with FMA, or one scalar), as `#[inline(always)]`
 //! code; `fused` instantiates it inside functions compiled with
-//! `#[target_feature]` for AVX-512, for AVX2 with FMA and for plain x86-64, and
-//! picks one at run time from what the CPU reports (`Isa::detect`). Rust does not
-//! reassociate floating-point sums, so a dot product keeps `L` partial sums per
-//! sample in an array: lane l only ever adds elements l, l+L, l+2L, ..., which
-//! LLVM maps to vector registers without changing the order of any addition.
+//! `#[target_feature]` for each instruction set and picks one at run time from
+//! what the CPU reports (`Isa::detect`). The vectors are explicit because Rust
+//! does not reassociate floating-point sums: left to itself LLVM cannot split a
+//! dot product into vector partial sums, and its straight-line vectoriser
+//! packed the five samples of a sweep across lanes instead. The sigmoid is a
+//! plain loop over a run of values, which LLVM vectorises by itself once exp
+//! is arithmetic rather than a libm call.
+
+use num_traits::Zero;
 
 use crate::real::Real;
 
@@ -55,48 +59,119 @@ impl Isa {
         }
     }
 
+    /// Elements of type T in one of this set's vector registers.
+    pub fn lanes<T>(self) -> usize {
+        match self {
+            Isa::Avx512 => 64 / std::mem::size_of::<T>(),
+            Isa::Avx2Fma => 32 / std::mem::size_of::<T>(),
+            Isa::Baseline => 1,
+        }
+    }
+
     /// The widest set the running CPU supports.
     pub fn detect() -> Isa {
         Isa::ALL.into_iter().find(|isa| isa.supported()).unwrap_or(Isa::Baseline)
     }
 }
 
-/// a*b + c: one rounding (FMA) where the CPU has it, two elsewhere (a libm fma
-/// call per element would be far slower than the separate multiply and add).
-pub trait MulAdd {
-    fn mul_add<T: Real>(a: T, b: T, c: T) -> T;
+/// A vector register of `LANES` elements and the few operations the kernels
+/// need. The methods wrap `std::arch` intrinsics and are inlined into the
+/// `#[target_feature]` functions of `fused`, where the intrinsics' features are
+/// enabled; `Scalar` is the one-lane version for CPUs without AVX2.
+///
+/// # Safety
+/// `load` and `store` touch `LANES` elements from the pointer; the intrinsic
+/// versions may only run on a CPU that has their features (`Isa::supported`).
+pub trait Vector: Copy {
+    type Elem: Real;
+    const LANES: usize;
+    unsafe fn splat(v: Self::Elem) -> Self;
+    unsafe fn load(p: *const Self::Elem) -> Self;
+    unsafe fn store(self, p: *mut Self::Elem);
+    /// a * b + c, one fused multiply-add where the CPU has it.
+    unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
+    unsafe fn sum(self) -> Self::Elem;
 }
 
-pub struct Fma;
-pub struct Separate;
+#[derive(Clone, Copy)]
+pub struct Scalar<T>(T);
 
-impl MulAdd for Fma {
+impl<T: Real> Vector for Scalar<T> {
+    type Elem = T;
+    const LANES: usize = 1;
     #[inline(always)]
-    fn mul_add<T: Real>(a: T, b: T, c: T) -> T {
-        a.mul_add(b, c)
+    unsafe fn splat(v: T) -> Self {
+        Scalar(v)
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const T) -> Self {
+        Scalar(unsafe { *p })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut T) {
+        unsafe { *p = self.0 }
+    }
+    #[inline(always)]
+    unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+        Scalar(a.0 * b.0 + c.0) // a libm fma call per element would be far slower
+    }
+    #[inline(always)]
+    unsafe fn sum(self) -> T {
+        self.0
     }
 }
 
-impl MulAdd for Separate {
-    #[inline(always)]
-    fn mul_add<T: Real>(a: T, b: T, c: T) -> T {
-        a * b + c
-    }
+macro_rules! vector {
+    ($name:ident, $reg:ty, $t:ty, $lanes:literal, $set1:ident, $loadu:ident, $storeu:ident,
+     $fmadd:ident, $sum:expr) => {
+        #[cfg(target_arch = "x86_64")]
+        #[derive(Clone, Copy)]
+        pub struct $name($reg);
+
+        #[cfg(target_arch = "x86_64")]
+        impl Vector for $name {
+            type Elem = $t;
+            const LANES: usize = $lanes;
+            #[inline(always)]
+            unsafe fn splat(v: $t) -> Self {
+                $name(unsafe { arch::$set1(v) })
+            }
+            #[inline(always)]
+            unsafe fn load(p: *const $t) -> Self {
+                $name(unsafe { arch::$loadu(p) })
+            }
+            #[inline(always)]
+            unsafe fn store(self, p: *mut $t) {
+                unsafe { arch::$storeu(p, self.0) }
+            }
+            #[inline(always)]
+            unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+                $name(unsafe { arch::$fmadd(a.0, b.0, c.0) })
+            }
+            #[inline(always)]
+            unsafe fn sum(self) -> $t {
+                let lanes: [$t; $lanes] = unsafe { std::mem::transmute(self.0) };
+                $sum(lanes)
+            }
+        }
+    };
 }
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64 as arch;
+
+vector!(F64x8, arch::__m512d, f64, 8, _mm512_set1_pd, _mm512_loadu_pd, _mm512_storeu_pd,
+        _mm512_fmadd_pd, lane_sum::<f64, 8>);
+vector!(F32x16, arch::__m512, f32, 16, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps,
+        _mm512_fmadd_ps, lane_sum::<f32, 16>);
+vector!(F64x4, arch::__m256d, f64, 4, _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd,
+        _mm256_fmadd_pd, lane_sum::<f64, 4>);
+vector!(F32x8, arch::__m256, f32, 8, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps,
+        _mm256_fmadd_ps, lane_sum::<f32, 8>);
 
 /// Samples per sweep over a weight row: every weight loaded feeds five
 /// multiply-adds, and five 784-wide input rows (31 KB in f64) stay in L1.
 pub const SWEEP: usize = 5;
-
-#[inline(always)]
-fn block<T, const L: usize>(s: &[T], k: usize) -> &[T; L] {
-    s[k..k + L].try_into().expect("a whole block inside the row")
-}
-
-#[inline(always)]
-fn block_mut<T, const L: usize>(s: &mut [T], k: usize) -> &mut [T; L] {
-    (&mut s[k..k + L]).try_into().expect("a whole block inside the row")
-}
 
 /// The sum of the lanes, pairwise.
 #[inline(always)]
@@ -112,28 +187,30 @@ fn lane_sum<T: Real, const L: usize>(mut lanes: [T; L]) -> T {
 }
 
 /// The five dot products w . x_q in one sweep over w.
+///
+/// # Safety
+/// Only on a CPU with `V`'s features.
 #[inline(always)]
-pub fn dot5<T: Real, F: MulAdd, const L: usize>(w: &[T], x: [&[T]; SWEEP]) -> [T; SWEEP] {
+pub unsafe fn dot5<V: Vector>(w: &[V::Elem], x: [&[V::Elem]; SWEEP]) -> [V::Elem; SWEEP] {
     let n = w.len();
-    let x = x.map(|row| &row[..n]);
-    let full = n - n % L;
-    let mut acc = [[T::zero(); L]; SWEEP];
+    let x = x.map(|row| &row[..n]); // every row as long as w: the loads below stay inside
+    let full = n - n % V::LANES;
+    let mut acc = [unsafe { V::splat(V::Elem::zero()) }; SWEEP];
     let mut k = 0;
     while k < full {
-        let wb = block::<T, L>(w, k);
-        for q in 0..SWEEP {
-            let xb = block::<T, L>(x[q], k);
-            for l in 0..L {
-                acc[q][l] = F::mul_add(wb[l], xb[l], acc[q][l]);
+        unsafe {
+            let wv = V::load(w.as_ptr().add(k));
+            for q in 0..SWEEP {
+                acc[q] = V::mul_add(wv, V::load(x[q].as_ptr().add(k)), acc[q]);
             }
         }
-        k += L;
+        k += V::LANES;
     }
-    let mut out = [T::zero(); SWEEP];
+    let mut out = [V::Elem::zero(); SWEEP];
     for q in 0..SWEEP {
-        let mut s = lane_sum(acc[q]);
+        let mut s = unsafe { acc[q].sum() };
         for k in full..n {
-            s = F::mul_add(w[k], x[q][k], s);
+            s = s + w[k] * x[q][k];
         }
         out[q] = s;
     }
@@ -141,53 +218,60 @@ pub fn dot5<T: Real, F: MulAdd, const L: usize>(w: &[T], x: [&[T]; SWEEP]) -> [T
 }
 
 /// w -= sum_q d_q x_q, in one sweep over w.
+///
+/// # Safety
+/// Only on a CPU with `V`'s features.
 #[inline(always)]
-pub fn sub_outer5<T: Real, F: MulAdd, const L: usize>(w: &mut [T], d: [T; SWEEP], x: [&[T]; SWEEP]) {
+pub unsafe fn sub_outer5<V: Vector>(w: &mut [V::Elem], d: [V::Elem; SWEEP], x: [&[V::Elem]; SWEEP]) {
     let n = w.len();
     let x = x.map(|row| &row[..n]);
-    let minus = d.map(|v| -v);
-    let full = n - n % L;
+    let minus = d.map(|v| unsafe { V::splat(-v) });
+    let full = n - n % V::LANES;
     let mut k = 0;
     while k < full {
-        let wb = block_mut::<T, L>(w, k);
-        for q in 0..SWEEP {
-            let xb = block::<T, L>(x[q], k);
-            for l in 0..L {
-                wb[l] = F::mul_add(minus[q], xb[l], wb[l]);
+        unsafe {
+            let p = w.as_mut_ptr().add(k);
+            let mut wv = V::load(p);
+            for q in 0..SWEEP {
+                wv = V::mul_add(minus[q], V::load(x[q].as_ptr().add(k)), wv);
             }
+            wv.store(p);
         }
-        k += L;
+        k += V::LANES;
     }
     for k in full..n {
         for q in 0..SWEEP {
-            w[k] = F::mul_add(minus[q], x[q][k], w[k]);
+            w[k] = w[k] - d[q] * x[q][k];
         }
     }
 }
 
 /// o_q += d_q w for the five rows o_q, in one sweep over w.
+///
+/// # Safety
+/// Only on a CPU with `V`'s features.
 #[inline(always)]
-pub fn add_outer5<T: Real, F: MulAdd, const L: usize>(
-    w: &[T],
-    d: [T; SWEEP],
-    o: &mut [&mut [T]; SWEEP],
-) {
+pub unsafe fn add_outer5<V: Vector>(w: &[V::Elem], d: [V::Elem; SWEEP], o: &mut [&mut [V::Elem]; SWEEP]) {
     let n = w.len();
-    let full = n - n % L;
+    for row in o.iter() {
+        assert!(row.len() >= n, "output rows as long as w");
+    }
+    let dv = d.map(|v| unsafe { V::splat(v) });
+    let full = n - n % V::LANES;
     let mut k = 0;
     while k < full {
-        let wb = block::<T, L>(w, k);
-        for q in 0..SWEEP {
-            let ob = block_mut::<T, L>(o[q], k);
-            for l in 0..L {
-                ob[l] = F::mul_add(d[q], wb[l], ob[l]);
+        unsafe {
+            let wv = V::load(w.as_ptr().add(k));
+            for q in 0..SWEEP {
+                let p = o[q].as_mut_ptr().add(k);
+                V::mul_add(dv[q], wv, V::load(p)).store(p);
             }
         }
-        k += L;
+        k += V::LANES;
     }
     for k in full..n {
         for q in 0..SWEEP {
-            o[q][k] = F::mul_add(d[q], w[k], o[q][k]);
+            o[q][k] = o[q][k] + d[q] * w[k];
         }
     }
 }
@@ -299,10 +383,21 @@ mod tests {
         for n in [0, 1, 7, 8, 9, 31, 784] {
             let r = rows(n, n as u64);
             let x = [&r[1][..], &r[2], &r[3], &r[4], &r[5]];
-            let got = dot5::<f64, Fma, 8>(&r[0], x);
-            for q in 0..SWEEP {
-                let want: f64 = r[0].iter().zip(x[q]).map(|(a, b)| a * b).sum();
-                assert!((got[q] - want).abs() <= 1e-13 * (1.0 + want.abs()), "n={n} q={q}");
+            let mut results = vec![unsafe { dot5::<Scalar<f64>>(&r[0], x) }];
+            #[cfg(target_arch = "x86_64")]
+            {
+                if Isa::Avx2Fma.supported() {
+                    results.push(unsafe { dot5::<F64x4>(&r[0], x) });
+                }
+                if Isa::Avx512.supported() {
+                    results.push(unsafe { dot5::<F64x8>(&r[0], x) });
+                }
+            }
+            for got in results {
+                for q in 0..SWEEP {
+                    let want: f64 = r[0].iter().zip(x[q]).map(|(a, b)| a * b).sum();
+                    assert!((got[q] - want).abs() <= 1e-13 * (1.0 + want.abs()), "n={n} q={q}");
+                }
             }
         }
     }
@@ -314,11 +409,11 @@ mod tests {
         let d = [0.5, -1.0, 2.0, 0.25, 3.0];
         let x = [&r[1][..], &r[2], &r[3], &r[4], &r[5]];
         let mut w = r[0].clone();
-        sub_outer5::<f64, Separate, 8>(&mut w, d, x);
+        unsafe { sub_outer5::<Scalar<f64>>(&mut w, d, x) };
         let mut o: Vec<Vec<f64>> = (0..SWEEP).map(|_| vec![1.0; n]).collect();
         {
             let [a, b, c, e, f] = &mut o[..] else { unreachable!() };
-            add_outer5::<f64, Fma, 4>(&r[0], d, &mut [&mut a[..], b, c, e, f]);
+            unsafe { add_outer5::<Scalar<f64>>(&r[0], d, &mut [&mut a[..], b, c, e, f]) };
         }
         for k in 0..n {
             let want: f64 = r[0][k] - (0..SWEEP).map(|q| d[q] * x[q][k]).sum::<f64>();
