@@ -127,3 +127,9 @@ def test_stacks_that_lost_the_entry_point_join_the_others():
     joined = classify.drop_entry(stacks)
     assert len({stack[0] for stack in joined}) == 1
     assert sum(joined.values()) == sum(stacks.values())
+
+
+def test_the_flamegraph_has_a_colour_for_every_category():
+    from harness import flamegraph
+
+    assert set(CATEGORIES) <= set(flamegraph.COLOURS)
