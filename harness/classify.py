@@ -192,6 +192,16 @@ def _is_libc_address(frame: Frame) -> bool:
     return bool(re.match(_BARE, frame.name) and re.search(r"(^|/)libc[.-]", frame.library))
 
 
+def unsampled_threads_note(stacks: Iterable[Stack]) -> str:
+    """What the profile cannot show: py-spy samples only threads that hold a Python
+    thread state, so the work of rayon's pool is not in it, only the caller's wait."""
+    if not any("rayon_core::" in text for stack in stacks for text in stack):
+        return ""
+    return ("; rayon's worker threads hold no Python thread state and py-spy does not "
+            "sample them: this is the calling thread only, its wait on rayon's latch "
+            "counted as rust")
+
+
 def classify(stack: Stack, rules: Sequence[Rule] = RULES) -> str:
     """The category of a sample: its leaf's, or its nearest caller's that has one."""
     for text in reversed(stack):

@@ -133,3 +133,8 @@ def test_the_flamegraph_has_a_colour_for_every_category():
     from harness import flamegraph
 
     assert set(CATEGORIES) <= set(flamegraph.COLOURS)
+
+
+def test_a_rayon_profile_says_that_the_workers_are_not_sampled():
+    assert "not sample" in classify.unsampled_threads_note(load("rust"))
+    assert classify.unsampled_threads_note(load("numba")) == ""
