@@ -212,7 +212,7 @@ impl<T: Kernels> Fused<T> {
     fn align_first_layer(&mut self, x: &[T]) -> usize {
         let size = std::mem::size_of::<T>();
         let offset = x.as_ptr() as usize % CACHE_LINE;
-        if (self.sizes[0] * size) % CACHE_LINE != 0 || offset % size != 0 {
+        if !(self.sizes[0] * size).is_multiple_of(CACHE_LINE) || !offset.is_multiple_of(size) {
             return 0;
         }
         self.weights[0].place_at(offset);

@@ -4,12 +4,11 @@
 //! exactly as the sequential port sums them: the result is the same bits
 //! whatever the thread count.
 
-use ndarray::Array2;
 use rayon::prelude::*;
 use rayon::ThreadPool;
 
 use crate::data::Epoch;
-use crate::port::{zero_vec_like, Network};
+use crate::port::{zero_vec_like, Gradients, Network};
 use crate::real::Real;
 
 /// A pool of exactly `threads` workers, kept for the trainer's lifetime.
@@ -41,7 +40,7 @@ pub fn update_mini_batch<T: Real>(
     pool: &ThreadPool,
 ) {
     let shared: &Network<T> = net;
-    let per_sample: Vec<(Vec<Array2<T>>, Vec<Array2<T>>)> = pool.install(|| {
+    let per_sample: Vec<Gradients<T>> = pool.install(|| {
         mini_batch_indices
             .par_iter()
             .map(|&i| {

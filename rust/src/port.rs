@@ -19,6 +19,9 @@ pub struct Network<T> {
     pub weights: Vec<Array2<T>>,
 }
 
+/// One sample's (nabla_b, nabla_w), layer by layer.
+pub type Gradients<T> = (Vec<Array2<T>>, Vec<Array2<T>>);
+
 /// Zeros shaped like each array, as `np.zeros(b.shape) for b in self.biases`.
 pub fn zero_vec_like<T: Real>(inp: &[Array2<T>]) -> Vec<Array2<T>> {
     inp.iter().map(|x| Array2::zeros(x.raw_dim())).collect()
@@ -66,7 +69,7 @@ impl<T: Real> Network<T> {
     }
 
     /// (nabla_b, nabla_w) of the quadratic cost for one sample: `network.py`'s backprop.
-    pub fn backprop(&self, x: ArrayView1<T>, label: usize) -> (Vec<Array2<T>>, Vec<Array2<T>>) {
+    pub fn backprop(&self, x: ArrayView1<T>, label: usize) -> Gradients<T> {
         let mut nabla_b: Vec<Array2<T>> = zero_vec_like(&self.biases);
         let mut nabla_w: Vec<Array2<T>> = zero_vec_like(&self.weights);
         // feedforward, keeping every z and activation; x as a column vector

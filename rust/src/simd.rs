@@ -82,6 +82,7 @@ impl Isa {
 /// # Safety
 /// `load` and `store` touch `LANES` elements from the pointer; the intrinsic
 /// versions may only run on a CPU that has their features (`Isa::supported`).
+#[allow(clippy::missing_safety_doc)] // the trait's Safety section covers every method
 pub trait Vector: Copy {
     type Elem: Real;
     const LANES: usize;
@@ -180,7 +181,7 @@ fn lane_sum<T: Real, const L: usize>(mut lanes: [T; L]) -> T {
     while width > 1 {
         width /= 2;
         for l in 0..width {
-            lanes[l] = lanes[l] + lanes[l + width];
+            lanes[l] += lanes[l + width];
         }
     }
     lanes[0]
@@ -210,7 +211,7 @@ pub unsafe fn dot5<V: Vector>(w: &[V::Elem], x: [&[V::Elem]; SWEEP]) -> [V::Elem
     for q in 0..SWEEP {
         let mut s = unsafe { acc[q].sum() };
         for k in full..n {
-            s = s + w[k] * x[q][k];
+            s += w[k] * x[q][k];
         }
         out[q] = s;
     }
@@ -241,7 +242,7 @@ pub unsafe fn sub_outer5<V: Vector>(w: &mut [V::Elem], d: [V::Elem; SWEEP], x: [
     }
     for k in full..n {
         for q in 0..SWEEP {
-            w[k] = w[k] - d[q] * x[q][k];
+            w[k] -= d[q] * x[q][k];
         }
     }
 }
@@ -271,7 +272,7 @@ pub unsafe fn add_outer5<V: Vector>(w: &[V::Elem], d: [V::Elem; SWEEP], o: &mut 
     }
     for k in full..n {
         for q in 0..SWEEP {
-            o[q][k] = o[q][k] + d[q] * w[k];
+            o[q][k] += d[q] * w[k];
         }
     }
 }
@@ -293,9 +294,9 @@ pub fn sigmoid_in_place<T: Real>(z: &mut [T]) {
 #[inline(always)]
 pub fn exp64(x: f64) -> f64 {
     const ROUND: f64 = 6755399441055744.0; // 1.5 * 2^52
-    const LN2_HI: f64 = 0.693_147_180_369_123_816_49; // ln 2 to 32 bits: n * LN2_HI is exact
+    const LN2_HI: f64 = 0.693_147_180_369_123_8; // ln 2 to 32 bits: n * LN2_HI is exact
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
-    let x = if x < -708.0 { -708.0 } else if x > 709.0 { 709.0 } else { x };
+    let x = x.clamp(-708.0, 709.0); // NaN stays NaN
     let t = x * std::f64::consts::LOG2_E + ROUND;
     let n = t - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;
@@ -325,9 +326,9 @@ pub fn exp64(x: f64) -> f64 {
 #[inline(always)]
 pub fn exp32(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23
-    const LN2_HI: f32 = 0.693_359_375;
+    const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    let x = if x < -87.0 { -87.0 } else if x > 88.0 { 88.0 } else { x };
+    let x = x.clamp(-87.0, 88.0);
     let t = x * std::f32::consts::LOG2_E + ROUND;
     let n = t - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;
