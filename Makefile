@@ -1,6 +1,8 @@
 # Two entry points that set themselves up: `make run` and `make test`.
 # Both create .venv on first use and reinstall only when pyproject.toml changes;
 # `make test` runs ruff, the performance gate (.ci/benchmark-gate), then the tests.
+# Where cargo is on PATH both also build the Rust extension (rust/) into the venv,
+# again only when its sources change, and `make test` runs its `cargo test`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,15 +10,19 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 RUN_ARGS ?= --backend all
+CARGO ?= cargo
+RUST_SOURCES := rust/Cargo.toml rust/Cargo.lock rust/build.rs rust/pyproject.toml $(wildcard rust/src/*.rs)
+RUST_WHEELS := rust/target/wheels
+HAVE_CARGO := $(shell command -v $(CARGO) 2>/dev/null)
 
-.PHONY: run test lint clean
+.PHONY: run test lint clean rust rust-test
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed rust
 	$(PY) -m harness run $(RUN_ARGS)
 
 # ruff, then the gate, then pytest, so that pytest's summary is the last line printed;
 # every step runs whatever the one before it said, and the first failure decides the exit.
-test: $(VENV)/.installed
+test: $(VENV)/.installed rust rust-test
 	@$(PY) -m ruff check backends harness tests; lint=$$?; \
 	PYTHON=$(PY) bash .ci/benchmark-gate; gate=$$?; \
 	$(PY) -m pytest; status=$$?; \
@@ -24,6 +30,25 @@ test: $(VENV)/.installed
 	if [ $$lint -ne 0 ]; then echo "ruff found problems (exit $$lint)"; exit $$lint; fi; \
 	if [ $$gate -ne 0 ]; then echo "performance gate failed (exit $$gate)"; exit $$gate; fi; \
 	exit $$status
+
+ifeq ($(HAVE_CARGO),)
+rust rust-test:
+	@echo "note: cargo not found: the rust-* backends are left out (install Rust and libopenblas-dev, then make rust)"
+else
+rust: $(VENV)/.rust
+
+rust-test:
+	$(CARGO) test --quiet --manifest-path rust/Cargo.toml
+endif
+
+# The extension as a wheel for this venv's Python, linked to the system's
+# libopenblas (not bundled: --auditwheel skip); a failed build fails make.
+$(VENV)/.rust: $(RUST_SOURCES) | $(VENV)/.installed
+	rm -rf $(RUST_WHEELS)
+	$(VENV)/bin/maturin build --quiet --release --compatibility linux --auditwheel skip \
+		-m rust/Cargo.toml -o $(RUST_WHEELS) -i $(PY)
+	$(PY) -m pip install --quiet --force-reinstall --no-deps $(RUST_WHEELS)/*.whl
+	touch $@
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check backends harness tests
@@ -38,7 +63,7 @@ $(VENV)/bin/python:
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet --no-deps --index-url $(TORCH_INDEX) "$(TORCH_SPEC)" \
 		|| $(PY) -m pip install --quiet --no-deps "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[test,peers,dev]"
+	$(PY) -m pip install --quiet -e ".[test,peers,dev,build]"
 	touch $@
 
 clean:

@@ -22,7 +22,8 @@ from harness.profiling.classify import CALLER, Frame, Stack, classify
 
 COLOURS = {
     "blas": "#e4572e", "numpy": "#f3a712", "allocation": "#a8c686", "interpreter": "#669bbc",
-    "jit": "#9b5de5", "torch": "#ee6c4d", "xla": "#00a6a6", "other": "#c0c0c0",
+    "jit": "#9b5de5", "torch": "#ee6c4d", "xla": "#00a6a6", "rust": "#b7410e",
+    "other": "#c0c0c0",
     CALLER: "#dddddd",
 }
 WIDTH, ROW, FONT, TOP = 1200, 17, 11, 70

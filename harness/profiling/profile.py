@@ -147,7 +147,8 @@ def _profile_one(config, backend, dataset, run_id, settings, py_spy, out_dir) ->
                              training.rate)
     profile.svg = out_dir / f"{backend}.svg"
     storage.write_atomic(profile.svg, flamegraph.render(
-        weighted, _title(config, backend, dataset, profile), _subtitle(profile, settings)))
+        weighted, _title(config, backend, dataset, profile),
+        _subtitle(profile, settings) + classify.unsampled_threads_note(weighted)))
     return profile
 
 
