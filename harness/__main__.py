@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare_parser(commands)
     _add_history_parser(commands)
     _add_sweep_parser(commands)
+    _add_report_parser(commands)
     return parser
 
 
@@ -120,6 +121,10 @@ def _add_compare_parser(commands) -> None:
     p.add_argument("--format", choices=FORMATS, default="table",
                    help="table (default), markdown (for a pull-request comment) or csv")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+    p.add_argument("--flamegraph-diff", type=Path, metavar="DIR",
+                   help="also write DIR/<backend>.diff.svg for every backend profiled in both "
+                        "runs: the current flamegraph coloured by the change of each frame's "
+                        "share of samples")
     p.set_defaults(handler=cmd_compare)
 
 
@@ -166,6 +171,30 @@ def _add_sweep_parser(commands) -> None:
     p.set_defaults(handler=cmd_sweep)
 
 
+def _add_report_parser(commands) -> None:
+    p = commands.add_parser(
+        "report", help="rebuild the HTML report of a run or sweep folder from its files",
+        description="Write RUN_DIR/index.html from the files of a run folder (run.json, "
+                    "summary.csv, epochs.csv, time_breakdown.csv, hot_functions.csv and the "
+                    "flamegraphs) or of a sweep folder (sweep.json, winners.csv, sweep.csv, "
+                    "the plots), and print its file:// address. Exit 0: written; 2: not a "
+                    "run or sweep folder.")
+    p.add_argument("folder", metavar="RUN_DIR", type=Path, help="a run or sweep folder")
+    p.set_defaults(handler=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
+    from harness.config import UsageError
+    from harness.reporting.pages import NotARunFolder, write_report
+
+    try:
+        path = write_report(args.folder)
+    except NotARunFolder as e:
+        raise UsageError(str(e)) from None
+    print(f"report: {path.resolve().as_uri()}")
+    return 0
+
+
 def config_from_args(args: argparse.Namespace, argv: list[str]):
     import backends
     from harness.config import RunConfig, parse_sizes
@@ -193,6 +222,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if result.interrupted:
         print("interrupted: the completed epochs are kept", file=sys.stderr)
     print(f"results: {result.run_dir}")
+    print(f"report: {result.report.resolve().as_uri()}")
     return result.exit_code
 
 
@@ -204,6 +234,7 @@ def cmd_profile(args: argparse.Namespace, argv: list[str]) -> int:
                           ConsoleProgress())
     _print_profile(result.profile)
     print(f"results: {result.run_dir}")
+    print(f"report: {result.report.resolve().as_uri()}")
     return 1 if result.profile.failed else 0
 
 
@@ -237,9 +268,31 @@ def cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
         raise UsageError(f"--fail-above must be a percentage of 0 or more, got {args.fail_above}")
     comparison = compare(load_run(runs[0]), load_run(runs[1]), normalize, seed=args.seed)
     print(render(comparison, args.format, args.fail_above), end="")
+    if args.flamegraph_diff:
+        for path in _flamegraph_diffs(runs, args.flamegraph_diff):
+            print(f"flamegraph diff: {path.resolve().as_uri()}", file=sys.stderr)
     if args.fail_above is not None and not comparison.regressions(args.fail_above).empty:
         return 1
     return 0
+
+
+def _flamegraph_diffs(runs: list[Path], out_dir: Path) -> list[Path]:
+    from harness import flamegraph
+    from harness.config import UsageError
+    from harness.runs import read_meta, run_dir
+
+    folders = []
+    for path in runs:
+        folder = run_dir(path)
+        found = flamegraph.flamegraph_folder(folder, read_meta(folder / "run.json"))
+        if found is None:
+            raise UsageError(f"{path}: no flamegraphs (.folded files) found for this run; "
+                             "--flamegraph-diff needs two runs made with flamegraphs")
+        folders.append(found)
+    written = flamegraph.write_diff(folders[0], folders[1], out_dir)
+    if not written:
+        raise UsageError(f"no backend is profiled in both {folders[0]} and {folders[1]}")
+    return written
 
 
 def _compare_operands(runs: list[Path], normalize: str | None) -> tuple[list[Path], str | None]:
@@ -302,6 +355,7 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
     if result.interrupted:
         print("interrupted: the completed cells are kept", file=sys.stderr)
     print(f"results: {result.sweep_dir}")
+    print(f"report: {result.report.resolve().as_uri()}")
     return result.exit_code
 
 

@@ -21,6 +21,7 @@ Files, per backend: ``<backend>.svg`` (the viewer, training first),
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -127,11 +128,28 @@ def flamegraph_folder(run_dir: Path, meta: Mapping) -> Path | None:
     return None
 
 
+def _without_addresses(views: Mapping[str, Counter[Stack]]) -> dict[str, Counter[Stack]]:
+    """Bare addresses named by library alone: they move between processes (address
+    space layout randomisation), so the same code would not match itself."""
+    def name(text: str) -> str:
+        frame = Frame.parse(text)
+        bare = re.match(r"^0x[0-9a-f]+$", frame.name)
+        return f"{classify.UNSYMBOLISED} ({frame.library})" if bare else text
+
+    out = {}
+    for view, stacks in views.items():
+        out[view] = Counter()
+        for stack, n in stacks.items():
+            out[view][tuple(name(f) for f in stack)] += n
+    return out
+
+
 def write_diff(baseline: Path, current: Path, out_dir: Path) -> list[Path]:
     """``out_dir/<backend>.diff.svg`` for every backend profiled in both folders."""
     written = []
     for backend in sorted(set(profiled_backends(baseline)) & set(profiled_backends(current))):
-        before, after = read_views(baseline, backend), read_views(current, backend)
+        before, after = (_without_addresses(read_views(folder, backend))
+                         for folder in (baseline, current))
         shown = [View(name, VIEWS[name][1], after[name], description=VIEWS[name][2],
                       baseline=before[name]) for name in VIEWS if name in before and name in after]
         names = {f for v in shown for stacks in (v.stacks, v.baseline) for s in stacks for f in s}

@@ -18,6 +18,7 @@ from harness.manager import Interrupted, run_worker
 from harness.peak import calibrate
 from harness.profile import ProfileResult, ProfileSettings, profile_backends
 from harness.records import BackendOutcome, EpochRecord
+from harness.reporting import pages
 from harness.worker import Job
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -41,6 +42,7 @@ class RunResult:
     outcomes: list[BackendOutcome] = field(default_factory=list)
     interrupted: bool = False
     profile: ProfileResult | None = None  # flamegraphs and time breakdown, when asked for
+    report: Path | None = None  # the run's index.html
 
     @property
     def exit_code(self) -> int:
@@ -124,12 +126,13 @@ def execute(config: RunConfig, observer: Observer | None = None,
     peak = (meta["gemm_peak"] or {}).get("gemm_peak_gflops_all")
     summary = report.summarize(run_id, outcomes, config_row, REFERENCE, peak)
     result = RunResult(run_id, run_dir, summary, outcomes, interrupted)
-    reports.finish(summary, exit_code=result.exit_code)
+    reports.finish(summary, exit_code=result.exit_code, failures=_failures(outcomes))
     if profile is not None and not interrupted:
         ran_well = [o.backend for o in outcomes if o.ok]
         result.profile = _profile(config, ran_well, dataset, run_id, run_dir, profile, observer)
         reports.finish(summary, exit_code=result.exit_code,
                        flamegraphs=_folder(result.profile))
+    result.report = pages.write_report(run_dir)
     return result
 
 
@@ -149,6 +152,7 @@ def profile_only(config: RunConfig, settings: ProfileSettings,
                               observer)
     meta.update(finished=_now(), flamegraphs=_folder(result.profile))
     report.write_json(meta, run_dir / "run.json")
+    result.report = pages.write_report(run_dir)
     return result
 
 
@@ -159,6 +163,11 @@ def _calibrate(config: RunConfig, observer: Observer) -> dict | None:
         return None
     observer.notice(f"measuring the {config.dtype} GEMM peak ({config.peak_seconds:g} s)")
     return calibrate(config.dtype, config.peak_seconds / 2)
+
+
+def _failures(outcomes: list[BackendOutcome]) -> list[dict]:
+    return [{"backend": o.backend, "status": o.status, "message": o.message,
+             "traceback": o.traceback} for o in outcomes if not o.ok]
 
 
 def _folder(profile: ProfileResult) -> str | None:

@@ -113,6 +113,7 @@ class SweepResult:
     winners: pd.DataFrame
     runs: list[RunResult] = field(default_factory=list)
     interrupted: bool = False
+    report: Path | None = None  # the sweep's index.html
 
     @property
     def exit_code(self) -> int:
@@ -144,6 +145,7 @@ def run_sweep(
     """Run every cell and write ``<results_dir>/<sweep-id>/``: sweep.csv (rewritten
     after every cell), winners.csv, sweep.json, the plots, and cells/<run-id>/."""
     from harness import plots
+    from harness.reporting import pages
 
     if budget is not None and not budget > 0:
         raise UsageError(f"--max-seconds-per-cell must be positive seconds, got {budget}")
@@ -179,6 +181,7 @@ def run_sweep(
     result = SweepResult(sweep_id, sweep_dir, frame, winners, runs, interrupted)
     meta.update(finished=_now(), exit_code=result.exit_code)
     report.write_json(meta, sweep_dir / "sweep.json")
+    result.report = pages.write_report(sweep_dir)
     return result
 
 
