@@ -77,8 +77,9 @@
   function name(node) { return node.f < 0 ? node.label : frames[node.f][0]; }
   function pct(a, b) { return b ? (100 * a / b).toFixed(2) + '%' : '-'; }
 
+  // The window's width, less room for a vertical scroll bar.
   function width() {
-    return Math.max(320, window.innerWidth || svg.getBoundingClientRect().width || 1200);
+    return Math.max(320, (window.innerWidth || 1220) - 20);
   }
 
   function colour(node) {
@@ -147,8 +148,8 @@
     g.setAttribute('data-path', path(node));
     g.setAttribute('data-frame', text);
     var rect = document.createElementNS(NS, 'rect');
-    rect.setAttribute('x', x.toFixed(3)); rect.setAttribute('y', y);
-    rect.setAttribute('width', w.toFixed(3)); rect.setAttribute('height', ROW - 1);
+    rect.setAttribute('x', x); rect.setAttribute('y', y);
+    rect.setAttribute('width', w); rect.setAttribute('height', ROW - 1);
     rect.setAttribute('fill', matched ? '#e600e6' : colour(node));
     rect.setAttribute('rx', 1.5);
     g.appendChild(rect);
