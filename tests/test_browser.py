@@ -262,3 +262,25 @@ def test_a_diff_marks_the_function_that_got_slower(browser, tmp_path, monkeypatc
                                                  details).groups())
     assert after > before
     assert page.errors == []
+
+
+def test_a_sweep_report_links_every_cell_to_its_run_report(browser, tmp_path):
+    from harness.sweep import Grid, run_sweep
+
+    base = RunConfig(backends=("numpy-gemm", "numpy-per-sample"), epochs=1, warmup_epochs=0,
+                     dataset="mnist-sample", n_train=500, results_dir=tmp_path, peak_seconds=0)
+    cells = Grid(batch_sizes=(10, 100), sizes=((784, 30, 10),), dtypes=("float64",)).cells(base)
+    result = run_sweep(cells, budget=60)
+    assert result.exit_code == 0
+    page = Page(browser, result.report.resolve().as_uri())
+    page.shot("sweep")
+    links = page.page.eval_on_selector_all("#winners-table a", "as => as.map(a => a.href)")
+    assert len(links) == 2
+    for run in result.runs:
+        assert (run.run_dir / "index.html").as_uri() in links
+    assert page.page.eval_on_selector_all(
+        "img", "is => is.map(i => i.complete && i.naturalWidth > 0)") == [True] * 3
+    page.page.locator("#winners-table a").first.click()
+    page.page.wait_for_load_state()
+    assert page.page.locator("h1").text_content().startswith("nndl-bench run ")
+    assert page.errors == []

@@ -68,8 +68,7 @@ def sweep_page(meta: Mapping, winners: Sequence[Mapping], cell_reports: Mapping[
                 _section("Plots", images or "<p>No plot.</p>"),
                 _section("Machine", _pairs(_machine(meta)) + _blas(meta.get("blas") or []))]
     header = (f"<p>{len(rows)} cells; started {escape(str(meta.get('started', '')))}, "
-              f"finished {escape(str(meta.get('finished', '')))}; "
-              f"<code>{escape(str(meta.get('command_line', '')))}</code></p>")
+              f"finished {escape(str(meta.get('finished', '')))}</p>{_command(meta)}")
     return _page(f"nndl-bench sweep {meta.get('sweep_id', '')}", header, sections)
 
 
@@ -91,7 +90,12 @@ def _run_header(meta: Mapping) -> str:
             f"{escape(str(meta.get('finished', '')))}; dataset "
             f"<b>{escape(str(meta.get('dataset', '')))}</b>; commit "
             f"<code>{escape(str(meta.get('git_commit') or 'unknown'))}</code></p>\n"
-            f"<p><code>{escape(str(meta.get('command_line', '')))}</code></p>")
+            + _command(meta))
+
+
+def _command(meta: Mapping) -> str:
+    command = meta.get("command_line")
+    return f"<p><code>{escape(str(command))}</code></p>" if command else ""
 
 
 def _configuration(meta: Mapping) -> list[tuple[str, str]]:
