@@ -13,6 +13,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var frames = DATA.frames;  // [text, function, library, category, colour]
   var state = { view: 0, zoom: null, search: '', icicle: false };
+  var drawn = [];  // the nodes of the drawn frames, by their data-i
   var views = DATA.views.map(buildView);
 
   function buildView(view) {
@@ -102,26 +103,32 @@
     return most;
   }
 
+  // The search as a test of a frame number (each frame's text tested once):
+  // null without a search, false for one that is not a regular expression.
   function matcher() {
     if (!state.search) { return null; }
-    try { return new RegExp(state.search); } catch (e) { return false; }
+    var re;
+    try { re = new RegExp(state.search); } catch (e) { return false; }
+    var hits = frames.map(function (f) { return re.test(f[0]); });
+    return { test: function (node) { return node.f >= 0 && hits[node.f]; } };
   }
 
   function draw() {
     var view = views[state.view], zoom = state.zoom || view.root;
     if (view.base && view.maxDelta === undefined) { view.maxDelta = maxDelta(view); }
     var W = width(), scale = (W - 2 * MARGIN) / zoom.n;
-    var group = $('frames'), re = matcher();
+    var group = $('frames');
     while (group.firstChild) { group.removeChild(group.firstChild); }
+    drawn = [];
     var y = function (d) {
       return state.icicle ? TOP + d * ROW : TOP + (view.depth - d) * ROW;
     };
     for (var up = zoom.parent; up; up = up.parent) {  // callers: full width, dimmed
-      group.appendChild(frame(up, MARGIN, W - 2 * MARGIN, y(up.d), re, 'caller'));
+      group.appendChild(frame(up, MARGIN, W - 2 * MARGIN, y(up.d)));
     }
     (function walk(node) {
       var x = MARGIN + (node.x - zoom.x) * scale;
-      group.appendChild(frame(node, x, node.n * scale, y(node.d), re, ''));
+      group.appendChild(frame(node, x, node.n * scale, y(node.d), ''));
       node.list.forEach(walk);
     })(zoom);
     var height = TOP + (view.depth + 1) * ROW + 8;
@@ -130,27 +137,38 @@
     svg.setAttribute('height', height);
     svg.setAttribute('width', W);
     $('background').setAttribute('height', height);
-    showMatched(view, zoom, re);
+    paint();
     $('reset').disabled = zoom === view.root;
     $('orient').textContent = state.icicle ? 'Flame' : 'Icicle';
     Array.prototype.forEach.call(document.querySelectorAll('.view'), function (b, i) {
       b.className = i === state.view ? 'view on' : 'view';
     });
     details(zoom);
+  }
+
+  // Colours and classes of the drawn frames, and the matched share: all a new
+  // search changes, so typing does not rebuild the frames.
+  function paint() {
+    var view = views[state.view], zoom = state.zoom || view.root, re = matcher();
+    Array.prototype.forEach.call($('frames').childNodes, function (g) {
+      var node = drawn[+g.getAttribute('data-i')], matched = re && re.test(node);
+      // Only the zoomed frame's callers are drawn above its depth.
+      g.setAttribute('class', 'f' + (node.d < zoom.d ? ' caller' : '') +
+                     (matched ? ' match' : '') + diffClass(node));
+      g.firstChild.setAttribute('fill', matched ? '#e600e6' : colour(node));
+    });
+    showMatched(view, zoom, re);
     writeHash();
   }
 
-  function frame(node, x, w, y, re, kind) {
+  function frame(node, x, w, y) {
     var g = document.createElementNS(NS, 'g'), text = name(node);
-    var matched = re && node.f >= 0 && re.test(text);
-    g.setAttribute('class', 'f' + (kind ? ' ' + kind : '') + (matched ? ' match' : '') +
-                   diffClass(node));
     g.setAttribute('data-path', path(node));
     g.setAttribute('data-frame', text);
+    g.setAttribute('data-i', drawn.push(node) - 1);
     var rect = document.createElementNS(NS, 'rect');
     rect.setAttribute('x', x); rect.setAttribute('y', y);
     rect.setAttribute('width', w); rect.setAttribute('height', ROW - 1);
-    rect.setAttribute('fill', matched ? '#e600e6' : colour(node));
     rect.setAttribute('rx', 1.5);
     g.appendChild(rect);
     var fits = Math.floor((w - 6) / CHAR), label = node.f < 0 ? text : frames[node.f][1];
@@ -160,9 +178,6 @@
       t.textContent = label.length <= fits ? label : label.slice(0, fits - 2) + '..';
       g.appendChild(t);
     }
-    g.addEventListener('click', function (e) { e.stopPropagation(); zoomTo(node); });
-    g.addEventListener('mouseover', function () { details(node); });
-    g.addEventListener('mouseout', function () { details(state.zoom || views[state.view].root); });
     return g;
   }
 
@@ -197,7 +212,7 @@
   // more is added, so nested matches (recursion, a regex matching a caller and
   // its callee) do not count twice.
   function matchedSamples(node, re) {
-    if (node.f >= 0 && re.test(frames[node.f][0])) { return node.n; }
+    if (re.test(node)) { return node.n; }
     return node.list.reduce(function (sum, kid) { return sum + matchedSamples(kid, re); }, 0);
   }
 
@@ -207,7 +222,7 @@
     if (!re) { out.textContent = ''; return; }
     var all = matchedSamples(view.root, re), inZoom = 0;
     for (var up = zoom; up && !inZoom; up = up.parent) {
-      if (up.f >= 0 && re.test(frames[up.f][0])) { inZoom = zoom.n; }
+      if (re.test(up)) { inZoom = zoom.n; }
     }
     if (!inZoom) { inZoom = matchedSamples(zoom, re); }
     out.textContent = 'matched: ' + pct(all, view.root.n) + ' of samples' +
@@ -286,16 +301,32 @@
       b.addEventListener('click', function () { state.view = i; state.zoom = null; draw(); });
       bar.appendChild(b);
     });
+    // One listener for all frames: a large profile draws tens of thousands.
+    var hit = function (e) {
+      var g = e.target.closest ? e.target.closest('g.f') : null;
+      return g ? drawn[+g.getAttribute('data-i')] : null;
+    };
+    $('frames').addEventListener('click', function (e) {
+      var node = hit(e);
+      if (node) { zoomTo(node); }
+    });
+    $('frames').addEventListener('mouseover', function (e) {
+      var node = hit(e);
+      if (node) { details(node); }
+    });
+    $('frames').addEventListener('mouseout', function () {
+      details(state.zoom || views[state.view].root);
+    });
     $('reset').addEventListener('click', reset);
     $('orient').addEventListener('click', function () { state.icicle = !state.icicle; draw(); });
-    $('search').addEventListener('input', function (e) { state.search = e.target.value; draw(); });
+    $('search').addEventListener('input', function (e) { state.search = e.target.value; paint(); });
     document.addEventListener('keydown', function (e) {
       if ((e.ctrlKey || e.metaKey) && e.key === 'f') {
         e.preventDefault();
         $('search').focus(); $('search').select();
       } else if (e.key === 'Escape') {
         if (state.zoom) { reset(); }
-        else if (state.search) { state.search = ''; $('search').value = ''; draw(); }
+        else if (state.search) { state.search = ''; $('search').value = ''; paint(); }
       }
     });
     window.addEventListener('resize', draw);
