@@ -89,7 +89,8 @@ def _add_profile_parser(commands) -> None:
         "profile", help="profile backends under py-spy: flamegraphs and where the time goes",
         description="Run each backend in a profiled process (py-spy --native, BLAS pinned to "
                     "one thread): start-up and warm-up, then epochs until at least 1,000 "
-                    "samples. Writes <flamegraph-dir>/<run-id>/<backend>.svg and .txt, and "
+                    "samples. Writes <flamegraph-dir>/<run-id>/<backend>.svg, .folded, "
+                    ".speedscope.json and .txt, and "
                     "results/<run-id>/time_breakdown.csv and hot_functions.csv. Exit 0: all "
                     "went well (or py-spy cannot run here, which is said); 1: a backend's "
                     "profile failed; 2: unusable arguments or data.")
