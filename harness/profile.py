@@ -24,8 +24,7 @@ not sampled).
 Files: ``<flamegraph-dir>/<run-id>/<backend>.svg`` with its ``.folded`` and
 ``.speedscope.json`` (see ``harness.flamegraph``), ``<backend>.txt`` (py-spy's raw
 output for the profiled epochs) and ``<backend>.startup.txt`` (for start-up and
-warm-up); in the run
-folder ``time_breakdown.csv`` and ``hot_functions.csv``.
+warm-up); in the run folder ``time_breakdown.csv`` and ``hot_functions.csv``.
 """
 
 from __future__ import annotations

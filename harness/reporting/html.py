@@ -40,18 +40,20 @@ def run_page(meta: Mapping, summary: Sequence[Mapping], epochs: Sequence[Mapping
              failures: Sequence[Mapping], flamegraphs: Mapping[str, str]) -> str:
     """The page of one run; ``flamegraphs`` maps a backend to its SVG's address."""
     run_id = meta.get("run_id", "run")
+    # The results first, failures right below them; the settings they were made with last.
     sections = [
-        _section("Configuration", _pairs(_configuration(meta))),
-        _section("Machine", _pairs(_machine(meta)) + _blas(meta.get("blas") or [])),
         _section("Summary", _table(summary, SUMMARY, "summary") if summary
                  else "<p>No backend was timed in this run.</p>"),
+        _section("Failures", _failures(failures)),
         _section("Epoch times", _epoch_plot(epochs) if epochs else "<p>No timed epoch.</p>"),
         _section("Where the training time goes", _breakdown_plot(breakdown) if breakdown
                  else "<p>No profile in this run.</p>"),
+        _section("Flamegraphs", _flamegraph_links(flamegraphs)),
         _section("Hottest functions", _table(hot, HOT, "hot") if hot
                  else "<p>No profile in this run.</p>"),
-        _section("Flamegraphs", _flamegraph_links(flamegraphs)),
-        _section("Failures", _failures(failures)),
+        '<div class="columns">' + _section("Configuration", _pairs(_configuration(meta)))
+        + _section("Machine", _pairs(_machine(meta)) + _blas(meta.get("blas") or []))
+        + "</div>",
     ]
     return _page(f"nndl-bench run {run_id}", _run_header(meta), sections)
 
@@ -237,8 +239,8 @@ def _breakdown_plot(rows: Sequence[Mapping]) -> str:
             offset += share
     legend_y = height - 16
     for k, category in enumerate(CATEGORIES):
-        parts.append(f'<rect x="{left + k * 70}" y="{legend_y - 9}" width="10" height="10" '
-                     f'fill="{shade(category, "")}"/><text x="{left + k * 70 + 14}" '
+        parts.append(f'<rect x="{10 + k * 88}" y="{legend_y - 9}" width="10" height="10" '
+                     f'fill="{shade(category, "")}"/><text x="{10 + k * 88 + 14}" '
                      f'y="{legend_y}">{category}</text>')
     parts.append("</svg>")
     return "".join(parts)
