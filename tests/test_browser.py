@@ -131,6 +131,7 @@ def text_path(frames: list[dict], path: str) -> tuple:
 @pytest.mark.parametrize("view, frame", [
     ("epochs", "run (harness/profile_worker.py"),
     ("epochs", "profiled_epochs"),
+    ("startup", "prepare (harness/worker.py"),
     ("training", "NumpyGemm._update_mini_batch"),
 ])
 def test_zoom_keeps_the_whole_subtree_inside_the_frame_and_reset_restores(
