@@ -50,6 +50,7 @@ class BackendOutcome:
     backend: str
     status: str = OK
     message: str = ""
+    traceback: str = ""  # of an exception the trainer raised
     warmup_seconds: list[float] = field(default_factory=list)
     compile_seconds: float | None = None
     peak_rss_mb: float | None = None

@@ -1,11 +1,13 @@
 """The run-folder format: every file of a run folder (and of a sweep folder) is
 written and read here.
 
-A run folder holds ``run.json`` (the settings, the machine, ``format_version``),
+A run folder holds ``run.json`` (the settings, the machine, ``failures``: each
+failed backend's status, message and traceback, and ``format_version``),
 ``epochs.csv`` (one row per timed epoch, rewritten as each arrives),
-``summary.csv`` (one row per backend) and, when profiled, ``time_breakdown.csv``
-and ``hot_functions.csv``. Files are written atomically: a reader, or a run
-stopped half-way, only ever sees a complete file. A folder written before the
+``summary.csv`` (one row per backend), when profiled ``time_breakdown.csv``
+and ``hot_functions.csv``, and ``index.html``, the report page built from the
+others (a sweep folder has one too). Files are written atomically: a reader,
+or a run stopped half-way, only ever sees a complete file. A folder written before the
 format carried a version reads as version 1, which it is.
 """
 
@@ -38,6 +40,8 @@ SWEEP_CSV = "sweep.csv"
 WINNERS_CSV = "winners.csv"
 CELLS_DIR = "cells"
 HISTORY_CSV = "history.csv"
+INDEX_HTML = "index.html"  # the report page, rebuilt from the folder's other files
+SWEEP_PLOTS = ("seconds_per_epoch", "throughput", "winners")  # each as .png and .svg
 
 EPOCH_COLUMNS = list(EpochRecord.__dataclass_fields__)
 
@@ -202,6 +206,26 @@ def read_epochs(path: Path) -> pd.DataFrame:
     if frame.empty:
         raise RunFolderError(f"{path}: no timed epoch in this run")
     return frame.reset_index(drop=True)
+
+
+def read_rows(path: Path) -> list[dict]:
+    """A CSV's rows as dicts, NaN for empty cells; [] for a missing or empty file
+    (a run stopped early, or one that was not profiled)."""
+    if not path.is_file():
+        return []
+    try:
+        frame = pd.read_csv(path, dtype={"sizes": str})
+    except pd.errors.EmptyDataError:
+        return []
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise RunFolderError(f"{path}: not a readable CSV ({e})") from None
+    return frame.to_dict("records")
+
+
+def read_standing_rows(path: Path) -> list[dict]:
+    """The epochs of an epochs.csv that stand as measurements, as rows; [] when none does."""
+    rows = read_rows(path)
+    return stats.standing_epochs(pd.DataFrame(rows)).to_dict("records") if rows else []
 
 
 def read_meta(path: Path) -> dict:

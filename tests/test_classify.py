@@ -130,9 +130,9 @@ def test_stacks_that_lost_the_entry_point_join_the_others():
 
 
 def test_the_flamegraph_has_a_colour_for_every_category():
-    from harness.profiling import flamegraph
+    from harness.profiling import flameview
 
-    assert set(CATEGORIES) <= set(flamegraph.COLOURS)
+    assert set(CATEGORIES) <= set(flameview.CATEGORY_HLS)
 
 
 def test_a_rayon_profile_says_that_the_workers_are_not_sampled():

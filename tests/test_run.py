@@ -123,8 +123,11 @@ def test_cli_end_to_end_prints_the_table_and_the_folder(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "numpy-gemm" in out and "speed-up" in out
-    run_dir = Path(out.strip().splitlines()[-1].split("results: ")[1])
-    assert sorted(p.name for p in run_dir.iterdir()) == ["epochs.csv", "run.json", "summary.csv"]
+    *_, results, report = out.strip().splitlines()
+    run_dir = Path(results.split("results: ")[1])
+    assert sorted(p.name for p in run_dir.iterdir()) == ["epochs.csv", "index.html", "run.json",
+                                                          "summary.csv"]
+    assert report == f"report: {(run_dir / 'index.html').resolve().as_uri()}"
 
 
 def test_ctrl_c_keeps_every_completed_epoch_in_valid_csvs(tmp_path):

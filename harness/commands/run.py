@@ -32,4 +32,5 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if result.interrupted:
         print("interrupted: the completed epochs are kept", file=sys.stderr)
     print(f"results: {result.run_dir}")
+    print(f"report: {result.report.resolve().as_uri()}")
     return result.exit_code

@@ -17,11 +17,12 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import NullLocator
 
+from harness import storage
 from harness.records import OK, STANDING
 from harness.reporting.tables import row_label, winner_text
 
 FORMATS = ("png", "svg")
-FILES = ("seconds_per_epoch", "throughput", "winners")
+FILES = storage.SWEEP_PLOTS
 _LINESTYLES = ("-", "--", ":", "-.")
 
 

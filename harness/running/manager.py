@@ -90,7 +90,7 @@ def _receive(receiver, outcome, on_epoch, on_warmup) -> str:
         outcome.peak_rss_mb = body[0]["peak_rss_mb"]
         return _FINISHED
     elif kind == "error":
-        outcome.status, outcome.message, _traceback = body
+        outcome.status, outcome.message, outcome.traceback = body
         return _FINISHED
     return _WAITING
 

@@ -16,6 +16,7 @@ from harness import storage
 from harness.config import RunConfig, UsageError
 from harness.profiling.profile import ProfileResult, ProfileSettings, profile_backends
 from harness.records import BackendOutcome, EpochRecord
+from harness.reporting import pages
 from harness.reporting.summary import summarize
 from harness.running import machine
 from harness.running.manager import Interrupted, run_worker
@@ -43,6 +44,7 @@ class RunResult:
     outcomes: list[BackendOutcome] = field(default_factory=list)
     interrupted: bool = False
     profile: ProfileResult | None = None  # flamegraphs and time breakdown, when asked for
+    report: Path | None = None  # the run's index.html
 
     @property
     def exit_code(self) -> int:
@@ -109,11 +111,13 @@ def execute(config: RunConfig, observer: Observer | None = None,
     summary = summarize(run_id, outcomes, config_row, REFERENCE, peak)
     result = RunResult(run_id, run_dir, summary, outcomes, interrupted)
     reports.summary(summary)
-    reports.update_meta(finished=_now(), exit_code=result.exit_code)
+    reports.update_meta(finished=_now(), exit_code=result.exit_code,
+                        failures=_failures(outcomes))
     if profile is not None and not interrupted:
         ran_well = [o.backend for o in outcomes if o.ok]
         result.profile = _profile(config, ran_well, dataset, run_id, run_dir, profile, observer)
         reports.update_meta(finished=_now(), flamegraphs=_folder(result.profile))
+    result.report = pages.write_report(run_dir)
     return result
 
 
@@ -132,6 +136,7 @@ def profile_only(config: RunConfig, settings: ProfileSettings,
     result.profile = _profile(config, config.backends, dataset, run_id, run_dir, settings,
                               observer)
     folder.update_meta(finished=_now(), flamegraphs=_folder(result.profile))
+    result.report = pages.write_report(run_dir)
     return result
 
 
@@ -142,6 +147,11 @@ def _calibrate(config: RunConfig, observer: Observer) -> dict | None:
         return None
     observer.notice(f"measuring the {config.dtype} GEMM peak ({config.peak_seconds:g} s)")
     return calibrate(config.dtype, config.peak_seconds / 2)
+
+
+def _failures(outcomes: list[BackendOutcome]) -> list[dict]:
+    return [{"backend": o.backend, "status": o.status, "message": o.message,
+             "traceback": o.traceback} for o in outcomes if not o.ok]
 
 
 def _folder(profile: ProfileResult) -> str | None:
