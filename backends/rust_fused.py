@@ -5,9 +5,9 @@ are compiled for AVX-512, for AVX2 with FMA and for plain x86-64, the widest
 the running CPU reports being picked at run time (``rust/src/fused.rs``,
 ``rust/src/simd.rs``).
 
-Each layer's products are done one of two ways: sweeping each weight row with
-five samples at a time (the numba backend's scheme), or as OpenBLAS GEMMs on
-the gathered batch. Which is faster depends on the machine: on the batch size,
+Each layer's products are done one of two ways: sweeping two weight rows at a
+time with five samples (the numba backend's scheme, with each input loaded
+once for two rows), or as OpenBLAS GEMMs on the gathered batch. Which is faster depends on the machine: on the batch size,
 and on which kernels the linked OpenBLAS picked for this CPU (Debian's
 OpenBLAS 0.3.21 does not know recent Xeons and falls back to SSE3 "Prescott"
 kernels, which lose to the sweep at every batch size). So for batches of
