@@ -6,18 +6,19 @@
 //! delta), backprop (BP2, with the weights before their update), update. Two
 //! ways to do each layer's products, chosen by batch size:
 //!
-//! - sweep (small batches): five samples per sweep over each weight row
-//!   (`simd::dot5`, `sub_outer5`, `add_outer5`), so each weight loaded feeds five
-//!   multiply-adds, the five input rows stay in L1 and the weights stream from
-//!   L2. Batches are padded to whole sweeps with copies of their last sample
+//! - sweep: five samples per sweep over two weight rows at a time
+//!   (`simd::dot5x2`, `sub_outer5x2`; `add_outer5` for backprop), so each
+//!   weight loaded feeds five multiply-adds and each input two, the five input
+//!   rows stay in L1 and the weights stream from L2. Batches are padded to whole sweeps with copies of their last sample
 //!   whose delta is zero, so they add exactly nothing. The first layer's weights
 //!   sit at the same offset from a 64-byte boundary as the rows of X and each
 //!   sweep does the elements before the first boundary apart, so that the wide
 //!   loads of both never straddle two cache lines.
-//! - gemm (large batches): the batch's rows gathered into one matrix and every
-//!   product one BLAS GEMM into buffers made before the epoch (`W -= delta^T A`
-//!   straight into the weights, with beta = 1); past a few dozen samples a tuned
-//!   GEMM's register blocking beats five samples per sweep.
+//! - gemm: the batch's rows gathered into one matrix and every product one
+//!   BLAS GEMM into buffers made before the epoch (`W -= delta^T A` straight
+//!   into the weights, with beta = 1). Whether a tuned GEMM beats the sweep
+//!   depends on the batch and on the kernels the linked OpenBLAS picked for
+//!   the CPU, so the Python side times both (`backends/rust_fused.py`).
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
