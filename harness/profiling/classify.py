@@ -30,6 +30,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from harness.profiling.demangle import demangle
+
 Stack = tuple[str, ...]  # frames, outermost first, as py-spy writes them
 
 CATEGORIES = ("blas", "numpy", "allocation", "interpreter", "jit", "torch", "xla", "rust",
@@ -123,13 +125,13 @@ class Frame:
         """'name (library)' or 'name (file.py:line)'; py-spy writes '?' for no binary."""
         name, sep, rest = text.rpartition(" (")
         if not sep or not rest.endswith(")"):
-            return cls(text, "")
+            return cls(demangle(text), "")
         location = rest[:-1]
         if location == "?":
             location = ""
         elif re.search(r":\d+$", location):
             location = location.rsplit(":", 1)[0]
-        return cls(name, location)
+        return cls(demangle(name), location)
 
     @property
     def function(self) -> str:
