@@ -55,6 +55,7 @@ class BackendOutcome:
     compile_seconds: float | None = None
     peak_rss_mb: float | None = None
     threads: int | None = None
+    choices: dict | None = None  # what the trainer chose for this machine (Trainer.choices)
     epochs: list[EpochRecord] = field(default_factory=list)
 
     @property

@@ -88,3 +88,11 @@ PLUGINS = ",".join(
     for name, cls in [("fails", "FailsInSecondEpoch"), ("crashes", "CrashesInSecondTimedEpoch"),
                       ("diverges", "Diverges"), ("sleepy", "Sleepy")]
 )
+
+
+class ChoosesItsKernel(NumpyGemm):
+    """numpy-gemm reporting a choice that depends on the batch size, as a trainer
+    that picks its kernel for the machine does."""
+
+    def choices(self, batch_size):
+        return {"kernel": "gemm" if batch_size >= 32 else "sweep", "batch_size": batch_size}

@@ -162,3 +162,12 @@ def test_peak_memory_is_the_workers_own_not_the_parents(tmp_path):
     result = execute(small(tmp_path, ["numpy-gemm"]))
     assert ballast[-1] == 1.0
     assert result.summary.loc[0, "peak_rss_mb"] < 500
+
+
+def test_run_json_records_what_each_trainer_chose(tmp_path, monkeypatch):
+    monkeypatch.setenv("NNDL_BENCH_PLUGINS", "chooser=fake_backends:ChoosesItsKernel")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
+    result = execute(small(tmp_path, ["chooser", "numpy-gemm"], batch_size=50))
+    assert result.exit_code == 0
+    meta = json.loads((result.run_dir / "run.json").read_text())
+    assert meta["choices"] == {"chooser": {"kernel": "gemm", "batch_size": 50}}

@@ -112,7 +112,8 @@ def execute(config: RunConfig, observer: Observer | None = None,
     result = RunResult(run_id, run_dir, summary, outcomes, interrupted)
     reports.summary(summary)
     reports.update_meta(finished=_now(), exit_code=result.exit_code,
-                        failures=_failures(outcomes))
+                        failures=_failures(outcomes),
+                        choices={o.backend: o.choices for o in outcomes if o.choices})
     if profile is not None and not interrupted:
         ran_well = [o.backend for o in outcomes if o.ok]
         result.profile = _profile(config, ran_well, dataset, run_id, run_dir, profile, observer)
