@@ -52,6 +52,7 @@ class BackendOutcome:
     compile_seconds: float | None = None
     peak_rss_mb: float | None = None
     threads: int | None = None
+    choices: dict | None = None  # what the backend chose for the machine, where it says
     epochs: list[EpochRecord] = field(default_factory=list)
 
     @property

@@ -124,7 +124,8 @@ def execute(config: RunConfig, observer: Observer | None = None,
     peak = (meta["gemm_peak"] or {}).get("gemm_peak_gflops_all")
     summary = report.summarize(run_id, outcomes, config_row, REFERENCE, peak)
     result = RunResult(run_id, run_dir, summary, outcomes, interrupted)
-    reports.finish(summary, exit_code=result.exit_code)
+    chosen = {o.backend: o.choices for o in outcomes if o.choices is not None}
+    reports.finish(summary, exit_code=result.exit_code, choices=chosen)
     if profile is not None and not interrupted:
         ran_well = [o.backend for o in outcomes if o.ok]
         result.profile = _profile(config, ran_well, dataset, run_id, run_dir, profile, observer)

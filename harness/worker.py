@@ -88,6 +88,13 @@ def _limit_threads(threads: int | None):
     return limiter, (threads or (blas[0] if blas else os.cpu_count() or 1))
 
 
+def choices(trainer: Trainer, batch_size: int) -> dict | None:
+    """What a backend chose for this machine and batch size (instruction set,
+    threads, kernel, its calibration), where it says: for run.json."""
+    report = getattr(trainer, "choices", None)
+    return None if report is None else dict(report(batch_size))
+
+
 def main(job: Job, conn: Connection) -> None:
     """Entry point of the worker process; every outcome becomes a message."""
     try:
@@ -184,5 +191,6 @@ def _train(job: Job, conn: Connection) -> None:
             return
     conn.send(("done", {
         "compile_seconds": getattr(trainer, "compile_seconds", None),
+        "choices": choices(trainer, cfg.batch_size),
         "peak_rss_mb": peak_rss_mb(),
     }))
