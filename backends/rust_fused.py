@@ -5,16 +5,17 @@ are compiled for AVX-512, for AVX2 with FMA and for plain x86-64, the widest
 the running CPU reports being picked at run time (``rust/src/fused.rs``,
 ``rust/src/simd.rs``).
 
-Each layer's products are done one of two ways: sweeping each weight row with
-five samples at a time (the numba backend's scheme), or as OpenBLAS GEMMs on
-the gathered batch. Which is faster depends on the machine: on the batch size,
-and on which kernels the linked OpenBLAS picked for this CPU (Debian's
-OpenBLAS 0.3.21 does not know recent Xeons and falls back to SSE3 "Prescott"
-kernels, which lose to the sweep at every batch size). So for batches of
-``CALIBRATE_FROM`` and more, the first epoch of each batch size times both on
-a few of its own mini-batches, on copies of the parameters, and keeps the
-faster; ``choices(batch_size)`` reports the instruction set, the lanes, the
-kernel and the timings. ``gemm_from_batch`` fixes the choice instead.
+Each layer's products are done one of two ways: sweeping two weight rows at a
+time with five samples (the numba backend's scheme, with each input loaded
+once for two rows), or as OpenBLAS GEMMs on the gathered batch. Which is
+faster depends on the machine: on the batch size, and on which kernels the
+linked OpenBLAS picked for this CPU (Debian's OpenBLAS 0.3.21 does not know
+recent Xeons and falls back to SSE3 "Prescott" kernels, which lose to the
+sweep at every batch size). So for batches of ``CALIBRATE_FROM`` and more,
+the first epoch of each batch size times both on a few of its own
+mini-batches, on copies of the parameters, and keeps the faster;
+``choices(batch_size)`` reports the instruction set, the lanes, the kernel
+and the timings. ``gemm_from_batch`` fixes the choice instead.
 """
 
 from __future__ import annotations

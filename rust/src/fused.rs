@@ -6,18 +6,19 @@
 //! delta), backprop (BP2, with the weights before their update), update. Two
 //! ways to do each layer's products, chosen by batch size:
 //!
-//! - sweep (small batches): five samples per sweep over each weight row
-//!   (`simd::dot5`, `sub_outer5`, `add_outer5`), so each weight loaded feeds five
-//!   multiply-adds, the five input rows stay in L1 and the weights stream from
-//!   L2. Batches are padded to whole sweeps with copies of their last sample
+//! - sweep: five samples per sweep over two weight rows at a time
+//!   (`simd::dot5x2`, `sub_outer5x2`; `add_outer5` for backprop), so each
+//!   weight loaded feeds five multiply-adds and each input two, the five input
+//!   rows stay in L1 and the weights stream from L2. Batches are padded to whole sweeps with copies of their last sample
 //!   whose delta is zero, so they add exactly nothing. The first layer's weights
 //!   sit at the same offset from a 64-byte boundary as the rows of X and each
 //!   sweep does the elements before the first boundary apart, so that the wide
 //!   loads of both never straddle two cache lines.
-//! - gemm (large batches): the batch's rows gathered into one matrix and every
-//!   product one BLAS GEMM into buffers made before the epoch (`W -= delta^T A`
-//!   straight into the weights, with beta = 1); past a few dozen samples a tuned
-//!   GEMM's register blocking beats five samples per sweep.
+//! - gemm: the batch's rows gathered into one matrix and every product one
+//!   BLAS GEMM into buffers made before the epoch (`W -= delta^T A` straight
+//!   into the weights, with beta = 1). Whether a tuned GEMM beats the sweep
+//!   depends on the batch and on the kernels the linked OpenBLAS picked for
+//!   the CPU, so the Python side times both (`backends/rust_fused.py`).
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -362,12 +363,25 @@ pub(crate) unsafe fn forward<T: Real, V: Vector<Elem = T>>(w: &[T], b: &[T], inp
     let (n_in, n_out) = (input.width, b.len());
     for i in (0..act.len() / n_out).step_by(SWEEP) {
         let x = input.sweep(i);
-        for j in 0..n_out {
-            let wj = &w[j * n_in..][..n_in];
+        let (hi, lo) = (x.map(|r| &r[head..]), x.map(|r| &r[..head]));
+        // two weight rows at a time share the loads of x; an odd last row alone
+        let mut j = 0;
+        while j + 1 < n_out {
+            let (w0, w1) = (&w[j * n_in..][..n_in], &w[(j + 1) * n_in..][..n_in]);
             let (s, t) = unsafe {
-                (simd::dot5::<V>(&wj[head..], x.map(|r| &r[head..])),
-                 simd::dot5::<V>(&wj[..head], x.map(|r| &r[..head])))
+                (simd::dot5x2::<V>(&w0[head..], &w1[head..], hi),
+                 simd::dot5x2::<V>(&w0[..head], &w1[..head], lo))
             };
+            for (r, row) in [j, j + 1].into_iter().enumerate() {
+                for q in 0..SWEEP {
+                    act[(i + q) * n_out + row] = s[r][q] + t[r][q] + b[row];
+                }
+            }
+            j += 2;
+        }
+        if j < n_out {
+            let wj = &w[j * n_in..][..n_in];
+            let (s, t) = unsafe { (simd::dot5::<V>(&wj[head..], hi), simd::dot5::<V>(&wj[..head], lo)) };
             for q in 0..SWEEP {
                 act[(i + q) * n_out + j] = s[q] + t[q] + b[j];
             }
@@ -382,14 +396,29 @@ pub(crate) unsafe fn update<T: Real, V: Vector<Elem = T>>(w: &mut [T], b: &mut [
     let (n_in, n_out) = (input.width, b.len());
     for i in (0..delta.len() / n_out).step_by(SWEEP) {
         let x = input.sweep(i);
-        for (j, bj) in b.iter_mut().enumerate() {
-            let d: [T; SWEEP] = std::array::from_fn(|q| delta[(i + q) * n_out + j]);
-            let (lo, hi) = w[j * n_in..][..n_in].split_at_mut(head);
-            unsafe {
-                simd::sub_outer5::<V>(hi, d, x.map(|r| &r[head..]));
-                simd::sub_outer5::<V>(lo, d, x.map(|r| &r[..head]));
+        let (hi, lo) = (x.map(|r| &r[head..]), x.map(|r| &r[..head]));
+        let d = |j: usize| -> [T; SWEEP] { std::array::from_fn(|q| delta[(i + q) * n_out + j]) };
+        let mut rows = w[..n_out * n_in].chunks_exact_mut(n_in).enumerate();
+        // two weight rows at a time share the loads of x; an odd last row alone
+        while let Some((j, w0)) = rows.next() {
+            let (w0_lo, w0_hi) = w0.split_at_mut(head);
+            if let Some((_, w1)) = rows.next() {
+                let (w1_lo, w1_hi) = w1.split_at_mut(head);
+                let pair = [d(j), d(j + 1)];
+                unsafe {
+                    simd::sub_outer5x2::<V>(w0_hi, w1_hi, pair, hi);
+                    simd::sub_outer5x2::<V>(w0_lo, w1_lo, pair, lo);
+                }
+                b[j] -= pair[0].iter().fold(T::zero(), |a, &v| a + v);
+                b[j + 1] -= pair[1].iter().fold(T::zero(), |a, &v| a + v);
+            } else {
+                let single = d(j);
+                unsafe {
+                    simd::sub_outer5::<V>(w0_hi, single, hi);
+                    simd::sub_outer5::<V>(w0_lo, single, lo);
+                }
+                b[j] -= single.iter().fold(T::zero(), |a, &v| a + v);
             }
-            *bj -= d[0] + d[1] + d[2] + d[3] + d[4];
         }
     }
 }
