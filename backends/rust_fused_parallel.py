@@ -55,7 +55,8 @@ class RustFusedParallel(RustTrainer):
         self.calibration: dict[int, dict[int, float]] = {}
 
     def train_epoch(self, X, y, order, batch_size, eta):
-        if self._requested is None and self.team_threads > 1:
+        # A bad batch size is left to the extension, which says what is wrong with it.
+        if self._requested is None and self.team_threads > 1 and int(batch_size) >= 1:
             self._use_threads(self._choose_threads(X, y, order, int(batch_size), eta))
         super().train_epoch(X, y, order, batch_size, eta)
 
