@@ -58,6 +58,7 @@ _REGISTRY: dict[str, _Entry] = {
     "rust-ndarray-batched": _Entry("backends.rust_ndarray_batched", "RustNdarrayBatched", **_RUST),
     "rust-rayon": _Entry("backends.rust_rayon", "RustRayon", **_RUST),
     "rust-fused": _Entry("backends.rust_fused", "RustFused", **_RUST),
+    "rust-fused-parallel": _Entry("backends.rust_fused_parallel", "RustFusedParallel", **_RUST),
 }
 
 REFERENCE = "numpy-per-sample"

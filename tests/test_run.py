@@ -60,6 +60,7 @@ def test_run_writes_epochs_summary_and_metadata(tmp_path):
     want = (100 * summary["gflops"] / peak).to_list()
     assert summary["pct_peak"].to_list() == pytest.approx(want)
     assert meta["blas"] and meta["python"]
+    assert meta["choices"] == {}  # neither backend reports choices of its own
     for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         assert meta["environment"].get(variable) == os.environ.get(variable)
 

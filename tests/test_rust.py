@@ -15,7 +15,7 @@ import backends
 from backends.base import Params, init_params
 from backends.rust_extension import MODULE
 
-RUST = ["rust-ndarray", "rust-ndarray-batched", "rust-rayon", "rust-fused"]
+RUST = ["rust-ndarray", "rust-ndarray-batched", "rust-rayon", "rust-fused", "rust-fused-parallel"]
 
 
 def _flat(params: Params) -> np.ndarray:

@@ -43,7 +43,7 @@ pub enum Kernel {
 /// A weight matrix (n_out, n_in), row-major, in a buffer with a cache line of
 /// slack so that it can be moved to any offset from a 64-byte boundary.
 #[derive(Clone)]
-struct Matrix<T> {
+pub(crate) struct Matrix<T> {
     data: Vec<T>,
     start: usize,
     rows: usize,
@@ -60,11 +60,11 @@ impl<T: Real> Matrix<T> {
         Matrix { data, start: 0, rows, cols }
     }
 
-    fn values(&self) -> &[T] {
+    pub(crate) fn values(&self) -> &[T] {
         &self.data[self.start..self.start + self.rows * self.cols]
     }
 
-    fn values_mut(&mut self) -> &mut [T] {
+    pub(crate) fn values_mut(&mut self) -> &mut [T] {
         &mut self.data[self.start..self.start + self.rows * self.cols]
     }
 
@@ -122,12 +122,22 @@ pub fn padded(m: usize) -> usize {
     m.div_ceil(SWEEP) * SWEEP
 }
 
+/// The mini-batch's rows of X into `rows`, padded to whole sweeps with its
+/// last sample; returns the padded size.
+pub(crate) fn pad_rows(batch: &[i64], rows: &mut [usize]) -> usize {
+    let (m, p) = (batch.len(), padded(batch.len()));
+    for (i, row) in rows[..p].iter_mut().enumerate() {
+        *row = batch[i.min(m - 1)] as usize;
+    }
+    p
+}
+
 /// `n` rows of a row-major matrix of width `width`, picked by `ids`.
 #[derive(Clone, Copy)]
-struct Rows<'a, T> {
-    data: &'a [T],
-    width: usize,
-    ids: &'a [usize],
+pub(crate) struct Rows<'a, T> {
+    pub(crate) data: &'a [T],
+    pub(crate) width: usize,
+    pub(crate) ids: &'a [usize],
 }
 
 impl<'a, T> Rows<'a, T> {
@@ -192,6 +202,11 @@ impl<T: Kernels> Fused<T> {
         &self.biases
     }
 
+    /// Every layer's weights and biases, to be trained in place.
+    pub(crate) fn layers_mut(&mut self) -> (&mut [Matrix<T>], &mut [Vec<T>]) {
+        (&mut self.weights, &mut self.biases)
+    }
+
     pub fn train_epoch(&mut self, data: &Epoch<T>, batch_size: usize, eta: f64) {
         let kernel = self.kernel_for(batch_size);
         self.buffers.reserve(&self.sizes, batch_size, kernel);
@@ -210,7 +225,7 @@ impl<T: Kernels> Fused<T> {
 
     /// Puts W1 at X's offset from a cache line and returns the elements before
     /// the first boundary of every row of X (0 when rows are not whole lines).
-    fn align_first_layer(&mut self, x: &[T]) -> usize {
+    pub(crate) fn align_first_layer(&mut self, x: &[T]) -> usize {
         let size = std::mem::size_of::<T>();
         let offset = x.as_ptr() as usize % CACHE_LINE;
         if !(self.sizes[0] * size).is_multiple_of(CACHE_LINE) || !offset.is_multiple_of(size) {
@@ -282,42 +297,69 @@ unsafe fn sweep_epoch<T: Real, V: Vector<Elem = T>>(
 ) {
     let x = data.x_slice();
     let sizes = s.sizes;
-    let layers = s.weights.len();
     let Buffers { acts, deltas, rows, ids, .. } = &mut *s.buffers;
     for batch in data.order.chunks(batch_size) {
-        let m = batch.len();
-        let p = padded(m);
-        for (i, row) in rows[..p].iter_mut().enumerate() {
-            *row = batch[i.min(m - 1)] as usize;
-        }
+        let (m, p) = (batch.len(), pad_rows(batch, rows));
         let (rows, ids) = (&rows[..p], &ids[..p]);
         let first = Rows { data: x, width: sizes[0], ids: rows };
-
-        for l in 0..layers {
-            let (below, here) = acts.split_at_mut(l);
-            let input = if l == 0 { first } else { Rows { data: &below[l - 1], width: sizes[l], ids } };
-            let out = &mut here[0][..p * sizes[l + 1]];
-            forward::<T, V>(s.weights[l].values(), &s.biases[l], input, out, if l == 0 { head } else { 0 });
-        }
-        let scale = T::of(eta / m as f64);
-        let n_out = sizes[layers];
-        output_error(&acts[layers - 1][..p * n_out], data.labels, rows, m, scale, &mut deltas[layers - 1]);
-        for l in (1..layers).rev() {
-            let (lower, upper) = deltas.split_at_mut(l);
-            let delta = &upper[0][..p * sizes[l + 1]];
-            let a_in = &acts[l - 1][..p * sizes[l]];
-            let delta_in = &mut lower[l - 1][..p * sizes[l]];
-            backprop_delta::<T, V>(s.weights[l].values(), delta, a_in, delta_in, sizes[l]);
-            let input = Rows { data: a_in, width: sizes[l], ids };
-            update::<T, V>(s.weights[l].values_mut(), &mut s.biases[l], delta, input, 0);
-        }
+        forward::<T, V>(s.weights[0].values(), &s.biases[0], first, &mut acts[0][..p * sizes[1]], head);
+        let batch = Batch { rows, ids, m, labels: data.labels, scale: T::of(eta / m as f64) };
+        unsafe { after_first_layer::<T, V>(sizes, &mut s.weights[1..], &mut s.biases[1..], acts, deltas, &batch) };
         update::<T, V>(s.weights[0].values_mut(), &mut s.biases[0], &deltas[0][..p * sizes[1]], first, head);
+    }
+}
+
+/// One padded mini-batch as the layers see it: the rows of X it takes (the
+/// last repeated as padding), the buffers' own row ids, its real size m, and
+/// eta/m.
+pub(crate) struct Batch<'a, T> {
+    pub(crate) rows: &'a [usize],
+    pub(crate) ids: &'a [usize],
+    pub(crate) m: usize,
+    pub(crate) labels: &'a [i64],
+    pub(crate) scale: T,
+}
+
+/// Everything after the first layer's forward pass, whose activations are in
+/// acts[0]: the deeper layers forward, the output error, backprop down to
+/// delta1 (left in deltas[0], with the weights before their update) and the
+/// updates of the deeper layers. `weights` and `biases` are layers 2.. only.
+///
+/// # Safety
+/// Only on a CPU with `V`'s features.
+#[inline(always)]
+pub(crate) unsafe fn after_first_layer<T: Real, V: Vector<Elem = T>>(
+    sizes: &[usize],
+    weights: &mut [Matrix<T>],
+    biases: &mut [Vec<T>],
+    acts: &mut [Vec<T>],
+    deltas: &mut [Vec<T>],
+    batch: &Batch<T>,
+) {
+    let layers = sizes.len() - 1;
+    let (p, ids) = (batch.ids.len(), batch.ids);
+    for l in 1..layers {
+        let (below, here) = acts.split_at_mut(l);
+        let input = Rows { data: &below[l - 1], width: sizes[l], ids };
+        unsafe { forward::<T, V>(weights[l - 1].values(), &biases[l - 1], input, &mut here[0][..p * sizes[l + 1]], 0) };
+    }
+    let n_out = sizes[layers];
+    output_error(&acts[layers - 1][..p * n_out], batch.labels, batch.rows, batch.m, batch.scale, &mut deltas[layers - 1]);
+    for l in (1..layers).rev() {
+        let (lower, upper) = deltas.split_at_mut(l);
+        let delta = &upper[0][..p * sizes[l + 1]];
+        let a_in = &acts[l - 1][..p * sizes[l]];
+        unsafe {
+            backprop_delta::<T, V>(weights[l - 1].values(), delta, a_in, &mut lower[l - 1][..p * sizes[l]], sizes[l]);
+            let input = Rows { data: a_in, width: sizes[l], ids };
+            update::<T, V>(weights[l - 1].values_mut(), &mut biases[l - 1], delta, input, 0);
+        }
     }
 }
 
 /// act = sigmoid(W x_i + b) for the rows x_i of `input`; act is (p, n_out).
 #[inline(always)]
-unsafe fn forward<T: Real, V: Vector<Elem = T>>(w: &[T], b: &[T], input: Rows<T>, act: &mut [T], head: usize) {
+pub(crate) unsafe fn forward<T: Real, V: Vector<Elem = T>>(w: &[T], b: &[T], input: Rows<T>, act: &mut [T], head: usize) {
     let (n_in, n_out) = (input.width, b.len());
     for i in (0..act.len() / n_out).step_by(SWEEP) {
         let x = input.sweep(i);
@@ -350,7 +392,7 @@ unsafe fn forward<T: Real, V: Vector<Elem = T>>(w: &[T], b: &[T], input: Rows<T>
 
 /// W[j] -= sum_i delta[i, j] x_i and b[j] -= sum_i delta[i, j]; delta is (p, n_out).
 #[inline(always)]
-unsafe fn update<T: Real, V: Vector<Elem = T>>(w: &mut [T], b: &mut [T], delta: &[T], input: Rows<T>, head: usize) {
+pub(crate) unsafe fn update<T: Real, V: Vector<Elem = T>>(w: &mut [T], b: &mut [T], delta: &[T], input: Rows<T>, head: usize) {
     let (n_in, n_out) = (input.width, b.len());
     for i in (0..delta.len() / n_out).step_by(SWEEP) {
         let x = input.sweep(i);

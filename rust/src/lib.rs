@@ -6,6 +6,7 @@
 //! - [`batched`]: the same port with each mini-batch as one matrix, one GEMM per layer.
 //! - [`parallel`]: the per-sample port with the samples of a mini-batch spread over rayon.
 //! - [`fused`]: a kernel written for the CPU: one call per epoch, nothing allocated in it.
+//! - [`team`]: the fused kernel's first layer split by rows over a team of threads.
 
 // Links OpenBLAS (Debian's libopenblas through openblas-src's "system" feature)
 // behind ndarray's `dot`.
@@ -19,6 +20,7 @@ pub mod parallel;
 pub mod port;
 pub mod real;
 pub mod simd;
+pub mod team;
 
 #[cfg(feature = "python")]
 mod python;

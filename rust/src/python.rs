@@ -13,21 +13,23 @@ use pyo3::types::PyDict;
 use rayon::ThreadPool;
 
 use crate::data::Epoch;
-use crate::fused::{Fused, Kernel, Kernels};
+use crate::fused::{Fused, Kernel};
 use crate::port::Network;
 use crate::simd::Isa;
+use crate::team::{FusedParallel, TeamKernels, BARRIER_KIND};
 use crate::{batched, openblas, parallel};
 
-pub const STRATEGIES: [&str; 4] = ["port", "batched", "rayon", "fused"];
+pub const STRATEGIES: [&str; 5] = ["port", "batched", "rayon", "fused", "fused-parallel"];
 
 enum Strategy<T> {
     Port(Network<T>),
     Batched(Network<T>),
     Rayon(Network<T>, ThreadPool),
     Fused(Fused<T>),
+    FusedParallel(FusedParallel<T>),
 }
 
-impl<T: Kernels> Strategy<T> {
+impl<T: TeamKernels> Strategy<T> {
     fn new(
         name: &str,
         weights: Vec<Array2<T>>,
@@ -45,6 +47,11 @@ impl<T: Kernels> Strategy<T> {
                 let b: Vec<ArrayView2<T>> = biases.iter().map(|b| b.view()).collect();
                 Strategy::Fused(Fused::new(&w, &b, isa, gemm_from_batch)?)
             }
+            "fused-parallel" => {
+                let w: Vec<ArrayView2<T>> = weights.iter().map(|w| w.view()).collect();
+                let b: Vec<ArrayView2<T>> = biases.iter().map(|b| b.view()).collect();
+                Strategy::FusedParallel(FusedParallel::new(&w, &b, isa, threads)?)
+            }
             other => return Err(format!("unknown strategy {other:?}; one of {STRATEGIES:?}")),
         })
     }
@@ -53,6 +60,7 @@ impl<T: Kernels> Strategy<T> {
         match self {
             Strategy::Port(n) | Strategy::Batched(n) | Strategy::Rayon(n, _) => n.sizes.clone(),
             Strategy::Fused(f) => f.sizes.clone(),
+            Strategy::FusedParallel(f) => f.sizes().to_vec(),
         }
     }
 
@@ -62,6 +70,7 @@ impl<T: Kernels> Strategy<T> {
             Strategy::Batched(net) => batched::train_epoch(net, data, batch_size, eta),
             Strategy::Rayon(net, pool) => parallel::train_epoch(net, data, batch_size, eta, pool),
             Strategy::Fused(f) => f.train_epoch(data, batch_size, eta),
+            Strategy::FusedParallel(f) => f.train_epoch(data, batch_size, eta),
         }
     }
 
@@ -71,15 +80,18 @@ impl<T: Kernels> Strategy<T> {
             Strategy::Port(n) | Strategy::Batched(n) | Strategy::Rayon(n, _) => {
                 (n.weights.clone(), n.biases.clone())
             }
-            Strategy::Fused(f) => (
-                f.weights().iter().map(|w| w.to_owned()).collect(),
-                f.biases()
-                    .iter()
-                    .map(|b| Array2::from_shape_fn((b.len(), 1), |(i, _)| b[i]))
-                    .collect(),
-            ),
+            Strategy::Fused(f) => owned_params(&f.weights(), f.biases()),
+            Strategy::FusedParallel(f) => owned_params(&f.weights(), f.biases()),
         }
     }
+}
+
+/// Weights (n_out, n_in) and biases as columns (n_out, 1), copied.
+fn owned_params<T: Copy>(weights: &[ArrayView2<T>], biases: &[Vec<T>]) -> (Vec<Array2<T>>, Vec<Array2<T>>) {
+    (
+        weights.iter().map(|w| w.to_owned()).collect(),
+        biases.iter().map(|b| Array2::from_shape_fn((b.len(), 1), |(i, _)| b[i])).collect(),
+    )
 }
 
 enum Typed {
@@ -163,7 +175,7 @@ struct EpochCall<'a, 'py> {
     dtype: &'a str,
 }
 
-fn train<T: Kernels + Element>(py: Python<'_>, strategy: &mut Strategy<T>, call: EpochCall) -> PyResult<()> {
+fn train<T: TeamKernels + Element>(py: Python<'_>, strategy: &mut Strategy<T>, call: EpochCall) -> PyResult<()> {
     let EpochCall { x, y, order, batch_size, eta, sizes, blas_threads, dtype } = call;
     let x = array2::<T>(x, "X", dtype)?;
     let (y, order) = (indices(y, "y")?, indices(order, "order")?);
@@ -188,8 +200,9 @@ fn to_python<'py, T: Element>(py: Python<'py>, arrays: Vec<Array2<T>>) -> Vec<Bo
 
 #[pymethods]
 impl Trainer {
-    /// `strategy` one of port, batched, rayon, fused; `threads` the rayon pool's
-    /// size for rayon and OpenBLAS's thread count for the others.
+    /// `strategy` one of port, batched, rayon, fused, fused-parallel; `threads`
+    /// the rayon pool's size for rayon, the team's for fused-parallel (at most
+    /// the hidden units), and OpenBLAS's thread count for the others.
     #[new]
     #[pyo3(signature = (strategy, dtype, weights, biases, threads=1, isa=None, gemm_from_batch=None))]
     #[allow(clippy::too_many_arguments)]
@@ -225,8 +238,14 @@ impl Trainer {
             other => return Err(PyValueError::new_err(format!("dtype {other:?}: float64 or float32"))),
         };
         let sizes = each_dtype!(&inner, s => s.sizes());
-        // rayon's workers each run the port's small BLAS calls: OpenBLAS stays on one thread there.
-        let blas_threads = if strategy == "rayon" { 1 } else { threads };
+        // rayon's workers each run the port's small BLAS calls, and the team calls no BLAS:
+        // OpenBLAS stays on one thread there.
+        let blas_threads = if strategy == "rayon" || strategy == "fused-parallel" { 1 } else { threads };
+        let threads = match &inner {
+            Typed::F64(Strategy::FusedParallel(f)) => f.threads(),
+            Typed::F32(Strategy::FusedParallel(f)) => f.threads(),
+            _ => threads,
+        };
         Ok(Trainer { inner, strategy: strategy.into(), dtype: dtype.into(), blas_threads, threads, sizes })
     }
 
@@ -269,6 +288,8 @@ impl Trainer {
         let (isa, kernel, gemm_from, lanes) = match &self.inner {
             Typed::F64(Strategy::Fused(f)) => (f.isa, f.kernel_for(batch_size), f.gemm_from_batch, f.isa.lanes::<f64>()),
             Typed::F32(Strategy::Fused(f)) => (f.isa, f.kernel_for(batch_size), f.gemm_from_batch, f.isa.lanes::<f32>()),
+            Typed::F64(Strategy::FusedParallel(f)) => return team_choices(py, f.isa(), f.isa().lanes::<f64>(), f.rows_per_thread()),
+            Typed::F32(Strategy::FusedParallel(f)) => return team_choices(py, f.isa(), f.isa().lanes::<f32>(), f.rows_per_thread()),
             _ => return Ok(None),
         };
         let d = PyDict::new(py);
@@ -278,6 +299,18 @@ impl Trainer {
         d.set_item("gemm_from_batch", gemm_from)?;
         Ok(Some(d.unbind()))
     }
+}
+
+/// The team's choices: instruction set, lanes, threads, rows of W1 per thread, barrier.
+fn team_choices(py: Python<'_>, isa: Isa, lanes: usize, rows: Vec<usize>) -> PyResult<Option<Py<PyDict>>> {
+    let d = PyDict::new(py);
+    d.set_item("isa", isa.name())?;
+    d.set_item("lanes", lanes)?;
+    d.set_item("kernel", "sweep")?;
+    d.set_item("threads", rows.len())?;
+    d.set_item("rows_per_thread", rows)?;
+    d.set_item("barrier", BARRIER_KIND)?;
+    Ok(Some(d.unbind()))
 }
 
 /// What the extension was built with and runs on: for the run's metadata.

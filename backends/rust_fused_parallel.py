@@ -1,0 +1,107 @@
+"""The fused kernel on a team of threads: rust-fused's sweep, its first layer split by rows.
+
+Thread t owns a block of W1's rows (hidden units) and computes their
+activations and updates; everything after the first layer, under 2% of the
+arithmetic at [784, 30, 10], each thread does itself on its own copy of the
+deeper weights. The team is started once per epoch and meets at one barrier
+per mini-batch (a spinning, then yielding, generation counter), with the
+shared activations double-buffered so that one barrier is enough. No sum is
+split between threads, so the result is the same bits as rust-fused's sweep
+kernel on any thread count (``rust/src/team.rs``).
+
+Threads: ``threads`` if given, else every core this process may run on,
+capped by the hidden units. Where two threads or more are on offer, the first
+epoch of each batch size times a few of its own mini-batches on one thread and
+on all of them, on copies of the parameters, and keeps the faster: the answer
+changes no result, only the time. ``choices(batch_size)`` reports the
+instruction set, the lanes, the threads and rows of W1 each one owns, the
+barrier, and the calibration's timings.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from backends.base import Params
+from backends.rust_extension import RustTrainer, _integers, extension
+
+# Enough samples that a probe takes milliseconds even at batch 1, and whole
+# mini-batches of it.
+PROBE_SAMPLES = 2000
+PROBE_BATCHES = 4
+PROBE_REPEATS = 2
+
+
+def machine_threads() -> int:
+    """The cores this process may run on (its affinity), else the CPU count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class RustFusedParallel(RustTrainer):
+    name = "rust-fused-parallel"
+    strategy = "fused-parallel"
+
+    def __init__(self, params: Params, dtype: str = "float64", threads: int | None = None,
+                 isa: str | None = None):
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1; got {threads}")
+        self._requested, self._isa = threads, isa
+        super().__init__(params, dtype, machine_threads() if threads is None else threads, isa=isa)
+        self.team_threads = self.threads  # what the machine offers, capped by the hidden units
+        self.calibration: dict[int, dict[int, float]] = {}
+
+    def train_epoch(self, X, y, order, batch_size, eta):
+        # A bad batch size is left to the extension, which says what is wrong with it.
+        if self._requested is None and self.team_threads > 1 and int(batch_size) >= 1:
+            self._use_threads(self._choose_threads(X, y, order, int(batch_size), eta))
+        super().train_epoch(X, y, order, batch_size, eta)
+
+    def _choose_threads(self, X, y, order, batch_size: int, eta: float) -> int:
+        if batch_size not in self.calibration:
+            self.calibration[batch_size] = self._time_threads(X, y, order, batch_size, eta)
+        seconds = self.calibration[batch_size]
+        return min(seconds, key=seconds.get)
+
+    def _use_threads(self, threads: int) -> None:
+        if threads != self.threads:
+            self._rust = self._trainer(self.params(), threads)
+            self.threads = self._rust.threads
+
+    def _trainer(self, params: Params, threads: int):
+        return extension().Trainer(self.strategy, self.dtype.name, list(params.weights),
+                                   list(params.biases), threads=threads, isa=self._isa)
+
+    def _time_threads(self, X, y, order, batch_size: int, eta: float) -> dict[int, float]:
+        """Best seconds of a few repeats of this epoch's first mini-batches on one
+        thread and on the whole team, trained on copies: the trainer's own
+        parameters are untouched. The two take turns, so a burst of load from
+        elsewhere falls on both."""
+        p = self.params()
+        samples = max(PROBE_SAMPLES, PROBE_BATCHES * batch_size) // batch_size * batch_size
+        probe = _integers(order, "order")[:samples]
+        labels = _integers(y, "y")
+        copies = {n: self._trainer(p, n) for n in (1, self.team_threads)}
+        seconds = {n: float("inf") for n in copies}
+        for repeat in range(PROBE_REPEATS + 1):
+            for n, copy in copies.items():
+                start = time.perf_counter()
+                copy.train_epoch(X, labels, probe, batch_size, float(eta))
+                if repeat:  # the first round touches the buffers and the caches
+                    seconds[n] = min(seconds[n], time.perf_counter() - start)
+        return seconds
+
+    def choices(self, batch_size: int) -> dict:
+        chosen = dict(self._rust.choices(int(batch_size)))
+        chosen["threads_available"] = self.team_threads
+        if self._requested is not None:
+            chosen["threads_from"] = "requested"
+        elif int(batch_size) in self.calibration:
+            chosen["threads_from"] = "calibration"
+            chosen["calibration_seconds"] = self.calibration[int(batch_size)]
+        else:
+            chosen["threads_from"] = "machine"
+        return chosen

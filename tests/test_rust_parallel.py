@@ -1,0 +1,113 @@
+"""rust-fused-parallel: the reference's result, and the same bits on any thread
+count as rust-fused's sweep kernel; test_backends.py checks its gradients,
+float32 and short batches with every other backend, test_rust.py its bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backends
+from backends.base import Params, init_params
+from backends.rust_extension import MODULE
+
+pytest.importorskip(MODULE)
+
+from backends import rust_fused_parallel  # noqa: E402 - needs the extension
+from backends.rust_fused import NEVER, RustFused  # noqa: E402
+from backends.rust_fused_parallel import RustFusedParallel  # noqa: E402
+
+N_SAMPLES = 433  # a short last batch at every batch size below but 1
+
+
+def _eta(batch_size: int) -> float:
+    """The book's 3.0, but 0.5 for single samples: 433 steps of one sample at
+    eta 3 amplify the last bit of any sum until correct kernels differ by 1e-4
+    (numpy-per-sample and rust-fused included)."""
+    return 0.5 if batch_size == 1 else 3.0
+
+
+def _flat(params: Params) -> np.ndarray:
+    return np.concatenate([a.ravel() for a in params.weights + params.biases]).astype(np.float64)
+
+
+def _problem(sizes, dtype="float64"):
+    rng = np.random.default_rng(11)
+    X = rng.random((N_SAMPLES, sizes[0])).astype(dtype)
+    y = rng.integers(0, sizes[-1], N_SAMPLES)
+    return init_params(sizes, seed=5), X, y, rng.permutation(N_SAMPLES)
+
+
+def _after_epoch(trainer, problem, batch_size):
+    _, X, y, order = problem
+    trainer.train_epoch(X, y, order, batch_size, _eta(batch_size))
+    return _flat(trainer.params())
+
+
+@pytest.mark.parametrize("sizes", [[784, 30, 10], [784, 16, 12, 10]])
+@pytest.mark.parametrize("batch_size", [1, 7, 10, 100])
+def test_matches_the_reference_and_gives_the_same_bits_on_1_2_and_3_threads(sizes, batch_size):
+    problem = _problem(sizes)
+    want = _after_epoch(backends.create(backends.REFERENCE, problem[0]), problem, batch_size)
+    results = [_after_epoch(RustFusedParallel(problem[0], threads=n), problem, batch_size)
+               for n in (1, 2, 3)]
+    assert np.max(np.abs(results[0] - want)) <= 1e-9 * np.max(np.abs(want))
+    for got in results[1:]:
+        np.testing.assert_array_equal(got, results[0])
+    # and the single-thread sweep kernel's bits
+    sweep = RustFused(problem[0], gemm_from_batch=NEVER)
+    np.testing.assert_array_equal(_after_epoch(sweep, problem, batch_size), results[0])
+
+
+@pytest.mark.parametrize("batch_size", [7, 100])
+def test_float32_gives_the_same_bits_on_any_thread_count_and_stays_close(batch_size):
+    problem = _problem([784, 30, 10], "float32")
+    results = [_after_epoch(RustFusedParallel(problem[0], "float32", threads=n), problem,
+                            batch_size) for n in (1, 2, 3)]
+    for got in results[1:]:
+        np.testing.assert_array_equal(got, results[0])
+    params, X, y, order = problem
+    ref = backends.create(backends.REFERENCE, params)
+    want = _after_epoch(ref, (params, X.astype(np.float64), y, order), batch_size)
+    assert np.max(np.abs(results[0] - want)) <= 2e-4 * np.max(np.abs(want))
+
+
+def test_choices_name_the_team_and_its_split():
+    trainer = RustFusedParallel(init_params([784, 31, 10], 0), threads=2)
+    chosen = trainer.choices(10)
+    assert chosen["threads"] == trainer.threads == 2
+    assert chosen["rows_per_thread"] == [16, 15]
+    assert chosen["threads_from"] == "requested" and chosen["kernel"] == "sweep"
+    assert chosen["barrier"].startswith("generation counter")
+    info = backends.get("rust-fused")  # the same instruction set as the single-thread kernel
+    assert chosen["isa"] == info(init_params([4, 3, 2], 0)).choices(10)["isa"]
+
+
+def test_threads_are_capped_by_the_hidden_units_and_zero_is_refused():
+    assert RustFusedParallel(init_params([784, 3, 10], 0), threads=8).threads == 3
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        RustFusedParallel(init_params([784, 3, 10], 0), threads=0)
+
+
+def test_default_threads_come_from_the_machine_and_a_calibration_picks_the_count(monkeypatch):
+    monkeypatch.setattr(rust_fused_parallel, "machine_threads", lambda: 2)
+    problem = _problem([784, 30, 10])
+    trainer = RustFusedParallel(problem[0])
+    assert trainer.team_threads == 2 and trainer.choices(10)["threads_from"] == "machine"
+    got = _after_epoch(trainer, problem, 10)
+    chosen = trainer.choices(10)
+    seconds = chosen["calibration_seconds"]
+    assert set(seconds) == {1, 2} and all(s > 0 for s in seconds.values())
+    assert chosen["threads"] == trainer.threads == min(seconds, key=seconds.get)
+    assert chosen["threads_from"] == "calibration" and chosen["threads_available"] == 2
+    # The probes trained copies: the epoch is the reference's.
+    want = _after_epoch(backends.create(backends.REFERENCE, problem[0]), problem, 10)
+    assert np.max(np.abs(got - want)) <= 1e-9 * np.max(np.abs(want))
+
+
+def test_a_single_core_runs_one_thread_without_calibrating(monkeypatch):
+    monkeypatch.setattr(rust_fused_parallel, "machine_threads", lambda: 1)
+    problem = _problem([784, 30, 10])
+    trainer = RustFusedParallel(problem[0])
+    _after_epoch(trainer, problem, 10)
+    assert trainer.threads == 1 and trainer.calibration == {}
