@@ -11,6 +11,7 @@ format carried a version reads as version 1, which it is.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -47,18 +48,42 @@ EPOCH_COLUMNS = list(EpochRecord.__dataclass_fields__)
 CONFIG_COLUMNS = ["dtype", "sizes", "batch_size", "eta", "dataset", "n_train", "threads"]
 REQUIRED_COLUMNS = ["backend", *CONFIG_COLUMNS, "seconds"]
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+class StorageError(UsageError):
+    """A file of a run that cannot be written (a read-only folder, a full disk); the
+    message names it. The file's last complete version, if any, is left as it was."""
+
+
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write to a temporary file in the same folder, flushed to disk, then rename
+    over ``path``: a reader, a crash or a full disk leaves either the old file or
+    the new one, never a part of either."""
+    path = Path(path)
+    data = content.encode() if isinstance(content, str) else content
     try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise StorageError(f"{path}: cannot write ({e.strerror or e})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from other users
         os.replace(tmp, path)
+    except OSError as e:
+        _discard(tmp)
+        raise StorageError(f"{path}: cannot write ({e.strerror or e})") from None
     except BaseException:
-        os.unlink(tmp)
+        _discard(tmp)
         raise
+
+
+def _discard(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
 
 
 def _umask() -> int:
@@ -73,6 +98,13 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 def write_json(data: dict, path: Path) -> None:
     write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_figure(fig, path: Path, **savefig) -> None:
+    """A matplotlib figure, in the format its suffix names, written atomically."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=Path(path).suffix.lstrip(".").lower(), **savefig)
+    write_atomic(path, buffer.getvalue())
 
 
 def epochs_frame(records: Iterable[EpochRecord]) -> pd.DataFrame:
@@ -141,6 +173,10 @@ class RunFolderError(UsageError):
     """A run folder or file that cannot be read as a run; the message names it."""
 
 
+class NoTimedEpochs(RunFolderError):
+    """A well-formed run with no timed epoch: stopped before its first, or still running."""
+
+
 @dataclass(frozen=True)
 class Run:
     """One run folder: its timed epochs (status ok only) and its run.json."""
@@ -198,9 +234,16 @@ def read_epochs(path: Path) -> pd.DataFrame:
     if missing:
         raise RunFolderError(f"{path}: missing column(s) {', '.join(missing)}; "
                              f"an epochs.csv has {', '.join(REQUIRED_COLUMNS)}")
+    incomplete = frame[REQUIRED_COLUMNS].isna().any(axis=1)
+    if incomplete.any():
+        line = int(incomplete.to_numpy().argmax()) + 2  # the header is line 1
+        raise RunFolderError(f"{path}: line {line} lacks values of "
+                             f"{', '.join(REQUIRED_COLUMNS)} (a truncated or edited file?)")
+    if len(frame) and not pd.api.types.is_numeric_dtype(frame["seconds"]):
+        raise RunFolderError(f"{path}: the seconds column holds values that are not numbers")
     frame = stats.standing_epochs(frame)
     if frame.empty:
-        raise RunFolderError(f"{path}: no timed epoch in this run")
+        raise NoTimedEpochs(f"{path}: no timed epoch in this run")
     return frame.reset_index(drop=True)
 
 

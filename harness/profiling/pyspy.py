@@ -34,6 +34,7 @@ from pathlib import Path
 WAIT_FRAME = "wait_for_sampler"
 ATTACH_SECONDS = 120.0  # py-spy reads the symbols of every library first: torch's are large
 _POLL = 0.002
+_PAST_DEADLINE = "the profiled process ran past its deadline (--timeout, or the default)"
 _PERMISSION = re.compile(r"permission denied|operation not permitted|os error (1|13)\b|ptrace",
                          re.IGNORECASE)
 
@@ -119,7 +120,11 @@ def _record_phase(py_spy, child, folder: Path, k: int, rate: int, deadline) -> P
         seconds = time.monotonic() - started
         if spy.poll() is None and child.poll() is None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file and detaches
-        spy.wait(timeout=ATTACH_SECONDS)
+        try:
+            spy.wait(timeout=ATTACH_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise ProfileFailed(f"py-spy did not write its profile within {ATTACH_SECONDS:g} s "
+                                "of being stopped") from None
     finally:
         if spy.poll() is None:
             spy.kill()
@@ -160,7 +165,7 @@ def _await(ready, child: subprocess.Popen, deadline) -> bool:
         if child.poll() is not None:
             return ready()
         if deadline is not None and time.monotonic() > deadline:
-            raise ProfileFailed("the profiled process ran past --timeout")
+            raise ProfileFailed(_PAST_DEADLINE)
         time.sleep(_POLL)
     return True
 
@@ -169,7 +174,7 @@ def _wait(child: subprocess.Popen, deadline) -> None:
     try:
         child.wait(None if deadline is None else max(deadline - time.monotonic(), 0))
     except subprocess.TimeoutExpired:
-        raise ProfileFailed("the profiled process ran past --timeout") from None
+        raise ProfileFailed(_PAST_DEADLINE) from None
 
 
 def _tail(path: Path, lines: int = 1) -> str:

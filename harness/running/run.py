@@ -46,9 +46,13 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        if self.interrupted:
+        """130 if interrupted (timing or profiling), 1 if a backend failed or its profile
+        did, else 0; py-spy unable to run here is said, and is no failure."""
+        if self.interrupted or (self.profile is not None and self.profile.interrupted):
             return EXIT_INTERRUPTED
-        return EXIT_OK if all(o.ok for o in self.outcomes) else EXIT_FAILED
+        failed = not all(o.ok for o in self.outcomes) or (
+            self.profile is not None and self.profile.failed)
+        return EXIT_FAILED if failed else EXIT_OK
 
 
 def new_run_id() -> str:
@@ -109,11 +113,12 @@ def execute(config: RunConfig, observer: Observer | None = None,
     summary = summarize(run_id, outcomes, config_row, REFERENCE, peak)
     result = RunResult(run_id, run_dir, summary, outcomes, interrupted)
     reports.summary(summary)
-    reports.update_meta(finished=_now(), exit_code=result.exit_code)
+    reports.update_meta(finished=_now())
     if profile is not None and not interrupted:
         ran_well = [o.backend for o in outcomes if o.ok]
         result.profile = _profile(config, ran_well, dataset, run_id, run_dir, profile, observer)
         reports.update_meta(finished=_now(), flamegraphs=_folder(result.profile))
+    reports.update_meta(exit_code=result.exit_code)  # last: the code the command exits with
     return result
 
 
@@ -131,7 +136,8 @@ def profile_only(config: RunConfig, settings: ProfileSettings,
     result = RunResult(run_id, run_dir, summarize(run_id, [], {}, REFERENCE))
     result.profile = _profile(config, config.backends, dataset, run_id, run_dir, settings,
                               observer)
-    folder.update_meta(finished=_now(), flamegraphs=_folder(result.profile))
+    folder.update_meta(finished=_now(), flamegraphs=_folder(result.profile),
+                       exit_code=result.exit_code)
     return result
 
 
