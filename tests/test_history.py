@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from test_compare import noisy, write_run
 
-from harness.__main__ import main
 from harness import storage
+from harness.__main__ import main
 from harness.compare import history
 from harness.storage import RunFolderError
 

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.running.lifeline import die_with_parent, parent_gone
+
 # The child's function that waits for the sampler: its samples are the
 # handshake's, not the program's, and are dropped from every count.
 WAIT_FRAME = "wait_for_sampler"
@@ -81,7 +83,8 @@ def record(py_spy: str | None, command: Sequence[str], folder: Path, rates: Sequ
     folder.mkdir(parents=True, exist_ok=True)
     child_err = (folder / "child.stderr").open("w")
     child = subprocess.Popen(list(command), env=env, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=child_err)
+                             stdout=subprocess.DEVNULL, stderr=child_err,
+                             preexec_fn=die_with_parent)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         phases = [_record_phase(py_spy, child, folder, k, rate, deadline)
@@ -107,7 +110,7 @@ def _record_phase(py_spy, child, folder: Path, k: int, rate: int, deadline) -> P
         try:
             spy = subprocess.Popen(_command(py_spy, rate, out, child.pid),
                                    stdin=subprocess.DEVNULL, stdout=log_file,
-                                   stderr=subprocess.STDOUT)
+                                   stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         except OSError as e:
             raise ProfilerUnavailable(f"py-spy at {py_spy} cannot be run ({e.strerror}): "
                                       "pip install py-spy") from None
@@ -203,8 +206,11 @@ def allow_parent_to_trace() -> None:
 
 
 def wait_for_sampler(folder: Path, k: int) -> None:
-    """Say 'ready for phase k' and wait until the sampler is attached."""
+    """Say 'ready for phase k' and wait until the sampler is attached; exit if the
+    harness that would attach it is gone."""
     (folder / f"ready-{k}").touch()
     go = folder / f"go-{k}"
     while not go.exists():
+        if parent_gone():
+            os._exit(1)
         time.sleep(_POLL)

@@ -67,7 +67,8 @@ def check_data(config: RunConfig, notice: Callable[[str], None]) -> tuple[str, i
     from harness.data.catalogue import load_dataset
 
     data = load_dataset(config.dataset, data_dir=config.data_dir, n_train=config.n_train,
-                        input_size=config.sizes[0], seed=config.seed, notice=notice)
+                        input_size=config.sizes[0], seed=config.seed, notice=notice,
+                        download_timeout=config.download_timeout)
     if data.input_size != config.sizes[0]:
         raise UsageError(
             f"--sizes starts with {config.sizes[0]} inputs but {data.name} has "
