@@ -234,17 +234,28 @@ def read_epochs(path: Path) -> pd.DataFrame:
     if missing:
         raise RunFolderError(f"{path}: missing column(s) {', '.join(missing)}; "
                              f"an epochs.csv has {', '.join(REQUIRED_COLUMNS)}")
-    incomplete = frame[REQUIRED_COLUMNS].isna().any(axis=1)
-    if incomplete.any():
-        line = int(incomplete.to_numpy().argmax()) + 2  # the header is line 1
-        raise RunFolderError(f"{path}: line {line} lacks values of "
-                             f"{', '.join(REQUIRED_COLUMNS)} (a truncated or edited file?)")
+    _check_complete(frame, path)
     if len(frame) and not pd.api.types.is_numeric_dtype(frame["seconds"]):
         raise RunFolderError(f"{path}: the seconds column holds values that are not numbers")
     frame = stats.standing_epochs(frame)
     if frame.empty:
         raise NoTimedEpochs(f"{path}: no timed epoch in this run")
     return frame.reset_index(drop=True)
+
+
+def _check_complete(frame: pd.DataFrame, path: Path) -> None:
+    """Every line whole: the harness ends the file with a newline and leaves no field
+    of a record empty, so anything else is a file cut short or edited."""
+    with path.open("rb") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) != b"\n":
+            raise RunFolderError(f"{path}: the last line is incomplete (a truncated file?)")
+    known = [c for c in EPOCH_COLUMNS if c in frame.columns]
+    incomplete = frame[known].isna().any(axis=1).to_numpy()
+    if incomplete.any():
+        line = int(incomplete.argmax()) + 2  # the header is line 1
+        raise RunFolderError(f"{path}: line {line} has empty fields (a truncated or "
+                             "edited file?)")
 
 
 def read_meta(path: Path) -> dict:
