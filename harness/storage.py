@@ -3,9 +3,11 @@ written and read here.
 
 A run folder holds ``run.json`` (the settings, the machine, ``format_version``),
 ``epochs.csv`` (one row per timed epoch, rewritten as each arrives),
-``summary.csv`` (one row per backend) and, when profiled, ``time_breakdown.csv``
-and ``hot_functions.csv``. Files are written atomically: a reader, or a run
-stopped half-way, only ever sees a complete file. A folder written before the
+``summary.csv`` (one row per backend), when profiled ``time_breakdown.csv``
+and ``hot_functions.csv``, and after a failure ``errors/<backend>.log`` (or
+``<backend>.profile.log``) with everything the failure said. Files are
+written atomically: a reader, or a run stopped half-way, only ever sees a
+complete file. A folder written before the
 format carried a version reads as version 1, which it is.
 """
 
@@ -33,6 +35,7 @@ EPOCHS_CSV = "epochs.csv"
 SUMMARY_CSV = "summary.csv"
 TIME_BREAKDOWN_CSV = "time_breakdown.csv"
 HOT_FUNCTIONS_CSV = "hot_functions.csv"
+ERRORS_DIR = "errors"  # <backend>.log, <backend>.profile.log: a failure's whole output
 RUN_FILES = (EPOCHS_CSV, SUMMARY_CSV, RUN_JSON)
 SWEEP_JSON = "sweep.json"
 SWEEP_CSV = "sweep.csv"
@@ -141,6 +144,14 @@ def write_profile(run_dir: Path, breakdown: pd.DataFrame, hot: pd.DataFrame) -> 
     """The profile's tables in the run folder: where the time goes, and the hottest functions."""
     write_csv(breakdown, run_dir / TIME_BREAKDOWN_CSV)
     write_csv(hot, run_dir / HOT_FUNCTIONS_CSV)
+
+
+def write_error_log(run_dir: Path, name: str, text: str) -> Path:
+    """``errors/<name>.log``: all a failure said (a traceback, a child's stderr), which
+    summary.csv and the printed notes refer to by this path."""
+    path = Path(run_dir) / ERRORS_DIR / f"{name}.log"
+    write_atomic(path, text if text.endswith("\n") else text + "\n")
+    return path
 
 
 class SweepWriter:

@@ -385,3 +385,21 @@ def test_results_are_writable_after_a_write_fails(tmp_path):
         signal.signal(signal.SIGXFSZ, previous)
     assert path.read_text() == "a,b\n1,2\n"
     assert [p.name for p in tmp_path.iterdir()] == ["epochs.csv"]
+
+
+@pytest.mark.slow
+def test_a_failed_profile_keeps_the_whole_output_of_the_profiled_process(tmp_path):
+    results = tmp_path / "results"
+    harness = start(["profile", "--backend", "fails", "--results-dir", str(results),
+                     "--flamegraph-dir", str(tmp_path / "f"), *TINY], tmp_path)
+    code, out, err = finish(harness)
+    if code == 0 and "no flamegraphs" in err:
+        pytest.skip(f"py-spy cannot profile here: {err.strip()}")
+    assert code == 1, err
+    log = the_run(results) / "errors" / "fails.profile.log"
+    assert str(log) in err  # the note says where the whole output is
+    text = log.read_text()
+    assert "== child.stderr" in text and "Traceback (most recent call last)" in text
+    assert "RuntimeError: deliberate failure in the second epoch" in text
+    assert "== phase-1.log" in text  # py-spy's own words too
+    assert json.loads((the_run(results) / "run.json").read_text())["exit_code"] == 1

@@ -113,8 +113,9 @@ def profile_backends(config: RunConfig, backends: Sequence[str], dataset: str, r
             result.unavailable = f"no flamegraphs: {e}"
             break
         except pyspy.ProfileFailed as e:
-            profile = BackendProfile(backend, message=str(e))
-            result.notes.append(f"{backend}: profile failed: {e}")
+            log = storage.write_error_log(run_dir, f"{backend}.profile", e.log or str(e))
+            profile = BackendProfile(backend, message=f"{e} (all of it: {log})")
+            result.notes.append(f"{backend}: profile failed: {profile.message}")
         except KeyboardInterrupt:  # the processes are stopped; what was profiled is kept
             result.interrupted = True
             break

@@ -52,7 +52,12 @@ class ProfilerUnavailable(RuntimeError):
 
 
 class ProfileFailed(RuntimeError):
-    """The profiled child failed; the message carries the end of its error output."""
+    """The profiled child failed; the message carries the end of its error output,
+    ``log`` all of it and py-spy's logs, which live in a folder about to go."""
+
+    def __init__(self, message: str, log: str = ""):
+        super().__init__(message)
+        self.log = log
 
 
 @dataclass(frozen=True)
@@ -90,15 +95,31 @@ def record(py_spy: str | None, command: Sequence[str], folder: Path, rates: Sequ
         phases = [_record_phase(py_spy, child, folder, k, rate, deadline)
                   for k, rate in enumerate(rates, 1)]
         _wait(child, deadline)
+        if child.returncode != 0:
+            raise ProfileFailed(_tail(folder / "child.stderr")
+                                or f"profiled process exited with code {child.returncode}")
+    except ProfileFailed as e:
+        _end(child, child_err)
+        raise ProfileFailed(str(e), diagnostics(folder)) from None
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        child_err.close()
-    if child.returncode != 0:
-        raise ProfileFailed(_tail(folder / "child.stderr")
-                            or f"profiled process exited with code {child.returncode}")
+        _end(child, child_err)
     return phases
+
+
+def _end(child: subprocess.Popen, child_err) -> None:
+    if child.poll() is None:
+        child.kill()
+        child.wait()
+    child_err.close()
+
+
+def diagnostics(folder: Path) -> str:
+    """Everything the profiled child and py-spy said, each under its file's name."""
+    parts = []
+    for path in [folder / "child.stderr", *sorted(folder.glob("phase-*.log"))]:
+        if path.is_file():
+            parts.append(f"== {path.name}\n{path.read_text(errors='replace').rstrip()}\n")
+    return "\n".join(parts)
 
 
 def _record_phase(py_spy, child, folder: Path, k: int, rate: int, deadline) -> Phase:
