@@ -159,10 +159,11 @@ def test_no_worker_outlives_a_killed_harness(tmp_path):
 
 
 def profiled(pid: int) -> dict[int, str]:
-    """The profiled child and py-spy, once both are there."""
+    """The profiled child and py-spy, once py-spy samples it (the handshake's go-1)."""
     found = descendants(pid)
-    if any("py-spy" in c for c in found.values()) and \
-            any("profile_worker" in c for c in found.values()):
+    child = [c.split() for c in found.values() if "profile_worker" in c]
+    if child and any("py-spy" in c for c in found.values()) and \
+            (Path(child[0][-1]) / "go-1").exists():
         return found
     return {}
 
@@ -170,13 +171,14 @@ def profiled(pid: int) -> dict[int, str]:
 @pytest.mark.slow
 def test_no_profiled_process_or_py_spy_outlives_a_killed_harness(tmp_path):
     harness = start(["profile", "--backend", "sleepy", "--results-dir", str(tmp_path / "r"),
-                     "--flamegraph-dir", str(tmp_path / "f"), *TINY], tmp_path, sleep=3.0)
+                     "--flamegraph-dir", str(tmp_path / "f"), *TINY], tmp_path, sleep=8.0)
     children = wait_for(lambda: profiled(harness.pid) or harness.poll() is not None,
                         what="py-spy sampling the profiled process")
     if harness.poll() is not None:
         code, _, err = finish(harness)
         assert code == 0 and "no flamegraphs" in err, err
         pytest.skip(f"py-spy cannot profile here: {err.strip()}")
+    time.sleep(1)  # into the warm-up epoch, which sleeps, sampled
     harness.kill()
     harness.wait()
     assert_all_gone(children)

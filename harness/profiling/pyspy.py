@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.running.lifeline import die_with_parent, parent_gone
+from harness.running.lifeline import parent_gone
 
 # The child's function that waits for the sampler: its samples are the
 # handshake's, not the program's, and are dropped from every count.
@@ -88,8 +88,7 @@ def record(py_spy: str | None, command: Sequence[str], folder: Path, rates: Sequ
     folder.mkdir(parents=True, exist_ok=True)
     child_err = (folder / "child.stderr").open("w")
     child = subprocess.Popen(list(command), env=env, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=child_err,
-                             preexec_fn=die_with_parent)
+                             stdout=subprocess.DEVNULL, stderr=child_err)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         phases = [_record_phase(py_spy, child, folder, k, rate, deadline)
@@ -131,7 +130,7 @@ def _record_phase(py_spy, child, folder: Path, k: int, rate: int, deadline) -> P
         try:
             spy = subprocess.Popen(_command(py_spy, rate, out, child.pid),
                                    stdin=subprocess.DEVNULL, stdout=log_file,
-                                   stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+                                   stderr=subprocess.STDOUT)
         except OSError as e:
             raise ProfilerUnavailable(f"py-spy at {py_spy} cannot be run ({e.strerror}): "
                                       "pip install py-spy") from None

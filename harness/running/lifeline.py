@@ -1,8 +1,10 @@
 """Child processes that die with their parent, so that a killed harness leaves no
 worker, profiled process or py-spy running.
 
-On Linux the kernel does it: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` in the child
-makes its parent's death kill it. Elsewhere, and for the loops a child spins in
+On Linux the kernel does it: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, asked for by
+the child itself as it starts (a ``preexec_fn`` would make subprocess fork a
+parent that runs BLAS threads), makes its parent's death kill it; py-spy ends
+with the process it samples. Elsewhere, and for the loops a child spins in
 while it waits for its parent, ``parent_gone`` says whether the parent that
 started it is still there.
 """
@@ -18,9 +20,8 @@ _parent = os.getppid()
 
 
 def die_with_parent() -> None:
-    """Ask the kernel to SIGKILL this process when its parent dies; called in the
-    child (a ``preexec_fn``, or first thing in a worker). If the parent died
-    before the request took effect, die now."""
+    """Ask the kernel to SIGKILL this process when its parent dies; called first
+    thing in a child. If the parent died before the request took effect, die now."""
     global _parent
     _parent = os.getppid()
     if sys.platform.startswith("linux"):
