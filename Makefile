@@ -1,6 +1,8 @@
 # Two entry points that set themselves up: `make run` and `make test`.
 # Both create .venv on first use and reinstall only when pyproject.toml changes;
 # `make test` runs ruff, the performance gate (.ci/benchmark-gate), then the tests.
+# Where cargo is on PATH both also build the Rust extension (rust/) into the venv,
+# again only when its sources change, and `make test` runs its `cargo test`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,15 +10,25 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 RUN_ARGS ?= --backend all
+CARGO ?= cargo
+RUST_SOURCES := rust/Cargo.toml rust/Cargo.lock rust/build.rs rust/pyproject.toml $(wildcard rust/src/*.rs)
+RUST_WHEELS := rust/target/wheels
+HAVE_CARGO := $(shell command -v $(CARGO) 2>/dev/null)
+# The extension links the system's OpenBLAS: Debian's libopenblas-dev, installed
+# here where it is missing and apt-get can (as root); otherwise said how.
+INSTALL_OPENBLAS = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	apt-get update -qq && apt-get install -y -qq libopenblas-dev; \
+	else echo "error: the Rust extension needs OpenBLAS: apt-get install libopenblas-dev" >&2; \
+	exit 1; fi
 
-.PHONY: run test lint clean
+.PHONY: run test lint clean rust rust-test
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed rust
 	$(PY) -m harness run $(RUN_ARGS)
 
 # ruff, then the gate, then pytest, so that pytest's summary is the last line printed;
 # every step runs whatever the one before it said, and the first failure decides the exit.
-test: $(VENV)/.installed
+test: $(VENV)/.installed rust rust-test
 	@$(PY) -m ruff check backends harness tests; lint=$$?; \
 	PYTHON=$(PY) bash .ci/benchmark-gate; gate=$$?; \
 	$(PY) -m pytest; status=$$?; \
@@ -24,6 +36,26 @@ test: $(VENV)/.installed
 	if [ $$lint -ne 0 ]; then echo "ruff found problems (exit $$lint)"; exit $$lint; fi; \
 	if [ $$gate -ne 0 ]; then echo "performance gate failed (exit $$gate)"; exit $$gate; fi; \
 	exit $$status
+
+ifeq ($(HAVE_CARGO),)
+rust rust-test:
+	@echo "note: cargo not found: the rust-* backends are left out (install Rust and libopenblas-dev, then make rust)"
+else
+rust: $(VENV)/.rust
+
+rust-test:
+	$(CARGO) test --quiet --manifest-path rust/Cargo.toml
+endif
+
+# The extension as a wheel for this venv's Python, linked to the system's
+# libopenblas (not bundled: --auditwheel skip); a failed build fails make.
+$(VENV)/.rust: $(RUST_SOURCES) | $(VENV)/.installed
+	@ldconfig -p | grep -q 'libopenblas\.so ' || $(INSTALL_OPENBLAS)
+	rm -rf $(RUST_WHEELS)
+	$(VENV)/bin/maturin build --quiet --release --compatibility linux --auditwheel skip \
+		-m rust/Cargo.toml -o $(RUST_WHEELS) -i $(PY)
+	$(PY) -m pip install --quiet --force-reinstall --no-deps $(RUST_WHEELS)/*.whl
+	touch $@
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check backends harness tests
@@ -33,12 +65,18 @@ $(VENV)/bin/python:
 	$(PY) -m pip install --quiet --upgrade pip
 
 # Everything, peers and test tools included: `run` compares PyTorch and JAX too.
-# torch comes alone from the CPU index (its dependencies from the usual index in
-# the next step), or from the usual index where the CPU index cannot be reached.
+# torch comes first and alone (its dependencies follow from the usual index in
+# the next step), as its CPU build where one can be had: a wheel in pip's
+# configured find-links, then the CPU index, tried once and briefly; otherwise
+# the usual index's default Linux build, which carries CUDA (about 3 GB with
+# its libraries) and runs on the CPU all the same.
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet --no-deps --index-url $(TORCH_INDEX) "$(TORCH_SPEC)" \
-		|| $(PY) -m pip install --quiet --no-deps "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[test,peers,dev]"
+	$(PY) -m pip install --quiet --no-deps --no-index "$(TORCH_SPEC)" 2>/dev/null \
+		|| $(PY) -m pip install --quiet --no-deps --retries 0 --timeout 10 \
+			--index-url $(TORCH_INDEX) "$(TORCH_SPEC)" 2>/dev/null \
+		|| { echo "note: no CPU build of $(TORCH_SPEC) in reach; installing the default build"; \
+			$(PY) -m pip install --quiet --no-deps "$(TORCH_SPEC)"; }
+	$(PY) -m pip install --quiet -e ".[test,peers,dev,build]"
 	touch $@
 
 clean:

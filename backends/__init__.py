@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass
 
 from backends.base import Params, Trainer
+from backends.rust_extension import BUILD_HINT as RUST_BUILD_HINT
+from backends.rust_extension import MODULE as RUST_MODULE
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,10 @@ class _Entry:
     peer: bool = False  # a library a user would otherwise reach for, not one of ours
     # The highest py-spy rate (Hz) its stacks can be unwound at without falling behind.
     profile_rate: int | None = None
+    build: str = ""  # how to build what ``requires`` names, where pip cannot install it
 
 
+_RUST = {"requires": (RUST_MODULE,), "build": RUST_BUILD_HINT}
 _PEER = {"extra": "peers", "peer": True}
 _NUMBA = {"requires": ("numba",), "packages": ("numba", "llvmlite")}
 # Each native sample of PyTorch walks libtorch's deep C++ stacks: at 1 kHz py-spy
@@ -50,6 +54,10 @@ _REGISTRY: dict[str, _Entry] = {
     "numba-parallel": _Entry("backends.numba_parallel", "NumbaParallel", **_NUMBA),
     "torch": _Entry("backends.torch_backend", "TorchTrainer", **_TORCH),
     "jax": _Entry("backends.jax_backend", "JaxTrainer", **_JAX),
+    "rust-ndarray": _Entry("backends.rust_ndarray", "RustNdarray", **_RUST),
+    "rust-ndarray-batched": _Entry("backends.rust_ndarray_batched", "RustNdarrayBatched", **_RUST),
+    "rust-rayon": _Entry("backends.rust_rayon", "RustRayon", **_RUST),
+    "rust-fused": _Entry("backends.rust_fused", "RustFused", **_RUST),
 }
 
 REFERENCE = "numpy-per-sample"
@@ -82,8 +90,10 @@ class UnknownBackend(ValueError):
 
 
 class BackendUnavailable(ImportError):
-    def __init__(self, name: str, missing: list[str], extra: str):
-        hint = f"pip install 'nndl-bench[{extra}]'" if extra else f"pip install {' '.join(missing)}"
+    def __init__(self, name: str, missing: list[str], extra: str, build: str = ""):
+        hint = build or (
+            f"pip install 'nndl-bench[{extra}]'" if extra else f"pip install {' '.join(missing)}"
+        )
         super().__init__(
             f"backend {name!r} needs {', '.join(missing)}, which is not installed: {hint}"
         )
@@ -122,12 +132,21 @@ def available() -> list[str]:
     return [name for name, entry in _entries().items() if not _missing(entry)]
 
 
+def left_out_notices() -> list[str]:
+    """One line per group of built backends (the Rust ones) that ``all`` leaves
+    out because their module is not built, with the command that builds it."""
+    groups: dict[str, list[str]] = {}
+    for name, entry in _entries().items():
+        if entry.build and _missing(entry):
+            groups.setdefault(entry.build, []).append(name)
+    return [f"left out of 'all' ({', '.join(names)}): not built; {build}"
+            for build, names in groups.items()]
+
+
 def get(name: str) -> type:
     """The trainer class registered as ``name``; built as ``cls(params, dtype, threads=None)``."""
+    check(name)
     found = entry(name)
-    missing = _missing(found)
-    if missing:
-        raise BackendUnavailable(name, missing, found.extra)
     return getattr(importlib.import_module(found.module), found.cls)
 
 
@@ -159,7 +178,7 @@ def check(name: str) -> None:
     found = entry(name)
     missing = _missing(found)
     if missing:
-        raise BackendUnavailable(name, missing, found.extra)
+        raise BackendUnavailable(name, missing, found.extra, found.build)
     if name not in _REGISTRY:
         try:
             spec = importlib.util.find_spec(found.module)

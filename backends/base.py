@@ -82,6 +82,9 @@ class Trainer(Protocol):
     # trainer without them is read as None (see ``trainer_threads``).
     threads: int | None
     compile_seconds: float | None
+    # Also optional: ``choices(batch_size) -> dict``, what the trainer chose for
+    # the running machine (instruction set, kernel, threads), which run.json
+    # records (see ``trainer_choices``).
 
     def train_epoch(
         self, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int, eta: float
@@ -100,6 +103,14 @@ def trainer_threads(trainer: Trainer) -> int | None:
 def compile_seconds(trainer: Trainer) -> float | None:
     """The seconds a JIT trainer spent compiling, or None for one that compiles nothing."""
     return getattr(trainer, "compile_seconds", None)
+
+
+def trainer_choices(trainer: Trainer, batch_size: int) -> dict | None:
+    """What a trainer chose for this machine at ``batch_size``, or None for one
+    that chooses nothing."""
+    choices = getattr(trainer, "choices", None)
+    found = choices(batch_size) if callable(choices) else None
+    return dict(found) if found else None
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:

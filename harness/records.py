@@ -50,10 +50,12 @@ class BackendOutcome:
     backend: str
     status: str = OK
     message: str = ""
+    traceback: str = ""  # of an exception the trainer raised
     warmup_seconds: list[float] = field(default_factory=list)
     compile_seconds: float | None = None
     peak_rss_mb: float | None = None
     threads: int | None = None
+    choices: dict | None = None  # what the trainer chose for this machine (Trainer.choices)
     epochs: list[EpochRecord] = field(default_factory=list)
 
     @property

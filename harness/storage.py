@@ -1,11 +1,13 @@
 """The run-folder format: every file of a run folder (and of a sweep folder) is
 written and read here.
 
-A run folder holds ``run.json`` (the settings, the machine, ``format_version``),
+A run folder holds ``run.json`` (the settings, the machine, ``failures``: each
+failed backend's status, message and traceback, and ``format_version``),
 ``epochs.csv`` (one row per timed epoch, rewritten as each arrives),
 ``summary.csv`` (one row per backend), when profiled ``time_breakdown.csv``
-and ``hot_functions.csv``, and after a failure ``errors/<backend>.log`` (or
-``<backend>.profile.log``) with everything the failure said. Files are
+and ``hot_functions.csv``, after a failure ``errors/<backend>.log`` (or
+``<backend>.profile.log``) with everything the failure said, and ``index.html``,
+the report page built from the others (a sweep folder has one too). Files are
 written atomically: a reader, or a run stopped half-way, only ever sees a
 complete file. A folder written before the
 format carried a version reads as version 1, which it is.
@@ -25,7 +27,7 @@ import pandas as pd
 
 from harness import stats
 from harness.config import UsageError
-from harness.records import EpochRecord
+from harness.records import BackendOutcome, EpochRecord
 
 FORMAT_VERSION = 1
 READABLE_VERSIONS = (1,)
@@ -42,6 +44,8 @@ SWEEP_CSV = "sweep.csv"
 WINNERS_CSV = "winners.csv"
 CELLS_DIR = "cells"
 HISTORY_CSV = "history.csv"
+INDEX_HTML = "index.html"  # the report page, rebuilt from the folder's other files
+SWEEP_PLOTS = ("seconds_per_epoch", "throughput", "winners")  # each as .png and .svg
 
 EPOCH_COLUMNS = list(EpochRecord.__dataclass_fields__)
 
@@ -144,6 +148,16 @@ def write_profile(run_dir: Path, breakdown: pd.DataFrame, hot: pd.DataFrame) -> 
     """The profile's tables in the run folder: where the time goes, and the hottest functions."""
     write_csv(breakdown, run_dir / TIME_BREAKDOWN_CSV)
     write_csv(hot, run_dir / HOT_FUNCTIONS_CSV)
+
+
+def write_failure_log(run_dir: Path, outcome: BackendOutcome) -> Path:
+    """``errors/<backend>.log`` of a failed backend: its status, its message and the
+    worker's whole traceback, when it sent one."""
+    text = (f"backend: {outcome.backend}\nstatus: {outcome.status}\n"
+            f"message: {outcome.message}\n")
+    if outcome.traceback:
+        text += f"\n{outcome.traceback}"
+    return write_error_log(run_dir, outcome.backend, text)
 
 
 def write_error_log(run_dir: Path, name: str, text: str) -> Path:
@@ -254,19 +268,54 @@ def read_epochs(path: Path) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _check_complete(frame: pd.DataFrame, path: Path) -> None:
-    """Every line whole: the harness ends the file with a newline and leaves no field
-    of a record empty, so anything else is a file cut short or edited."""
+def _check_last_line(path: Path) -> None:
+    """The harness ends every CSV with a newline: without one, the file was cut short."""
     with path.open("rb") as f:
         f.seek(-1, os.SEEK_END)
         if f.read(1) != b"\n":
             raise RunFolderError(f"{path}: the last line is incomplete (a truncated file?)")
+
+
+def _check_complete(frame: pd.DataFrame, path: Path) -> None:
+    """Every line whole: the harness ends the file with a newline and leaves no field
+    of a record empty, so anything else is a file cut short or edited."""
+    _check_last_line(path)
     known = [c for c in EPOCH_COLUMNS if c in frame.columns]
     incomplete = frame[known].isna().any(axis=1).to_numpy()
     if incomplete.any():
         line = int(incomplete.argmax()) + 2  # the header is line 1
         raise RunFolderError(f"{path}: line {line} has empty fields (a truncated or "
                              "edited file?)")
+
+
+def read_rows(path: Path) -> list[dict]:
+    """A CSV's rows as dicts, NaN for empty cells; [] for a missing or empty file
+    (a run stopped early, or one that was not profiled)."""
+    if not path.is_file():
+        return []
+    try:
+        frame = pd.read_csv(path, dtype={"sizes": str})
+    except pd.errors.EmptyDataError:
+        return []
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise RunFolderError(f"{path}: not a readable CSV ({e})") from None
+    _check_last_line(path)
+    return frame.to_dict("records")
+
+
+def read_standing_rows(path: Path) -> list[dict]:
+    """The epochs of an epochs.csv that stand as measurements, as rows; [] when none
+    does. A file cut short, or without the columns a report shows, is an error."""
+    rows = read_rows(path)
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows)
+    missing = [c for c in ("backend", "seconds") if c not in frame.columns]
+    if missing:
+        raise RunFolderError(f"{path}: missing column(s) {', '.join(missing)}; "
+                             f"an epochs.csv has {', '.join(REQUIRED_COLUMNS)}")
+    _check_complete(frame, path)
+    return stats.standing_epochs(frame).to_dict("records")
 
 
 def read_meta(path: Path) -> dict:

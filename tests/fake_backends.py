@@ -61,8 +61,38 @@ class TwiceAsSlowGemm(NumpyGemm):
         super().train_epoch(X, y, order, batch_size, eta)
 
 
+class GemmWithStep(NumpyGemm):
+    """numpy-gemm plus a step of pure Python per epoch, a function of its own that a
+    profile can find; ``GemmWithSlowerStep`` makes that one function slower."""
+
+    STEP_ITERATIONS = 1_000
+
+    def train_epoch(self, X, y, order, batch_size, eta):
+        super().train_epoch(X, y, order, batch_size, eta)
+        self.bookkeeping_step(self.STEP_ITERATIONS)
+
+    @staticmethod
+    def bookkeeping_step(iterations: int) -> int:
+        total = 0
+        for i in range(iterations):
+            total += i * i % 7
+        return total
+
+
+class GemmWithSlowerStep(GemmWithStep):
+    STEP_ITERATIONS = 200_000
+
+
 PLUGINS = ",".join(
     f"{name}=fake_backends:{cls}"
     for name, cls in [("fails", "FailsInSecondEpoch"), ("crashes", "CrashesInSecondTimedEpoch"),
                       ("diverges", "Diverges"), ("sleepy", "Sleepy")]
 )
+
+
+class ChoosesItsKernel(NumpyGemm):
+    """numpy-gemm reporting a choice that depends on the batch size, as a trainer
+    that picks its kernel for the machine does."""
+
+    def choices(self, batch_size):
+        return {"kernel": "gemm" if batch_size >= 32 else "sweep", "batch_size": batch_size}

@@ -34,6 +34,10 @@ def breakdown(name: str, within=PROFILED) -> classify.Breakdown:
     ("numba", PROFILED, {"jit": 16, "allocation": 2}),
     ("torch", PROFILED, {"blas": 9, "torch": 13, "interpreter": 5, "allocation": 3}),
     ("jax", PROFILED, {"xla": 23, "interpreter": 2}),
+    # rust-ndarray: ndarray's add_assign (rust), a libc address under RawVec's
+    # allocation, OpenBLAS's Prescott kernels; rust-rayon: the calling thread in
+    # futex_wait under rayon's LockLatch (libc's syscall defers to it).
+    ("rust", PROFILED, {"rust": 59, "allocation": 8, "blas": 23}),
     ("unknown", ("train_epoch",), {"other": 9}),
 ])
 def test_fixtures_are_classified_by_their_leaves(name, within, expected):
@@ -45,7 +49,8 @@ def test_fixtures_are_classified_by_their_leaves(name, within, expected):
 def test_every_category_is_reachable_from_the_fixtures():
     seen = set()
     for name, within in [("numpy_per_sample", PROFILED), ("numba", PROFILED),
-                         ("torch", PROFILED), ("jax", PROFILED), ("unknown", ("train_epoch",))]:
+                         ("torch", PROFILED), ("jax", PROFILED), ("rust", PROFILED),
+                         ("unknown", ("train_epoch",))]:
         seen |= {c for c, n in breakdown(name, within).samples.items() if n}
     assert seen == set(CATEGORIES)
 
@@ -122,3 +127,14 @@ def test_stacks_that_lost_the_entry_point_join_the_others():
     joined = classify.drop_entry(stacks)
     assert len({stack[0] for stack in joined}) == 1
     assert sum(joined.values()) == sum(stacks.values())
+
+
+def test_the_flamegraph_has_a_colour_for_every_category():
+    from harness.profiling import flameview
+
+    assert set(CATEGORIES) <= set(flameview.CATEGORY_HLS)
+
+
+def test_a_rayon_profile_says_that_the_workers_are_not_sampled():
+    assert "not sample" in classify.unsampled_threads_note(load("rust"))
+    assert classify.unsampled_threads_note(load("numba")) == ""

@@ -134,6 +134,31 @@ def test_a_worker_killed_in_its_second_epoch_is_crashed_and_the_others_run(tmp_p
     assert epochs[epochs["backend"] == "sleepy"]["epoch"].tolist() == [1]
     assert epochs[epochs["backend"] == "numpy-gemm"]["epoch"].tolist() == [1, 2, 3]
     assert json.loads((run_dir / "run.json").read_text())["exit_code"] == 1
+    log = run_dir / "errors" / "sleepy.log"
+    assert "status: crashed" in log.read_text() and "SIGKILL" in log.read_text()
+    assert "errors/sleepy.log" in summary.loc["sleepy", "message"]
+    assert "errors/sleepy.log" in out  # the printed table says where it is
+    assert not (run_dir / "errors" / "numpy-gemm.log").exists()
+
+
+@pytest.mark.slow
+def test_a_failed_backend_keeps_its_whole_traceback(tmp_path):
+    results = tmp_path / "results"
+    harness = start(["run", "--backend", "fails,numpy-gemm", "--epochs", "3",
+                     "--no-flamegraphs", "--results-dir", str(results), *TINY], tmp_path)
+    code, out, err = finish(harness)
+    assert code == 1, err
+    run_dir = the_run(results)
+    text = (run_dir / "errors" / "fails.log").read_text()
+    assert "status: failed" in text and "Traceback (most recent call last)" in text
+    assert 'raise RuntimeError("deliberate failure in the second epoch")' in text
+    assert "in train_epoch" in text  # every frame, not its last line
+    summary = rows(run_dir / "summary.csv").set_index("backend")
+    assert "errors/fails.log" in summary.loc["fails", "message"]
+    assert "errors/fails.log" in out
+    failures = json.loads((run_dir / "run.json").read_text())["failures"]
+    assert [f["backend"] for f in failures] == ["fails"]
+    assert "deliberate failure" in failures[0]["traceback"]
 
 
 def assert_all_gone(pids: dict[int, str], within: float = 5.0) -> None:
@@ -277,7 +302,7 @@ CORRUPTIONS = [("epochs.csv", _truncate, "incomplete"),
 
 
 @pytest.mark.parametrize(("name", "corrupt", "said"), CORRUPTIONS)
-@pytest.mark.parametrize("command", ["compare", "history"])
+@pytest.mark.parametrize("command", ["compare", "history", "report"])
 def test_a_corrupted_run_folder_exits_2_naming_the_file(tmp_path, capsys, name, corrupt, said,
                                                         command):
     results = tmp_path / "results"
@@ -286,7 +311,8 @@ def test_a_corrupted_run_folder_exits_2_naming_the_file(tmp_path, capsys, name, 
     bad = write_run(results / "bad", {"numpy-gemm": noisy(0.2)},
                     meta={"git_commit": "b" * 40, "started": "2026-01-02T00:00:00+00:00"})
     corrupt(bad / name)
-    args = [str(good), str(bad)] if command == "compare" else ["--results-dir", str(results)]
+    args = {"compare": [str(good), str(bad)], "history": ["--results-dir", str(results)],
+            "report": [str(bad)]}[command]
     assert main([command, *args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: ")

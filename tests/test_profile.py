@@ -1,41 +1,18 @@
-"""Profiling: the flamegraph SVG, a short real profile under py-spy, and a run
+"""Profiling: a short real profile under py-spy, and a run
 where py-spy may not attach."""
 
 from __future__ import annotations
 
 import stat
-import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from harness.__main__ import main
 from harness.config import RunConfig
-from harness.profiling import classify, flamegraph, pyspy
+from harness.profiling import classify, pyspy
 from harness.profiling.profile import BREAKDOWN_COLUMNS, HOT_COLUMNS, ProfileSettings
 from harness.running.run import execute
-
-FIXTURES = Path(__file__).parent / "fixtures"
-SVG = "{http://www.w3.org/2000/svg}"
-
-
-def svg_texts(path_or_text) -> list[str]:
-    root = (ET.parse(path_or_text).getroot() if isinstance(path_or_text, Path)
-            else ET.fromstring(path_or_text))
-    return [e.text or "" for e in root.iter() if e.tag in (f"{SVG}title", f"{SVG}text")]
-
-
-def test_flamegraph_is_xml_with_every_frame_named_and_the_title():
-    stacks = classify.collapse_jit(
-        classify.parse_collapsed((FIXTURES / "numba.txt").read_text()))
-    svg = flamegraph.render({s: (n * 0.001, n) for s, n in stacks.items()},
-                            "numba: [784,30,10] & <friends>", "18 samples")
-    texts = "\n".join(svg_texts(svg))
-    assert "numba: [784,30,10] & <friends>" in texts
-    for name in ("NumbaFused.train_epoch", "profiled_epochs", classify.NUMBA_JIT):
-        assert name in texts
-    assert "0x7f682f2e6677" not in texts  # merged into [numba-jit]
 
 
 def test_missing_py_spy_is_a_reason_not_an_error(tmp_path):
@@ -58,9 +35,10 @@ def test_a_short_run_records_flamegraphs_and_the_breakdown(tmp_path):
     folder = tmp_path / "flamegraphs" / result.run_id
     for backend, method in [("numpy-gemm", "NumpyGemm._update_mini_batch"),
                             ("numpy-per-sample", "NumpyPerSample._backprop")]:
-        texts = "\n".join(svg_texts(folder / f"{backend}.svg"))
-        assert method in texts and "train_epoch" in texts and backend in texts
+        svg = (folder / f"{backend}.svg").read_text()
+        assert method in svg and "train_epoch" in svg and backend in svg
         assert classify.parse_collapsed((folder / f"{backend}.txt").read_text())
+        assert method in (folder / f"{backend}.folded").read_text()
     breakdown = pd.read_csv(result.run_dir / "time_breakdown.csv")
     assert list(breakdown.columns) == BREAKDOWN_COLUMNS
     for _, rows in breakdown.groupby("backend"):

@@ -123,8 +123,11 @@ def test_cli_end_to_end_prints_the_table_and_the_folder(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "numpy-gemm" in out and "speed-up" in out
-    run_dir = Path(out.strip().splitlines()[-1].split("results: ")[1])
-    assert sorted(p.name for p in run_dir.iterdir()) == ["epochs.csv", "run.json", "summary.csv"]
+    *_, results, report = out.strip().splitlines()
+    run_dir = Path(results.split("results: ")[1])
+    assert sorted(p.name for p in run_dir.iterdir()) == ["epochs.csv", "index.html", "run.json",
+                                                          "summary.csv"]
+    assert report == f"report: {(run_dir / 'index.html').resolve().as_uri()}"
 
 
 def test_ctrl_c_keeps_every_completed_epoch_in_valid_csvs(tmp_path):
@@ -159,3 +162,12 @@ def test_peak_memory_is_the_workers_own_not_the_parents(tmp_path):
     result = execute(small(tmp_path, ["numpy-gemm"]))
     assert ballast[-1] == 1.0
     assert result.summary.loc[0, "peak_rss_mb"] < 500
+
+
+def test_run_json_records_what_each_trainer_chose(tmp_path, monkeypatch):
+    monkeypatch.setenv("NNDL_BENCH_PLUGINS", "chooser=fake_backends:ChoosesItsKernel")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
+    result = execute(small(tmp_path, ["chooser", "numpy-gemm"], batch_size=50))
+    assert result.exit_code == 0
+    meta = json.loads((result.run_dir / "run.json").read_text())
+    assert meta["choices"] == {"chooser": {"kernel": "gemm", "batch_size": 50}}

@@ -62,6 +62,18 @@ def test_only_the_epochs_that_stand_are_read(tmp_path):
     writer.records.append(EpochRecord(**{**record(3, 0.4).to_row(), "status": "diverged"}))
     writer.add(record(4, 0.3))
     assert list(load_run(tmp_path / "r1").epochs["epoch"]) == [1, 4]
+    rows = storage.read_standing_rows(tmp_path / "r1" / storage.EPOCHS_CSV)
+    assert [r["epoch"] for r in rows] == [1, 4]  # what the report plots, too
+
+
+def test_the_report_reads_missing_or_empty_tables_as_no_rows(tmp_path):
+    assert storage.read_rows(tmp_path / storage.HOT_FUNCTIONS_CSV) == []
+    (tmp_path / storage.SUMMARY_CSV).write_text("")
+    assert storage.read_rows(tmp_path / storage.SUMMARY_CSV) == []
+    assert storage.read_standing_rows(tmp_path / storage.EPOCHS_CSV) == []
+    (tmp_path / storage.EPOCHS_CSV).write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(RunFolderError, match="epochs.csv: not a readable CSV"):
+        storage.read_rows(tmp_path / storage.EPOCHS_CSV)
 
 
 def test_the_sweep_and_history_files_are_named_here(tmp_path):

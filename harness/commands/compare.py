@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from harness.compare.compare import DEFAULT_NORMALIZE, GEMM_PEAK
@@ -30,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, default="table",
                    help="table (default), markdown (for a pull-request comment) or csv")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+    p.add_argument("--flamegraph-diff", type=Path, metavar="DIR",
+                   help="also write DIR/<backend>.diff.svg for every backend profiled in both "
+                        "runs: the current flamegraph coloured by the change of each frame's "
+                        "share of samples")
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -42,9 +47,31 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         raise UsageError(f"--fail-above must be a percentage of 0 or more, got {args.fail_above}")
     comparison = compare(load_run(runs[0]), load_run(runs[1]), normalize, seed=args.seed)
     print(render(comparison, args.format, args.fail_above), end="")
+    if args.flamegraph_diff:
+        for path in flamegraph_diffs(runs, args.flamegraph_diff):
+            print(f"flamegraph diff: {path.resolve().as_uri()}", file=sys.stderr)
     if args.fail_above is not None and not comparison.regressions(args.fail_above).empty:
         return 1
     return 0
+
+
+def flamegraph_diffs(runs: list[Path], out_dir: Path) -> list[Path]:
+    """The differential flamegraphs of BASELINE and CURRENT, written into ``out_dir``."""
+    from harness import storage
+    from harness.profiling import flamegraph
+
+    folders = []
+    for path in runs:
+        folder = storage.run_dir(path)
+        found = flamegraph.flamegraph_folder(folder, storage.read_meta(folder / storage.RUN_JSON))
+        if found is None:
+            raise UsageError(f"{path}: no flamegraphs (.folded files) found for this run; "
+                             "--flamegraph-diff needs two runs made with flamegraphs")
+        folders.append(found)
+    written = flamegraph.write_diff(folders[0], folders[1], out_dir)
+    if not written:
+        raise UsageError(f"no backend is profiled in both {folders[0]} and {folders[1]}")
+    return written
 
 
 def operands(runs: list[Path], normalize: str | None) -> tuple[list[Path], str | None]:

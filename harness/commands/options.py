@@ -102,6 +102,9 @@ def config_from_args(args: argparse.Namespace, argv: list[str], **cell) -> RunCo
     dtype and threads where the options do not (a sweep's grid)."""
     import backends
 
+    if args.backend.strip() == "all" and not cell:
+        for notice in backends.left_out_notices():
+            print(f"note: {notice}", file=sys.stderr)
     if not cell:
         cell = {"sizes": parse_sizes(args.sizes), "batch_size": args.batch_size,
                 "dtype": args.dtype, "threads": args.threads}

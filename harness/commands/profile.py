@@ -11,7 +11,8 @@ HELP = "profile backends under py-spy: flamegraphs and where the time goes"
 DESCRIPTION = (
     "Run each backend in a profiled process (py-spy --native, BLAS pinned to one thread): "
     "start-up and warm-up, then epochs until at least 1,000 samples. Writes "
-    "<flamegraph-dir>/<run-id>/<backend>.svg and .txt, and results/<run-id>/"
+    "<flamegraph-dir>/<run-id>/<backend>.svg, .folded, .speedscope.json and .txt, and "
+    "results/<run-id>/"
     "time_breakdown.csv and hot_functions.csv. Exit 0: all went well (or py-spy cannot run "
     "here, which is said); 1: a backend's profile failed; 2: unusable arguments or data.")
 
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if result.profile.interrupted:
         print("interrupted: the backends profiled before it are kept", file=sys.stderr)
     print(f"results: {result.run_dir}")
+    print(f"report: {result.report.resolve().as_uri()}")
     return result.exit_code
 
 

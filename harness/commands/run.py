@@ -35,4 +35,5 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         print("interrupted while profiling: the timings, the summary and the backends "
               "profiled before it are kept", file=sys.stderr)
     print(f"results: {result.run_dir}")
+    print(f"report: {result.report.resolve().as_uri()}")
     return result.exit_code

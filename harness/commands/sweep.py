@@ -73,4 +73,5 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if result.interrupted:
         print("interrupted: the completed cells are kept", file=sys.stderr)
     print(f"results: {result.sweep_dir}")
+    print(f"report: {result.report.resolve().as_uri()}")
     return result.exit_code

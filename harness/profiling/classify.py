@@ -6,7 +6,7 @@ decides. A rule may instead defer to the caller (``CALLER``): libm's ``exp``,
 a libc lock or the dynamic loader's ``__tls_get_addr`` belong to whoever
 called them (NumPy's ufunc loop, PyTorch's dispatcher). The rules were written
 from py-spy ``--native`` output of every backend on Linux with NumPy 2 and its
-bundled OpenBLAS, PyTorch 2 with MKL, Numba and JAX; frames they do not know
+bundled OpenBLAS, PyTorch 2 with MKL, Numba, JAX and the Rust extension; frames they do not know
 land in ``other``, which the hot-function table then names.
 
 Three things are done to the stacks before they are counted or drawn:
@@ -30,9 +30,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from harness.profiling.demangle import demangle
+
 Stack = tuple[str, ...]  # frames, outermost first, as py-spy writes them
 
-CATEGORIES = ("blas", "numpy", "allocation", "interpreter", "jit", "torch", "xla", "other")
+CATEGORIES = ("blas", "numpy", "allocation", "interpreter", "jit", "torch", "xla", "rust",
+              "other")
 CALLER = "caller"  # not a category: the frame below decides
 NUMBA_JIT, OTHER_JIT = "[numba-jit]", "[jit]"
 UNSYMBOLISED = "[unsymbolised]"
@@ -75,6 +78,10 @@ RULES: tuple[Rule, ...] = (
          why="PyTorch's CPU allocator"),
     Rule("allocation", name=r"^NRT_(Allocate|Free|MemInfo_alloc\w*|MemInfo_call_dtor|dealloc)\w*$",
          why="Numba's runtime allocator"),
+    Rule("allocation", name=r"^(__rust_(alloc|dealloc|realloc|alloc_zeroed)|__rdl_\w+)$"
+                            r"|alloc(::|\.\.)(raw_vec|alloc)\b|spec_from_elem|drop_in_place"
+                            r"|ndarray(::|\.\.)impl_constructors\b",
+         why="Rust's allocator, and the Vec and ndarray code that makes, zeroes or drops arrays"),
     Rule("allocation", name=_BARE, library=r"(^|/)libc[.-]",
          why="libc's memcpy, memset and malloc internals have no exported symbol: bare libc "
              "addresses are called from PyArray_TakeFrom, PyDataMem_UserFREE, dgemm_beta"),
@@ -87,6 +94,12 @@ RULES: tuple[Rule, ...] = (
                       r"|[sdcz](gemm|gemv|axpy|dot|ger|scal|trsm|syrk)(_\w+)?$)",
          why="BLAS symbols linked into other libraries, e.g. MKL inside libtorch_cpu.so"),
     Rule("jit", library=_NUMBA_LIBRARY, why="Numba's runtime and helpers"),
+    Rule("rust", library=r"nndl_bench_rust|\.rs$",
+         why="the Rust extension: its own code, ndarray's loops and rayon's scheduler, all "
+             "compiled into the module (py-spy names a Rust frame by its source file, "
+             "'add_assign (arith.rs:791)', when the module has debug symbols). rayon's "
+             "workers hold no Python thread state and py-spy does not sample them: in "
+             "rust-rayon only the calling thread is seen, waiting on rayon's latch"),
     Rule("xla", library=r"jaxlib|libjax|xla_extension|jax_common|libtpu",
          why="the XLA runtime and its compiled kernels"),
     Rule("torch", library=r"libtorch|libc10|(^|/)torch/lib/|libshm|functorch",
@@ -112,13 +125,13 @@ class Frame:
         """'name (library)' or 'name (file.py:line)'; py-spy writes '?' for no binary."""
         name, sep, rest = text.rpartition(" (")
         if not sep or not rest.endswith(")"):
-            return cls(text, "")
+            return cls(demangle(text), "")
         location = rest[:-1]
         if location == "?":
             location = ""
         elif re.search(r":\d+$", location):
             location = location.rsplit(":", 1)[0]
-        return cls(name, location)
+        return cls(demangle(name), location)
 
     @property
     def function(self) -> str:
@@ -175,6 +188,16 @@ def drop_entry(stacks: Mapping[Stack, int]) -> Counter[Stack]:
 
 def _is_libc_address(frame: Frame) -> bool:
     return bool(re.match(_BARE, frame.name) and re.search(r"(^|/)libc[.-]", frame.library))
+
+
+def unsampled_threads_note(stacks: Iterable[Stack]) -> str:
+    """What the profile cannot show: py-spy samples only threads that hold a Python
+    thread state, so the work of rayon's pool is not in it, only the caller's wait."""
+    if not any("rayon_core::" in text for stack in stacks for text in stack):
+        return ""
+    return ("; rayon's worker threads hold no Python thread state and py-spy does not "
+            "sample them: this is the calling thread only, its wait on rayon's latch "
+            "counted as rust")
 
 
 def classify(stack: Stack, rules: Sequence[Rule] = RULES) -> str:

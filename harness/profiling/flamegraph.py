@@ -1,134 +1,164 @@
-"""A flamegraph SVG drawn from collapsed stacks.
+"""A backend's flamegraph files, from the phases py-spy recorded: the views the
+viewer shows, what each frame is, and the differential graph of two runs.
 
-Written here rather than taken from elsewhere: there is no Debian package of
-Brendan Gregg's flamegraph.pl (and it would bring Perl into a Python harness),
-py-spy draws only the stacks it recorded itself, before the post-processing
-that merges Numba's bare addresses and joins the start-up and training phases
-sampled at different rates, and the PyPI renderers are unmaintained. What a
-reader needs is small: one rectangle per frame, as wide as its share of the
-time, a tooltip (``<title>``) with the full name and figures, and colours by
-the categories of the time breakdown, so that BLAS, NumPy and the interpreter
-stand out at a glance. Clicking a frame zooms to it; clicking the background
-resets.
+The viewer (``harness.profiling.flameview``) is written here rather than taken
+from elsewhere: flamegraph.pl and inferno draw the stacks py-spy recorded
+before the post-processing that merges Numba's bare addresses, and their
+licence keeps their code out. Three views of one process, each in whole
+samples of a single sampling rate, so that a frame's width is its time:
+
+- ``training``: the profiled epochs' samples inside ``train_epoch``, drawn from
+  ``train_epoch`` down (the frames above it are the same for every sample);
+- ``epochs``: the whole profiled phase, the loop around ``train_epoch`` too;
+- ``startup``: start-up, imports, data and warm-up (JIT compilation), sampled
+  at a lower rate.
+
+Files, per backend: ``<backend>.svg`` (the viewer, training first),
+``<backend>.folded`` with ``<backend>.epochs.folded`` and
+``<backend>.startup.folded`` (the stacks of each view, integer counts), and
+``<backend>.speedscope.json`` (the three views as speedscope profiles).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from xml.sax.saxutils import escape, quoteattr
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
-from harness.profiling.classify import CALLER, Frame, Stack, classify
+from harness import storage
+from harness.profiling import classify, pyspy
+from harness.profiling.classify import CALLER, RULES, Frame, Stack
+from harness.profiling.flameview import FrameInfo, View, build_svg, folded, speedscope
 
-COLOURS = {
-    "blas": "#e4572e", "numpy": "#f3a712", "allocation": "#a8c686", "interpreter": "#669bbc",
-    "jit": "#9b5de5", "torch": "#ee6c4d", "xla": "#00a6a6", "other": "#c0c0c0",
-    CALLER: "#dddddd",
+TRAINING = "train_epoch"
+# view name -> (file suffix, button label, what it holds)
+VIEWS = {
+    "training": ("", "training", "the profiled epochs inside train_epoch"),
+    "epochs": (".epochs", "profiled phase", "the whole phase of the profiled epochs"),
+    "startup": (".startup", "start-up and warm-up",
+                "imports, data loading, warm-up epochs and JIT compilation"),
 }
-WIDTH, ROW, FONT, TOP = 1200, 17, 11, 70
-_CHAR = FONT * 0.6  # average glyph width of the monospace font, for clipping labels
 
 
-@dataclass
-class _Node:
-    name: str
-    value: float = 0.0
-    samples: int = 0
-    children: dict[str, _Node] = field(default_factory=dict)
+def frame_info(names: Iterable[str]) -> dict[str, FrameInfo]:
+    """Function, library and category of every frame: the category of the first
+    rule that matches the frame alone (``caller`` for C runtime helpers)."""
+    out = {}
+    for text in names:
+        frame = Frame.parse(text)
+        rule = next((r for r in RULES if r.matches(frame)), None)
+        category = "other" if rule is None else rule.category
+        out[text] = FrameInfo(frame.name, frame.library, "caller" if category == CALLER
+                              else category)
+    return out
 
 
-def _tree(stacks: Mapping[Stack, tuple[float, int]]) -> _Node:
-    root = _Node("all")
-    for stack, (value, samples) in stacks.items():
-        node = root
-        node.value += value
-        node.samples += samples
-        for name in stack:
-            node = node.children.setdefault(name, _Node(name))
-            node.value += value
-            node.samples += samples
-    return root
+def processed(phases: Sequence[pyspy.Phase]) -> list[Counter[Stack]]:
+    """Each phase's stacks with Numba's addresses merged, the C entry point
+    dropped and the handshake's waits left out."""
+    parsed = [classify.parse_collapsed(p.collapsed) for p in phases]
+    label = classify.jit_label(s for stacks in parsed for s in stacks)
+    return [Counter({s: n for s, n in classify.drop_entry(classify.collapse_jit(p, label)).items()
+                     if not any(Frame.parse(f).function == pyspy.WAIT_FRAME for f in s)})
+            for p in parsed]
 
 
-def _depth(node: _Node) -> int:
-    return 1 + max((_depth(c) for c in node.children.values()), default=0)
+def from_training(stacks: Mapping[Stack, int], within: Sequence[str]) -> Counter[Stack]:
+    """The stacks through ``within``, each cut to start at its first ``train_epoch``."""
+    out: Counter[Stack] = Counter()
+    for stack, n in stacks.items():
+        if classify.passes_through(stack, within):
+            names = [Frame.parse(f).function for f in stack]
+            out[stack[names.index(TRAINING):]] += n
+    return out
 
 
-def render(stacks: Mapping[Stack, tuple[float, int]], title: str, subtitle: str = "",
-           unit: str = "s") -> str:
-    """SVG text; ``stacks`` maps each stack to (width weight, samples behind it)."""
-    root = _tree(stacks)
-    height = TOP + _depth(root) * ROW + 10
-    rects: list[str] = []
-    _draw(root, 0.0, WIDTH - 20, height - 10 - ROW, root.value or 1.0, unit, rects)
-    legend = "".join(
-        f'<rect x="{10 + i * 120}" y="48" width="12" height="12" fill="{colour}"/>'
-        f'<text x="{26 + i * 120}" y="58">{escape(name)}</text>'
-        for i, (name, colour) in enumerate(c for c in COLOURS.items() if c[0] != CALLER))
-    return (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n'
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
-        f'viewBox="0 0 {WIDTH} {height}" font-family="monospace" font-size="{FONT}" '
-        f'onclick="zoom(evt)">\n'
-        f"<style>g.f:hover rect {{ stroke: #000; stroke-width: 0.5; }} "
-        f"g.f {{ cursor: pointer; }}</style>\n"
-        f"<script><![CDATA[{_ZOOM}]]></script>\n"
-        f'<rect width="100%" height="100%" fill="#fdfdf8"/>\n'
-        f'<text x="10" y="20" font-size="15">{escape(title)}</text>\n'
-        f'<text x="10" y="38">{escape(subtitle)}</text>\n'
-        f"{legend}\n<g id=\"frames\">\n" + "\n".join(rects) + "\n</g>\n</svg>\n"
-    )
+def views(phases: Sequence[pyspy.Phase], within: Sequence[str]) -> list[View]:
+    """The training, profiled-phase and start-up views of a two-phase profile."""
+    startup, epochs = processed(phases)
+    seconds = [_seconds_per_sample(p) for p in phases]
+    stacks = {"training": (from_training(epochs, within), seconds[1]),
+              "epochs": (epochs, seconds[1]), "startup": (startup, seconds[0])}
+    return [View(name, VIEWS[name][1], *stacks[name], description=VIEWS[name][2])
+            for name in VIEWS]
 
 
-def _draw(node: _Node, x: float, width: float, y: float, total: float, unit: str,
-          out: list[str]) -> None:
-    if width < 0.3:
-        return
-    category = classify((node.name,)) if node.name != "all" else "other"
-    tip = (f"{Frame.parse(node.name).name}\n{Frame.parse(node.name).library}\n"
-           f"{node.value / total:.2%}, {node.value:.3g} {unit}, {node.samples} samples")
-    label = node.name if len(node.name) * _CHAR < width - 4 else (
-        node.name[: max(int((width - 4) / _CHAR) - 2, 0)] + ".." if width > 3 * _CHAR else "")
-    out.append(
-        f'<g class="f"><title>{escape(tip)}</title>'
-        f'<rect x="{x + 10:.2f}" y="{y:.1f}" width="{width:.2f}" height="{ROW - 1}" '
-        f'fill="{COLOURS[category]}" rx="2"/>'
-        f'<text x="{x + 13:.2f}" y="{y + ROW - 5:.1f}" data-t={quoteattr(node.name)}>'
-        f"{escape(label)}</text></g>")
-    child_x = x
-    for child in sorted(node.children.values(), key=lambda c: c.name):
-        child_width = width * child.value / node.value if node.value else 0.0
-        _draw(child, child_x, child_width, y - ROW, total, unit, out)
-        child_x += child_width
+def _seconds_per_sample(phase: pyspy.Phase) -> float | None:
+    total = sum(classify.parse_collapsed(phase.collapsed).values())
+    return phase.seconds / total if total else None
 
 
-# Click a frame to zoom to it (it and its callees fill the width, its callers
-# are greyed); click the background to reset. Works on the drawn rectangles alone.
-_ZOOM = """
-function zoom(evt) {
-  var g = evt.target.closest ? evt.target.closest('g.f') : null;
-  var frames = document.querySelectorAll('g.f');
-  var x0 = 10, w0 = WIDTH - 20, left = x0, width = w0, y = Infinity;
-  if (g) { var r = g.querySelector('rect'); left = +r.getAttribute('data-x0') ||
-           +r.getAttribute('x'); width = +r.getAttribute('data-w0') || +r.getAttribute('width');
-           y = +r.getAttribute('y'); }
-  frames.forEach(function (f) {
-    var r = f.querySelector('rect'), t = f.querySelector('text');
-    if (!r.hasAttribute('data-x0')) { r.setAttribute('data-x0', r.getAttribute('x'));
-      r.setAttribute('data-w0', r.getAttribute('width')); }
-    var rx = +r.getAttribute('data-x0'), rw = +r.getAttribute('data-w0');
-    var inside = rx >= left - 1e-6 && rx + rw <= left + width + 1e-6;
-    var nx = x0 + (rx - left) * w0 / width, nw = rw * w0 / width;
-    var show = !g || (+r.getAttribute('y') <= y && inside) || (+r.getAttribute('y') > y &&
-               rx <= left + 1e-6 && rx + rw >= left + width - 1e-6);
-    f.style.display = show ? '' : 'none';
-    if (!show) return;
-    if (+r.getAttribute('y') > y && g) { nx = x0; nw = w0; r.setAttribute('opacity', '0.5'); }
-    else { r.removeAttribute('opacity'); }
-    r.setAttribute('x', nx); r.setAttribute('width', nw);
-    t.setAttribute('x', nx + 3);
-    var full = t.getAttribute('data-t'), fits = Math.floor((nw - 4) / CHAR);
-    t.textContent = full.length <= fits ? full : (fits > 3 ? full.slice(0, fits - 2) + '..' : '');
-  });
-}
-""".replace("WIDTH", str(WIDTH)).replace("CHAR", str(_CHAR))
+def write(folder: Path, backend: str, shown: Sequence[View], title: str,
+          subtitle: str) -> Path:
+    """Write the SVG, the .folded files and the speedscope JSON; the SVG's path."""
+    for view in shown:
+        storage.write_atomic(folder / f"{backend}{VIEWS[view.name][0]}.folded",
+                            folded(view.stacks))
+    storage.write_atomic(folder / f"{backend}.speedscope.json", speedscope(shown, title))
+    names = {f for v in shown for s in v.stacks for f in s}
+    svg = folder / f"{backend}.svg"
+    storage.write_atomic(svg, build_svg(shown, frame_info(names), title, subtitle))
+    return svg
+
+
+def read_views(folder: Path, backend: str) -> dict[str, Counter[Stack]]:
+    """The views of ``backend`` whose .folded files are in ``folder``."""
+    out = {}
+    for name, (suffix, _, _) in VIEWS.items():
+        path = folder / f"{backend}{suffix}.folded"
+        if path.is_file():
+            out[name] = classify.parse_collapsed(path.read_text())
+    return out
+
+
+def profiled_backends(folder: Path) -> list[str]:
+    suffixes = tuple(f"{s}.folded" for s, _, _ in VIEWS.values() if s)
+    return sorted(p.name.removesuffix(".folded") for p in folder.glob("*.folded")
+                  if not p.name.endswith(suffixes))
+
+
+def flamegraph_folder(run_dir: Path, meta: Mapping) -> Path | None:
+    """Where a run's flamegraphs are: as run.json says (relative to the working
+    folder or to the results folder's parent), or the run folder itself."""
+    recorded = meta.get("flamegraphs")
+    candidates = [Path(recorded), run_dir.parent.parent / recorded] if recorded else []
+    for folder in [*candidates, run_dir]:
+        if folder.is_dir() and any(folder.glob("*.folded")):
+            return folder
+    return None
+
+
+def _without_addresses(views: Mapping[str, Counter[Stack]]) -> dict[str, Counter[Stack]]:
+    """Bare addresses named by library alone: they move between processes (address
+    space layout randomisation), so the same code would not match itself."""
+    def name(text: str) -> str:
+        frame = Frame.parse(text)
+        bare = re.match(r"^0x[0-9a-f]+$", frame.name)
+        return f"{classify.UNSYMBOLISED} ({frame.library})" if bare else text
+
+    out = {}
+    for view, stacks in views.items():
+        out[view] = Counter()
+        for stack, n in stacks.items():
+            out[view][tuple(name(f) for f in stack)] += n
+    return out
+
+
+def write_diff(baseline: Path, current: Path, out_dir: Path) -> list[Path]:
+    """``out_dir/<backend>.diff.svg`` for every backend profiled in both folders."""
+    written = []
+    for backend in sorted(set(profiled_backends(baseline)) & set(profiled_backends(current))):
+        before, after = (_without_addresses(read_views(folder, backend))
+                         for folder in (baseline, current))
+        shown = [View(name, VIEWS[name][1], after[name], description=VIEWS[name][2],
+                      baseline=before[name]) for name in VIEWS if name in before and name in after]
+        names = {f for v in shown for stacks in (v.stacks, v.baseline) for s in stacks for f in s}
+        title = (f"{backend}: change in share of samples, {baseline.name} -> {current.name}")
+        subtitle = ("the current profile's shape; red: a larger share of samples than in the "
+                    "baseline, blue: smaller; hover for both")
+        path = out_dir / f"{backend}.diff.svg"
+        storage.write_atomic(path, build_svg(shown, frame_info(names), title, subtitle))
+        written.append(path)
+    return written
+

@@ -3,7 +3,7 @@ the breakdown of where its training time goes.
 
 Each backend is profiled in a process of its own, after (and apart from) the
 timed epochs, so that the sampler never touches a reported time. The process
-(``harness.profile_worker``) is sampled in two phases: start-up and warm-up at
+(``harness.profiling.profile_worker``) is sampled in two phases: start-up and warm-up at
 ``startup_rate``, then the profiled epochs at ``rate``, long enough for at
 least ``min_samples`` samples. Threads are pinned to one (BLAS through
 threadpoolctl, Numba and PyTorch through ``--threads``): py-spy samples only
@@ -21,10 +21,10 @@ symbols on each sample in it, so the process runs much slower while profiled
 and the margin below is needed; the shares are unaffected (a paused process is
 not sampled).
 
-Files: ``<flamegraph-dir>/<run-id>/<backend>.svg`` (the whole process, width =
-estimated time), ``<backend>.txt`` (py-spy's collapsed stacks of the profiled
-epochs) and ``<backend>.startup.txt`` (of start-up and warm-up); in the run
-folder ``time_breakdown.csv`` and ``hot_functions.csv``.
+Files: ``<flamegraph-dir>/<run-id>/<backend>.svg`` with its ``.folded`` and
+``.speedscope.json`` (see ``harness.profiling.flamegraph``), ``<backend>.txt`` (py-spy's raw
+output for the profiled epochs) and ``<backend>.startup.txt`` (for start-up and
+warm-up); in the run folder ``time_breakdown.csv`` and ``hot_functions.csv``.
 """
 
 from __future__ import annotations
@@ -154,9 +154,10 @@ def _profile_one(config, backend, dataset, run_id, settings, py_spy, out_dir) ->
     profile = BackendProfile(backend, counted, _outside_share(weighted), child["epochs"],
                              child["blas_threads"], startup.errors + training.errors,
                              training.rate)
-    profile.svg = out_dir / f"{backend}.svg"
-    storage.write_atomic(profile.svg, flamegraph.render(
-        weighted, _title(config, backend, dataset, profile), _subtitle(profile, settings)))
+    profile.svg = flamegraph.write(out_dir, backend, flamegraph.views(phases, WITHIN),
+                                   _title(config, backend, dataset, profile),
+                                   _subtitle(profile, settings)
+                                   + classify.unsampled_threads_note(weighted))
     return profile
 
 
@@ -186,17 +187,13 @@ def _child_env() -> dict[str, str]:
 
 
 def _weighted_stacks(phases: Sequence[pyspy.Phase]) -> dict[Stack, tuple[float, int]]:
-    """Every phase's stacks, Numba's addresses merged and the handshake's waits dropped,
-    each weighted by the wall time a sample of its phase stands for: (seconds, samples)."""
-    parsed = [classify.parse_collapsed(p.collapsed) for p in phases]
-    label = classify.jit_label(s for stacks in parsed for s in stacks)
+    """Every phase's processed stacks (``flamegraph.processed``), each weighted by the
+    wall time a sample of its phase stands for: (seconds, samples)."""
     merged: dict[Stack, tuple[float, int]] = {}
-    for phase, stacks in zip(phases, parsed):
-        total = sum(stacks.values())
+    for phase, stacks in zip(phases, flamegraph.processed(phases)):
+        total = sum(classify.parse_collapsed(phase.collapsed).values())
         per_sample = phase.seconds / total if total else 0.0
-        for stack, n in classify.drop_entry(classify.collapse_jit(stacks, label)).items():
-            if any(classify.Frame.parse(f).function == pyspy.WAIT_FRAME for f in stack):
-                continue
+        for stack, n in stacks.items():
             seconds, samples = merged.get(stack, (0.0, 0))
             merged[stack] = (seconds + n * per_sample, samples + n)
     return merged
@@ -220,8 +217,7 @@ def _subtitle(profile: BackendProfile, settings: ProfileSettings) -> str:
     shares = ", ".join(f"{c} {v:.0%}" for c, v in b.shares().items() if v >= 0.005)
     return (f"{b.total} samples in {profile.epochs} profiled epoch(s) at {profile.rate} Hz "
             f"({shares}); {profile.outside_share:.0%} of the process outside training "
-            f"(start-up, imports, warm-up/JIT; sampled at {settings.startup_rate} Hz); "
-            f"width = estimated time")
+            f"(start-up and warm-up, sampled at {settings.startup_rate} Hz)")
 
 
 def breakdown_frame(result: ProfileResult, run_id: str) -> pd.DataFrame:

@@ -9,7 +9,7 @@ they have lasted long enough for the sampler to take the samples asked for.
 epochs pass through ``train_epoch`` too, but not through it.
 
 FOLDER holds the job (``job.pickle``, a ``ProfileJob``), the handshake files of
-``harness.pyspy`` (phase 1: start-up and warm-up, phase 2: the profiled
+``harness.profiling.pyspy`` (phase 1: start-up and warm-up, phase 2: the profiled
 epochs) and, at the end, ``result.json``: how many epochs were profiled, how
 long each phase took by this process's clock, and with how many threads.
 Nothing heavy is imported before phase 1 starts, so that it sees every import.

@@ -22,7 +22,7 @@ from harness.records import OK, STANDING
 from harness.reporting.tables import row_label, winner_text
 
 FORMATS = ("png", "svg")
-FILES = ("seconds_per_epoch", "throughput", "winners")
+FILES = storage.SWEEP_PLOTS
 _LINESTYLES = ("-", "--", ":", "-.")
 
 

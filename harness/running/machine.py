@@ -47,6 +47,17 @@ def blas_info() -> list[dict]:
     return [{k: pool.get(k) for k in keys} for pool in threadpool_info()]
 
 
+def rust_info() -> dict | None:
+    """The Rust extension's build (compiler, crate versions, profile), the OpenBLAS
+    it links (``openblas_get_config``, the kernels chosen for this CPU, its threads)
+    and the fused kernel's instruction sets; None where the extension is not built."""
+    try:
+        import nndl_bench_rust
+    except ImportError:
+        return None
+    return nndl_bench_rust.build_info()
+
+
 def git_commit(cwd: Path | None = None) -> str | None:
     """The checkout's commit, with '+dirty' when the tree has changes; None outside git."""
     cwd = cwd or Path(__file__).resolve().parents[2]  # harness/running/ -> the checkout
@@ -68,6 +79,7 @@ def metadata(argv: list[str] | tuple[str, ...] = ()) -> dict:
         "python": sys.version.split()[0],
         "packages": package_versions(),
         "blas": blas_info(),
+        "rust": rust_info(),
         "environment": {k: os.environ[k] for k in BLAS_ENVIRONMENT if k in os.environ},
         "git_commit": git_commit(),
         "command_line": " ".join(argv),

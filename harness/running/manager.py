@@ -87,10 +87,11 @@ def _receive(receiver, outcome, on_epoch, on_warmup) -> str:
         on_epoch(record)
     elif kind == "done":
         outcome.compile_seconds = body[0]["compile_seconds"]
+        outcome.choices = body[0].get("choices")
         outcome.peak_rss_mb = body[0]["peak_rss_mb"]
         return _FINISHED
     elif kind == "error":
-        outcome.status, outcome.message, _traceback = body
+        outcome.status, outcome.message, outcome.traceback = body
         return _FINISHED
     return _WAITING
 

@@ -15,7 +15,8 @@ from backends import REFERENCE
 from harness import storage
 from harness.config import RunConfig, UsageError
 from harness.profiling.profile import ProfileResult, ProfileSettings, profile_backends
-from harness.records import BackendOutcome, EpochRecord
+from harness.records import INTERRUPTED, BackendOutcome, EpochRecord
+from harness.reporting import pages
 from harness.reporting.summary import summarize
 from harness.running import machine
 from harness.running.manager import Interrupted, run_worker
@@ -43,6 +44,7 @@ class RunResult:
     outcomes: list[BackendOutcome] = field(default_factory=list)
     interrupted: bool = False
     profile: ProfileResult | None = None  # flamegraphs and time breakdown, when asked for
+    report: Path | None = None  # the run's index.html
 
     @property
     def exit_code(self) -> int:
@@ -110,16 +112,19 @@ def execute(config: RunConfig, observer: Observer | None = None,
     config_row = {"dtype": config.dtype, "sizes": config.sizes_label,
                   "batch_size": config.batch_size, "eta": config.eta, "seed": config.seed,
                   "dataset": dataset, "n_train": n_train}
+    _keep_diagnostics(run_dir, outcomes)
     peak = (meta["gemm_peak"] or {}).get("gemm_peak_gflops_all")
     summary = summarize(run_id, outcomes, config_row, REFERENCE, peak)
     result = RunResult(run_id, run_dir, summary, outcomes, interrupted)
     reports.summary(summary)
-    reports.update_meta(finished=_now())
+    reports.update_meta(finished=_now(), failures=_failures(outcomes),
+                        choices={o.backend: o.choices for o in outcomes if o.choices})
     if profile is not None and not interrupted:
         ran_well = [o.backend for o in outcomes if o.ok]
         result.profile = _profile(config, ran_well, dataset, run_id, run_dir, profile, observer)
         reports.update_meta(finished=_now(), flamegraphs=_folder(result.profile))
     reports.update_meta(exit_code=result.exit_code)  # last: the code the command exits with
+    result.report = pages.write_report(run_dir)
     return result
 
 
@@ -139,6 +144,7 @@ def profile_only(config: RunConfig, settings: ProfileSettings,
                               observer)
     folder.update_meta(finished=_now(), flamegraphs=_folder(result.profile),
                        exit_code=result.exit_code)
+    result.report = pages.write_report(run_dir)
     return result
 
 
@@ -149,6 +155,20 @@ def _calibrate(config: RunConfig, observer: Observer) -> dict | None:
         return None
     observer.notice(f"measuring the {config.dtype} GEMM peak ({config.peak_seconds:g} s)")
     return calibrate(config.dtype, config.peak_seconds / 2)
+
+
+def _keep_diagnostics(run_dir: Path, outcomes: list[BackendOutcome]) -> None:
+    """Each failure's whole diagnostic in errors/<backend>.log, which its message (in
+    summary.csv, run.json and the printed table) then names."""
+    for outcome in outcomes:
+        if not outcome.ok and outcome.status != INTERRUPTED:
+            log = storage.write_failure_log(run_dir, outcome).relative_to(run_dir)
+            outcome.message = f"{outcome.message} (all of it: {log})"
+
+
+def _failures(outcomes: list[BackendOutcome]) -> list[dict]:
+    return [{"backend": o.backend, "status": o.status, "message": o.message,
+             "traceback": o.traceback} for o in outcomes if not o.ok]
 
 
 def _folder(profile: ProfileResult) -> str | None:

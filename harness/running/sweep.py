@@ -112,6 +112,7 @@ class SweepResult:
     winners: pd.DataFrame
     runs: list[RunResult] = field(default_factory=list)
     interrupted: bool = False
+    report: Path | None = None  # the sweep's index.html
 
     @property
     def exit_code(self) -> int:
@@ -142,7 +143,7 @@ def run_sweep(
 ) -> SweepResult:
     """Run every cell and write ``<results_dir>/<sweep-id>/``: sweep.csv (rewritten
     after every cell), winners.csv, sweep.json, the plots, and cells/<run-id>/."""
-    from harness.reporting import plots
+    from harness.reporting import pages, plots
 
     if budget is not None and not budget > 0:
         raise UsageError(f"--max-seconds-per-cell must be positive seconds, got {budget}")
@@ -176,6 +177,7 @@ def run_sweep(
         plots.write_all(frame, winners, sweep_dir)
     result = SweepResult(sweep_id, sweep_dir, frame, winners, runs, interrupted)
     folder.update_meta(finished=_now(), exit_code=result.exit_code)
+    result.report = pages.write_report(sweep_dir)
     return result
 
 

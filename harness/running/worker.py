@@ -144,7 +144,7 @@ def prepare(job: Job) -> Setup:
 
 
 def _train(job: Job, conn: Connection) -> None:
-    from backends.base import compile_seconds, epoch_flops
+    from backends.base import compile_seconds, epoch_flops, trainer_choices
 
     cfg = job.config
     setup = prepare(job)
@@ -186,5 +186,6 @@ def _train(job: Job, conn: Connection) -> None:
             return
     conn.send(("done", {
         "compile_seconds": compile_seconds(trainer),
+        "choices": trainer_choices(trainer, cfg.batch_size),
         "peak_rss_mb": peak_rss_mb(),
     }))

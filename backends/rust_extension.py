@@ -1,0 +1,64 @@
+"""What the four Rust backends share: the extension module and its wrapper.
+
+The Rust side (``rust/``, built by maturin into the module ``nndl_bench_rust``)
+views X, the labels and the shuffle order in place, releases the GIL for the
+whole of ``train_epoch`` and raises TypeError or ValueError for a wrong dtype,
+shape or index. Labels and order are handed over as int64, which is what NumPy
+makes of them already (a copy only for other integer types).
+
+The OpenBLAS the extension links is Debian's ``libopenblas``, a second BLAS
+beside NumPy's own: its threads are pinned for each epoch exactly as
+numpy-gemm pins NumPy's, to one unless ``threads`` asks for more, and set back
+after; ``threads`` reports the count the run used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backends.base import Params, predict_labels
+
+MODULE = "nndl_bench_rust"
+BUILD_HINT = "build the Rust extension with `make rust` (needs cargo and libopenblas-dev)"
+
+
+def extension():
+    """The compiled module; ImportError with the build command where it is missing."""
+    try:
+        import nndl_bench_rust
+    except ImportError as e:
+        raise ImportError(f"the Rust extension {MODULE} is not built: {BUILD_HINT}") from e
+    return nndl_bench_rust
+
+
+def _integers(values: np.ndarray, what: str) -> np.ndarray:
+    values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.integer):
+        raise TypeError(f"{what} must hold integers; got a {values.dtype} array")
+    return np.ascontiguousarray(values, dtype=np.int64)
+
+
+class RustTrainer:
+    """A Trainer over one strategy of the extension's ``Trainer``."""
+
+    name = ""
+    strategy = ""
+
+    def __init__(self, params: Params, dtype: str = "float64", threads: int | None = None,
+                 **options):
+        self.dtype = np.dtype(dtype)
+        p = params.astype(self.dtype)
+        self._rust = extension().Trainer(self.strategy, self.dtype.name, list(p.weights),
+                                         list(p.biases), threads=threads or 1, **options)
+        self.threads = self._rust.threads
+
+    def train_epoch(self, X, y, order, batch_size, eta):
+        self._rust.train_epoch(X, _integers(y, "y"), _integers(order, "order"),
+                               int(batch_size), float(eta))
+
+    def predict(self, X):
+        return predict_labels(self.params(), X)
+
+    def params(self) -> Params:
+        weights, biases = self._rust.params()
+        return Params(tuple(weights), tuple(biases))

@@ -1,0 +1,61 @@
+//! An epoch's inputs as the caller owns them, checked once before any training.
+
+use ndarray::{ArrayView1, ArrayView2, Axis};
+
+use crate::real::Real;
+
+/// The training set viewed in place: X (n_samples, n_in) row-major, integer
+/// labels, and the epoch's shuffle order. Mini-batch k is
+/// `order[k*batch_size..(k+1)*batch_size]`, the last one possibly short.
+#[derive(Debug)]
+pub struct Epoch<'a, T> {
+    pub x: ArrayView2<'a, T>,
+    pub labels: &'a [i64],
+    pub order: &'a [i64],
+}
+
+impl<'a, T: Real> Epoch<'a, T> {
+    /// Checks everything the strategies index with, so that none of them can
+    /// panic on a caller's value: shapes, label range, index range, batch size.
+    pub fn new(
+        x: ArrayView2<'a, T>,
+        labels: &'a [i64],
+        order: &'a [i64],
+        sizes: &[usize],
+        batch_size: usize,
+    ) -> Result<Self, String> {
+        let (n_samples, n_in) = x.dim();
+        let n_out = *sizes.last().ok_or("the network has no layers")?;
+        if n_in != sizes[0] {
+            return Err(format!(
+                "X has {n_in} columns but the network's input layer has {}", sizes[0]
+            ));
+        }
+        if x.as_slice().is_none() {
+            return Err("X must be C-contiguous: pass np.ascontiguousarray(X)".into());
+        }
+        if labels.len() != n_samples {
+            return Err(format!("y has {} labels for {n_samples} rows of X", labels.len()));
+        }
+        if let Some(bad) = labels.iter().find(|&&l| l < 0 || l as usize >= n_out) {
+            return Err(format!("label {bad} is outside 0..{} (the output layer's width)", n_out));
+        }
+        if let Some(bad) = order.iter().find(|&&i| i < 0 || i as usize >= n_samples) {
+            return Err(format!("order holds index {bad}, outside 0..{n_samples} (the rows of X)"));
+        }
+        if batch_size == 0 {
+            return Err("batch_size must be at least 1".into());
+        }
+        Ok(Epoch { x, labels, order })
+    }
+
+    /// Sample i of the training set: its input row and its label.
+    pub fn sample(&self, i: i64) -> (ArrayView1<'a, T>, usize) {
+        (self.x.index_axis_move(Axis(0), i as usize), self.labels[i as usize] as usize)
+    }
+
+    /// The row-major data of X (contiguity checked in `new`).
+    pub fn x_slice(&self) -> &'a [T] {
+        self.x.to_slice().unwrap_or(&[])
+    }
+}

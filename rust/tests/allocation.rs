@@ -1,0 +1,48 @@
+//! The fused epoch allocates nothing once its buffers exist: counted by a
+//! global allocator, an epoch of 10 mini-batches and one of 100 allocate the same.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::problem;
+use nndl_bench_rust::data::Epoch;
+use nndl_bench_rust::fused::Fused;
+
+struct Counting;
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn fused_epochs_allocate_nothing_per_mini_batch() {
+    let sizes = [784, 30, 10];
+    let p = problem(&sizes, 1000, 9);
+    let w: Vec<_> = p.weights.iter().map(|w| w.view()).collect();
+    let b: Vec<_> = p.biases.iter().map(|b| b.view()).collect();
+    for gemm_from in [usize::MAX, 1] {
+        let mut fused = Fused::new(&w, &b, None, Some(gemm_from)).unwrap();
+        let epoch = |n: usize| Epoch::new(p.x.view(), &p.labels, &p.order[..n], &sizes, 10).unwrap();
+        let (short, long) = (epoch(100), epoch(1000));
+        fused.train_epoch(&short, 10, 3.0); // makes the buffers
+        let mut counts = vec![];
+        for data in [&short, &long] {
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            fused.train_epoch(data, 10, 3.0);
+            counts.push(ALLOCATIONS.load(Ordering::Relaxed) - before);
+        }
+        assert_eq!(counts, vec![0, 0], "gemm from batch {gemm_from}");
+    }
+}

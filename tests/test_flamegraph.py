@@ -1,0 +1,93 @@
+"""The flamegraph files of a profile: the views, the .folded and speedscope files
+of exactly what the SVG draws, and the data the SVG carries."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from harness.profiling import classify, flamegraph, pyspy
+from harness.profiling.flameview import View, build_svg, shade
+from harness.profiling.profile import WITHIN
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def phases(epochs_fixture: str = "numba.txt") -> list[pyspy.Phase]:
+    startup = "_run_module_as_main (<frozen runpy>:173);<module> (numpy/__init__.py:1) 7\n"
+    return [pyspy.Phase(100, startup, 0.07, 0),
+            pyspy.Phase(1000, (FIXTURES / epochs_fixture).read_text(), 0.5, 0)]
+
+
+def svg_data(text: str) -> dict:
+    script = ET.fromstring(text).find("{http://www.w3.org/2000/svg}script").text
+    return json.loads(re.search(r"var DATA = (\{.*?\});\n", script).group(1))
+
+
+def test_training_comes_first_and_starts_at_train_epoch():
+    views = flamegraph.views(phases(), WITHIN)
+    assert [v.name for v in views] == ["training", "epochs", "startup"]
+    training = views[0].stacks
+    assert training and all(s[0].startswith("NumbaFused.train_epoch") for s in training)
+    raw = classify.parse_collapsed((FIXTURES / "numba.txt").read_text())
+    inside = sum(n for s, n in raw.items() if classify.passes_through(s, WITHIN))
+    assert sum(training.values()) == inside
+    assert classify.NUMBA_JIT in {f for s in training for f in s}
+    assert views[2].stacks == {("_run_module_as_main (<frozen runpy>:173)",
+                                "<module> (numpy/__init__.py:1)"): 7}
+    assert views[2].seconds_per_sample == 0.01
+
+
+def test_the_files_hold_exactly_what_the_svg_draws(tmp_path):
+    views = flamegraph.views(phases("numpy_per_sample.txt"), WITHIN)
+    svg = flamegraph.write(tmp_path, "numpy-per-sample", views, "title & <more>", "sub")
+    data = svg_data(svg.read_text())
+    names = [f[0] for f in data["frames"]]
+    for view, drawn in zip(views, data["views"]):
+        suffix = flamegraph.VIEWS[view.name][0]
+        from_file = classify.parse_collapsed(
+            (tmp_path / f"numpy-per-sample{suffix}.folded").read_text())
+        assert from_file == view.stacks
+        assert {tuple(names[i] for i in s): n for s, n in drawn["stacks"]} == dict(from_file)
+    scope = json.loads((tmp_path / "numpy-per-sample.speedscope.json").read_text())
+    frames = [f["name"] for f in scope["shared"]["frames"]]
+    first = scope["profiles"][0]
+    assert sum(first["weights"]) == sum(views[0].stacks.values()) == first["endValue"]
+    assert {tuple(frames[i] for i in s): w
+            for s, w in zip(first["samples"], first["weights"])} == dict(views[0].stacks)
+    assert "title &amp; &lt;more&gt;" in svg.read_text()
+
+
+def test_frames_carry_their_library_and_category():
+    info = flamegraph.frame_info(["dgemm_kernel_HASWELL (libscipy_openblas64_-32a4b2a6.so)",
+                                  "exp (libm.so.6)", "NumpyGemm.train_epoch (backends/x.py:3)"])
+    assert [(i.function, i.category) for i in info.values()] == [
+        ("dgemm_kernel_HASWELL", "blas"), ("exp", "caller"), ("NumpyGemm.train_epoch",
+                                                              "interpreter")]
+    assert info["exp (libm.so.6)"].library == "libm.so.6"
+
+
+def test_shades_differ_within_a_category_and_stay_apart_across():
+    blas = {shade("blas", f) for f in ("dgemm_kernel", "dgemv_t", "dgemm_beta", "daxpy")}
+    assert len(blas) == 4
+    assert not blas & {shade("numpy", f) for f in ("dgemm_kernel", "dgemv_t", "DOUBLE_add")}
+
+
+def test_a_script_closing_string_in_a_frame_cannot_end_the_script():
+    frame = "weird]]></script><x> (lib.so)"
+    view = View("training", "training", {(frame,): 3})
+    text = build_svg([view], flamegraph.frame_info([frame]), "t")
+    assert svg_data(text)["frames"][0][0] == frame
+
+
+def test_a_diff_is_written_for_the_backends_profiled_in_both(tmp_path):
+    for run, fixture in [("base", "numpy_per_sample.txt"), ("new", "numpy_per_sample.txt")]:
+        views = flamegraph.views(phases(fixture), WITHIN)
+        flamegraph.write(tmp_path / run, "numpy-per-sample", views, "t", "s")
+    flamegraph.write(tmp_path / "new", "numba", flamegraph.views(phases(), WITHIN), "t", "s")
+    (written,) = flamegraph.write_diff(tmp_path / "base", tmp_path / "new", tmp_path / "diff")
+    assert written.name == "numpy-per-sample.diff.svg"
+    data = svg_data(written.read_text())
+    assert all("baseline" in v for v in data["views"])
