@@ -32,12 +32,13 @@ TINY = ["--dataset", "synthetic", "--n-train", "200", "--sizes", "784,16,10",
         "--peak-seconds", "0", "--warmup-epochs", "0"]
 
 
-def start(args: list[str], tmp_path: Path, sleep: float = 1.0, **popen) -> subprocess.Popen:
+def start(args: list[str], tmp_path: Path, sleep: float = 1.0,
+          wrapper: tuple[str, ...] | list[str] = ("-m", "harness")) -> subprocess.Popen:
     """``python -m harness ARGS`` in a process of its own, the fake backends loadable."""
     env = {**os.environ, "NNDL_BENCH_PLUGINS": PLUGINS, "FAKE_SLEEP_SECONDS": str(sleep),
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
-    return subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    return subprocess.Popen([sys.executable, *wrapper, *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(process: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
@@ -228,8 +229,10 @@ def test_sigint_while_profiling_exits_130_with_the_timings_and_summary_kept(tmp_
     assert json.loads((run_dir / "run.json").read_text())["exit_code"] == 130
 
 
-def _limit_file_size(limit: int):
-    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+# Lowers RLIMIT_FSIZE, then becomes the harness: no preexec_fn forking this process.
+_LIMITED = ("import os, resource, sys; n = int(sys.argv[1]); "
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
+            "os.execv(sys.executable, [sys.executable, '-m', 'harness', *sys.argv[2:]])")
 
 
 @pytest.mark.slow
@@ -245,7 +248,7 @@ def test_a_full_disk_stops_the_run_with_one_line_and_the_last_complete_csvs(tmp_
     epochs = limit // row + 5
     results = tmp_path / "results"
     harness = start([*args, "--epochs", str(epochs), "--results-dir", str(results)], tmp_path,
-                    preexec_fn=_limit_file_size(limit))
+                    wrapper=["-c", _LIMITED, str(limit)])
     code, out, err = finish(harness)
     assert code == 2
     lines = err.strip().splitlines()
