@@ -52,13 +52,13 @@ class Sleepy(NumpyGemm):
         time.sleep(float(os.environ.get("FAKE_SLEEP_SECONDS", "1.0")))
 
 
-class TwiceAsSlowGemm(NumpyGemm):
-    """numpy-gemm doing every epoch twice: a real 2x slowdown of the same kind of work,
-    registered under numpy-gemm's own name to play a regression."""
+class ThreeTimesSlowerGemm(NumpyGemm):
+    """numpy-gemm doing every epoch three times: a real slowdown of the same kind of
+    work, registered under numpy-gemm's own name to play a regression."""
 
     def train_epoch(self, X, y, order, batch_size, eta):
-        super().train_epoch(X, y, order, batch_size, eta)
-        super().train_epoch(X, y, order, batch_size, eta)
+        for _ in range(3):
+            super().train_epoch(X, y, order, batch_size, eta)
 
 
 class GemmWithStep(NumpyGemm):

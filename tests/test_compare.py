@@ -250,7 +250,7 @@ def test_csv_output_holds_every_row(tmp_path, capsys):
     assert list(frame["verdict"]) == [WITHIN_NOISE, "removed"]
 
 
-# A real gate over real runs: numpy-gemm doing every epoch twice in one series,
+# A real gate over real runs: numpy-gemm doing every epoch three times in one series,
 # judged with .ci/benchmark-gate's threshold. As the gate does, each side pools
 # runs taken in turns, so that a burst of a neighbour's load is shared by all.
 # The reference is numpy-gemm's own code under another name: the only difference
@@ -259,6 +259,7 @@ def test_csv_output_holds_every_row(tmp_path, capsys):
 GATE_THRESHOLD = "25"
 ROUNDS = 2
 TWIN = "twin=backends.numpy_gemm:NumpyGemm"
+SLOWED = "numpy-gemm=fake_backends:ThreeTimesSlowerGemm"
 
 
 def short_run(results_dir: Path) -> None:
@@ -275,7 +276,7 @@ def test_the_gate_catches_a_real_slowdown_and_passes_without_one(tmp_path, monke
         monkeypatch.setenv("NNDL_BENCH_PLUGINS", TWIN)
         short_run(tmp_path / "baseline")
         short_run(tmp_path / "same")
-        monkeypatch.setenv("NNDL_BENCH_PLUGINS", f"{TWIN},numpy-gemm=fake_backends:TwiceAsSlowGemm")
+        monkeypatch.setenv("NNDL_BENCH_PLUGINS", f"{TWIN},{SLOWED}")
         short_run(tmp_path / "slowed")
     gate = ["--normalize", "twin", "--fail-above", GATE_THRESHOLD, tmp_path / "baseline"]
     code, out, _ = run_cli([*gate, tmp_path / "slowed"], capsys)
