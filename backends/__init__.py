@@ -73,9 +73,14 @@ def _entries() -> dict[str, _Entry]:
         name, _, target = item.partition("=")
         module, _, cls = target.partition(":")
         if not (name and module and cls):
-            raise ValueError(f"{PLUGINS_VARIABLE}: {item!r} is not of the form name=module:Class")
+            raise PluginSpecError(f"{PLUGINS_VARIABLE}: {item!r} is not of the form "
+                                  "name=module:Class[,name=module:Class...]")
         entries[name.strip()] = _Entry(module.strip(), cls.strip())
     return entries
+
+
+class PluginSpecError(ValueError):
+    """$NNDL_BENCH_PLUGINS names a backend in a form, or a module, that cannot be used."""
 
 
 class UnknownBackend(ValueError):
@@ -141,10 +146,8 @@ def left_out_notices() -> list[str]:
 
 def get(name: str) -> type:
     """The trainer class registered as ``name``; built as ``cls(params, dtype, threads=None)``."""
+    check(name)
     found = entry(name)
-    missing = _missing(found)
-    if missing:
-        raise BackendUnavailable(name, missing, found.extra, found.build)
     return getattr(importlib.import_module(found.module), found.cls)
 
 
@@ -164,5 +167,24 @@ def resolve(spec: str) -> list[str]:
     if not chosen:
         raise UnknownBackend(spec)
     for name in chosen:
-        get(name)  # raises UnknownBackend or BackendUnavailable
+        check(name)
     return list(dict.fromkeys(chosen))
+
+
+def check(name: str) -> None:
+    """Raise UnknownBackend, BackendUnavailable or PluginSpecError if ``name`` cannot
+    run here, without importing it: a backend's libraries (torch, jax) load their own
+    BLAS and threads, and the parent's metadata and GEMM peak must not depend on
+    which backends were named."""
+    found = entry(name)
+    missing = _missing(found)
+    if missing:
+        raise BackendUnavailable(name, missing, found.extra, found.build)
+    if name not in _REGISTRY:
+        try:
+            spec = importlib.util.find_spec(found.module)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            raise PluginSpecError(f"{PLUGINS_VARIABLE}: {name}={found.module}:{found.cls}: "
+                                  f"no module {found.module!r} on the path")

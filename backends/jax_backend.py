@@ -15,6 +15,7 @@ order is sent every epoch.
 
 from __future__ import annotations
 
+import os
 import time
 
 import jax
@@ -70,13 +71,26 @@ def _predict(params, X):
     return jnp.argmax(_feedforward(params, X), axis=1)
 
 
+def xla_cpu_threads() -> int:
+    """The threads XLA's CPU client runs compiled programs on: one with
+    ``--xla_cpu_multi_thread_eigen=false`` in $XLA_FLAGS, else one per core this
+    process may run on (the size of its Eigen pool)."""
+    if "--xla_cpu_multi_thread_eigen=false" in os.environ.get("XLA_FLAGS", "").lower():
+        return 1
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 class JaxTrainer:
     name = "jax"
 
     def __init__(self, params: Params, dtype: str = "float64", threads: int | None = None):
-        # XLA sizes its CPU thread pool when it starts; ``threads`` cannot change it here.
+        # XLA sizes its CPU thread pool when it starts; ``threads`` cannot change it
+        # here, so the count recorded is the pool's.
         self.dtype = np.dtype(dtype)
-        self.threads = threads
+        self.threads = xla_cpu_threads()
         p = params.astype(self.dtype)
         layers = zip(p.weights, p.biases, strict=True)
         self._params = jax.device_put([(w, b.ravel()) for w, b in layers], _CPU)

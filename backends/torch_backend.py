@@ -26,9 +26,10 @@ class TorchTrainer:
 
     def __init__(self, params: Params, dtype: str = "float64", threads: int | None = None):
         self.dtype = np.dtype(dtype)
-        self.threads = threads
         if threads is not None:
             torch.set_num_threads(threads)  # process-wide: each backend runs in its own worker
+        # What it trains on, given or not: its intra-op pool, not NumPy's BLAS.
+        self.threads = torch.get_num_threads()
         p = params.astype(self.dtype)
         layers: list[nn.Module] = []
         for w, b in zip(p.weights, p.biases, strict=True):

@@ -4,6 +4,7 @@ declares its options and does its work in ``harness/commands/<name>.py``."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from harness.commands import compare, history, profile, report, run, sweep
@@ -32,9 +33,13 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    # A file past RLIMIT_FSIZE then fails with EFBIG, reported like a full disk,
+    # instead of killing the process half-way through a write.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         return args.handler(args, ["python -m harness", *argv])
-    except (UsageError, DataError, backends.UnknownBackend, backends.BackendUnavailable) as e:
+    except (UsageError, DataError, backends.UnknownBackend, backends.BackendUnavailable,
+            backends.PluginSpecError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -28,6 +28,7 @@ class RunConfig:
     threads: int | None = None
     results_dir: Path = Path("results")
     timeout: float | None = None
+    download_timeout: float = 10.0  # all of a missing dataset's files and mirrors together
     peak_seconds: float = 1.0  # the GEMM peak calibration; 0 skips it
     argv: tuple[str, ...] = field(default=(), compare=False)
 
@@ -48,6 +49,9 @@ class RunConfig:
             raise UsageError(f"--peak-seconds must be 0 or more, got {self.peak_seconds}")
         if self.timeout is not None and not self.timeout > 0:
             raise UsageError(f"--timeout must be positive seconds, got {self.timeout}")
+        if not self.download_timeout > 0:
+            raise UsageError(f"--download-timeout must be positive seconds, "
+                             f"got {self.download_timeout}")
         try:
             validate_sizes(self.sizes)
         except ValueError as e:

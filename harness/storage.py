@@ -5,14 +5,17 @@ A run folder holds ``run.json`` (the settings, the machine, ``failures``: each
 failed backend's status, message and traceback, and ``format_version``),
 ``epochs.csv`` (one row per timed epoch, rewritten as each arrives),
 ``summary.csv`` (one row per backend), when profiled ``time_breakdown.csv``
-and ``hot_functions.csv``, and ``index.html``, the report page built from the
-others (a sweep folder has one too). Files are written atomically: a reader,
-or a run stopped half-way, only ever sees a complete file. A folder written before the
+and ``hot_functions.csv``, after a failure ``errors/<backend>.log`` (or
+``<backend>.profile.log``) with everything the failure said, and ``index.html``,
+the report page built from the others (a sweep folder has one too). Files are
+written atomically: a reader, or a run stopped half-way, only ever sees a
+complete file. A folder written before the
 format carried a version reads as version 1, which it is.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -24,7 +27,7 @@ import pandas as pd
 
 from harness import stats
 from harness.config import UsageError
-from harness.records import EpochRecord
+from harness.records import BackendOutcome, EpochRecord
 
 FORMAT_VERSION = 1
 READABLE_VERSIONS = (1,)
@@ -34,6 +37,7 @@ EPOCHS_CSV = "epochs.csv"
 SUMMARY_CSV = "summary.csv"
 TIME_BREAKDOWN_CSV = "time_breakdown.csv"
 HOT_FUNCTIONS_CSV = "hot_functions.csv"
+ERRORS_DIR = "errors"  # <backend>.log, <backend>.profile.log: a failure's whole output
 RUN_FILES = (EPOCHS_CSV, SUMMARY_CSV, RUN_JSON)
 SWEEP_JSON = "sweep.json"
 SWEEP_CSV = "sweep.csv"
@@ -51,18 +55,42 @@ EPOCH_COLUMNS = list(EpochRecord.__dataclass_fields__)
 CONFIG_COLUMNS = ["dtype", "sizes", "batch_size", "eta", "dataset", "n_train", "threads"]
 REQUIRED_COLUMNS = ["backend", *CONFIG_COLUMNS, "seconds"]
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+class StorageError(UsageError):
+    """A file of a run that cannot be written (a read-only folder, a full disk); the
+    message names it. The file's last complete version, if any, is left as it was."""
+
+
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write to a temporary file in the same folder, flushed to disk, then rename
+    over ``path``: a reader, a crash or a full disk leaves either the old file or
+    the new one, never a part of either."""
+    path = Path(path)
+    data = content.encode() if isinstance(content, str) else content
     try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise StorageError(f"{path}: cannot write ({e.strerror or e})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from other users
         os.replace(tmp, path)
+    except OSError as e:
+        _discard(tmp)
+        raise StorageError(f"{path}: cannot write ({e.strerror or e})") from None
     except BaseException:
-        os.unlink(tmp)
+        _discard(tmp)
         raise
+
+
+def _discard(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
 
 
 def _umask() -> int:
@@ -77,6 +105,13 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 def write_json(data: dict, path: Path) -> None:
     write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_figure(fig, path: Path, **savefig) -> None:
+    """A matplotlib figure, in the format its suffix names, written atomically."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=Path(path).suffix.lstrip(".").lower(), **savefig)
+    write_atomic(path, buffer.getvalue())
 
 
 def epochs_frame(records: Iterable[EpochRecord]) -> pd.DataFrame:
@@ -115,6 +150,24 @@ def write_profile(run_dir: Path, breakdown: pd.DataFrame, hot: pd.DataFrame) -> 
     write_csv(hot, run_dir / HOT_FUNCTIONS_CSV)
 
 
+def write_failure_log(run_dir: Path, outcome: BackendOutcome) -> Path:
+    """``errors/<backend>.log`` of a failed backend: its status, its message and the
+    worker's whole traceback, when it sent one."""
+    text = (f"backend: {outcome.backend}\nstatus: {outcome.status}\n"
+            f"message: {outcome.message}\n")
+    if outcome.traceback:
+        text += f"\n{outcome.traceback}"
+    return write_error_log(run_dir, outcome.backend, text)
+
+
+def write_error_log(run_dir: Path, name: str, text: str) -> Path:
+    """``errors/<name>.log``: all a failure said (a traceback, a child's stderr), which
+    summary.csv and the printed notes refer to by this path."""
+    path = Path(run_dir) / ERRORS_DIR / f"{name}.log"
+    write_atomic(path, text if text.endswith("\n") else text + "\n")
+    return path
+
+
 class SweepWriter:
     """A sweep folder: sweep.json, sweep.csv (rewritten after every cell), winners.csv;
     its runs go in ``cells/``."""
@@ -143,6 +196,10 @@ def write_history(history: pd.DataFrame, results_dir: Path) -> Path:
 
 class RunFolderError(UsageError):
     """A run folder or file that cannot be read as a run; the message names it."""
+
+
+class NoTimedEpochs(RunFolderError):
+    """A well-formed run with no timed epoch: stopped before its first, or still running."""
 
 
 @dataclass(frozen=True)
@@ -202,10 +259,33 @@ def read_epochs(path: Path) -> pd.DataFrame:
     if missing:
         raise RunFolderError(f"{path}: missing column(s) {', '.join(missing)}; "
                              f"an epochs.csv has {', '.join(REQUIRED_COLUMNS)}")
+    _check_complete(frame, path)
+    if len(frame) and not pd.api.types.is_numeric_dtype(frame["seconds"]):
+        raise RunFolderError(f"{path}: the seconds column holds values that are not numbers")
     frame = stats.standing_epochs(frame)
     if frame.empty:
-        raise RunFolderError(f"{path}: no timed epoch in this run")
+        raise NoTimedEpochs(f"{path}: no timed epoch in this run")
     return frame.reset_index(drop=True)
+
+
+def _check_last_line(path: Path) -> None:
+    """The harness ends every CSV with a newline: without one, the file was cut short."""
+    with path.open("rb") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) != b"\n":
+            raise RunFolderError(f"{path}: the last line is incomplete (a truncated file?)")
+
+
+def _check_complete(frame: pd.DataFrame, path: Path) -> None:
+    """Every line whole: the harness ends the file with a newline and leaves no field
+    of a record empty, so anything else is a file cut short or edited."""
+    _check_last_line(path)
+    known = [c for c in EPOCH_COLUMNS if c in frame.columns]
+    incomplete = frame[known].isna().any(axis=1).to_numpy()
+    if incomplete.any():
+        line = int(incomplete.argmax()) + 2  # the header is line 1
+        raise RunFolderError(f"{path}: line {line} has empty fields (a truncated or "
+                             "edited file?)")
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -219,13 +299,23 @@ def read_rows(path: Path) -> list[dict]:
         return []
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise RunFolderError(f"{path}: not a readable CSV ({e})") from None
+    _check_last_line(path)
     return frame.to_dict("records")
 
 
 def read_standing_rows(path: Path) -> list[dict]:
-    """The epochs of an epochs.csv that stand as measurements, as rows; [] when none does."""
+    """The epochs of an epochs.csv that stand as measurements, as rows; [] when none
+    does. A file cut short, or without the columns a report shows, is an error."""
     rows = read_rows(path)
-    return stats.standing_epochs(pd.DataFrame(rows)).to_dict("records") if rows else []
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows)
+    missing = [c for c in ("backend", "seconds") if c not in frame.columns]
+    if missing:
+        raise RunFolderError(f"{path}: missing column(s) {', '.join(missing)}; "
+                             f"an epochs.csv has {', '.join(REQUIRED_COLUMNS)}")
+    _check_complete(frame, path)
+    return stats.standing_epochs(frame).to_dict("records")
 
 
 def read_meta(path: Path) -> dict:

@@ -284,3 +284,25 @@ def test_the_gate_catches_a_real_slowdown_and_passes_without_one(tmp_path, monke
     assert "gate failed" in out and "numpy-gemm" in out.split("gate failed")[1]
     code, out, _ = run_cli([*gate, tmp_path / "same"], capsys)
     assert code == 0, out
+
+
+def test_the_workflow_uses_the_baseline_the_gate_refreshes(tmp_path):
+    """--refresh-baseline leaves one run folder per repeat in GATE_BASELINE (here
+    .bench-baseline); the pull request's step must see that as a baseline."""
+    import subprocess
+
+    workflow = (ROOT / ".github" / "workflows" / "benchmarks.yml").read_text()
+    gate = (ROOT / ".ci" / "benchmark-gate").read_text()
+    assert "GATE_BASELINE=.bench-baseline .ci/benchmark-gate --refresh-baseline" in workflow
+    assert 'cp -r "$tmp/new/." "$BASELINE/"' in gate  # run folders of `harness run`
+    condition = next(line.strip() for line in workflow.splitlines()
+                     if "GATE_BASELINE=.bench-baseline" not in line and ".bench-baseline" in line
+                     and line.strip().startswith("if "))
+    script = f"{condition} echo found; else echo missing; fi"
+    write_run(tmp_path / ".bench-baseline" / "20260101T000000Z-abcdef", {"gemm": noisy(0.1)})
+    found = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert found.stdout.strip() == "found", found.stderr
+    empty = tmp_path / "empty"
+    (empty / ".bench-baseline").mkdir(parents=True)
+    missing = subprocess.run(["bash", "-c", script], cwd=empty, capture_output=True, text=True)
+    assert missing.stdout.strip() == "missing"

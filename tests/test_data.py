@@ -771,7 +771,7 @@ def test_download_budget_covers_all_mirrors(
         load_dataset("mnist", data_dir=tmp_path / "d", download_timeout=0.3)
     message = str(caught.value)
     assert "stall/train-images-idx3-ubyte.gz: no data for 0.3 s" in message
-    assert "not finished within the 0.3 s download_timeout" in message
+    assert "not finished within --download-timeout 0.3 s" in message
 
 
 def test_corrupt_local_file_reported_before_any_download(
@@ -803,3 +803,17 @@ def test_fashion_mnist_from_debian_package() -> None:
     assert dataset.train_images.shape == (1_000, 784)
     assert dataset.test_images.shape == (10_000, 784)
     assert np.bincount(dataset.test_labels).tolist() == [1_000] * 10
+
+
+def test_a_run_downloads_within_its_download_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: SimpleNamespace
+) -> None:
+    from harness.config import RunConfig
+    from harness.running.run import check_data
+
+    fake_mnist(monkeypatch)
+    monkeypatch.setenv("NNDL_BENCH_MNIST_MIRRORS", f"{server.url}stall/")
+    config = RunConfig(backends=("numpy-gemm",), dataset="mnist", data_dir=tmp_path / "d",
+                       download_timeout=0.4)
+    with pytest.raises(DataError, match=r"no data for 0\.4 s"):
+        check_data(config, lambda message: None)

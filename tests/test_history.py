@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from test_compare import noisy, write_run
 
+from harness import storage
 from harness.__main__ import main
 from harness.compare import history
 from harness.storage import RunFolderError
@@ -15,7 +16,8 @@ COMMITS = ["aaaaaaa1111", "bbbbbbb2222", "ccccccc3333+dirty"]
 
 @pytest.fixture
 def results(tmp_path):
-    """Three runs written out of date order, a baseline among them, and a broken one."""
+    """Three runs written out of date order, a baseline among them, and one stopped
+    before its first epoch (its epochs.csv, as the harness writes it first: a header)."""
     root = tmp_path / "results"
     dates = ["2026-01-03T00:00:00+00:00", "2026-01-01T00:00:00+00:00",
              "2026-01-02T00:00:00+00:00"]
@@ -27,7 +29,7 @@ def results(tmp_path):
     write_run(root / "run-0", {"jax": noisy(0.05)}, n_train=2000,  # another configuration
               meta={"git_commit": COMMITS[0], "started": dates[0]})
     (root / "stopped").mkdir()
-    (root / "stopped" / "epochs.csv").write_text("")
+    (root / "stopped" / "epochs.csv").write_text(",".join(storage.EPOCH_COLUMNS) + "\n")
     return root
 
 

@@ -4,6 +4,7 @@ checked for every backend in test_backends.py."""
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -76,3 +77,41 @@ def test_jax_compiles_in_the_first_epoch_only(small):
     assert first > 0
     trainer.train_epoch(X, y, order[::-1], 10, 0.5)
     assert trainer.compile_seconds == first
+
+
+def test_naming_a_peer_does_not_import_it_into_the_harness():
+    """The parent's run.json (its BLAS list) and GEMM peak must not depend on whether
+    torch or jax were named: checking a backend never imports it."""
+    import json
+    import subprocess
+    import sys
+
+    probe = ("import json, sys, backends; from harness.running import machine; "
+             "backends.resolve(sys.argv[1]); "
+             "print(json.dumps([sorted(m for m in ('torch', 'jax') if m in sys.modules), "
+             "machine.blas_info()]))")
+    seen = {}
+    for spec in ("torch,jax", "numpy-gemm"):
+        if spec == "torch,jax" and not all(importlib.util.find_spec(p) for p in PEERS):
+            pytest.skip("torch and jax are not both installed")
+        out = subprocess.run([sys.executable, "-c", probe, spec], capture_output=True,
+                             text=True, check=True).stdout
+        seen[spec] = json.loads(out)
+    assert seen["torch,jax"][0] == []
+    assert seen["torch,jax"][1] == seen["numpy-gemm"][1]
+
+
+def test_the_peers_report_the_threads_their_frameworks_run(small):
+    torch = pytest.importorskip("torch")
+    params = small[0]
+    before = torch.get_num_threads()
+    try:
+        assert backends.create("torch", params).threads == before
+        assert backends.create("torch", params, threads=1).threads == 1
+    finally:
+        torch.set_num_threads(before)
+    pytest.importorskip("jax")
+    from backends.jax_backend import xla_cpu_threads
+
+    assert backends.create("jax", params).threads == xla_cpu_threads()
+    assert xla_cpu_threads() == len(os.sched_getaffinity(0))

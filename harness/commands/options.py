@@ -72,6 +72,10 @@ def add_common_options(p: argparse.ArgumentParser, with_cell: bool = False) -> N
                             "numpy-gemm, which keeps BLAS on one thread")
     p.add_argument("--timeout", type=float,
                    help="seconds one backend's worker may take before it is stopped")
+    p.add_argument("--download-timeout", type=float, default=default("download_timeout"),
+                   help="seconds the download of a missing dataset may take, all its files "
+                        "and mirrors together; past it, auto falls back to mnist-sample "
+                        f"(default: {default('download_timeout'):g})")
     p.add_argument("--results-dir", type=Path, default=default("results_dir"),
                    help=f"where the run folder is written (default: {default('results_dir')}/)")
     p.add_argument("--peak-seconds", type=float, default=default("peak_seconds"),
@@ -109,5 +113,6 @@ def config_from_args(args: argparse.Namespace, argv: list[str], **cell) -> RunCo
         warmup_epochs=args.warmup_epochs, eta=args.eta, seed=args.seed,
         dataset=args.dataset, data_dir=args.data_dir, n_train=args.n_train,
         results_dir=args.results_dir, timeout=args.timeout,
+        download_timeout=args.download_timeout,
         peak_seconds=args.peak_seconds, argv=tuple(argv), **cell,
     )

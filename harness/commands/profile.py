@@ -29,9 +29,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     result = profile_only(options.config_from_args(args, argv), profile_settings(args),
                           ConsoleProgress())
     print_profile(result.profile)
+    if result.profile.interrupted:
+        print("interrupted: the backends profiled before it are kept", file=sys.stderr)
     print(f"results: {result.run_dir}")
     print(f"report: {result.report.resolve().as_uri()}")
-    return 1 if result.profile.failed else 0
+    return result.exit_code
 
 
 def profile_settings(args: argparse.Namespace):

@@ -31,6 +31,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     print_profile(result.profile)
     if result.interrupted:
         print("interrupted: the completed epochs are kept", file=sys.stderr)
+    elif result.profile is not None and result.profile.interrupted:
+        print("interrupted while profiling: the timings, the summary and the backends "
+              "profiled before it are kept", file=sys.stderr)
     print(f"results: {result.run_dir}")
     print(f"report: {result.report.resolve().as_uri()}")
     return result.exit_code

@@ -8,7 +8,13 @@ from pathlib import Path
 import pandas as pd
 
 from harness import stats, storage
-from harness.storage import CONFIG_COLUMNS, RunFolderError, config_label, load_run
+from harness.storage import (
+    CONFIG_COLUMNS,
+    NoTimedEpochs,
+    RunFolderError,
+    config_label,
+    load_run,
+)
 
 HISTORY_COLUMNS = ["run_dir", "run_id", "date", "commit", "backend", *CONFIG_COLUMNS,
                    "epochs", "median_s"]
@@ -18,8 +24,9 @@ PLOT_SUFFIXES = (".png", ".svg")
 def gather(results_dir: Path | str) -> pd.DataFrame:
     """One row per run, backend and configuration, ordered by date.
 
-    Every folder below ``results_dir`` holding an epochs.csv counts as a run;
-    one that cannot be read (a run stopped before its first epoch) is skipped.
+    Every folder below ``results_dir`` holding an epochs.csv counts as a run; one
+    without a timed epoch (stopped before its first, or still running) is skipped,
+    and one that cannot be read raises RunFolderError naming its file.
     """
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
@@ -29,7 +36,7 @@ def gather(results_dir: Path | str) -> pd.DataFrame:
     for epochs_csv in sorted(results_dir.rglob(storage.EPOCHS_CSV)):
         try:
             run = load_run(epochs_csv.parent)
-        except RunFolderError:
+        except NoTimedEpochs:
             continue
         rows += _run_rows(run, epochs_csv.parent.relative_to(results_dir).as_posix())
     if not rows:
@@ -88,8 +95,7 @@ def plot(history: pd.DataFrame, path: Path) -> None:
     for ax, config in zip(axes[:, 0], configs):
         _plot_panel(ax, _select(history, config), config, colors)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    storage.write_figure(fig, path)
     plt.close(fig)
 
 

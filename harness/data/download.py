@@ -61,7 +61,7 @@ class Budget:
         """Seconds remaining; raises OutOfTime once none are."""
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
-            raise OutOfTime(f"not finished within the {self.seconds:g} s download_timeout")
+            raise OutOfTime(f"not finished within --download-timeout {self.seconds:g} s")
         return remaining
 
 

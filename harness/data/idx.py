@@ -51,7 +51,11 @@ def read_idx(path: str | Path) -> np.ndarray:
     except OSError as exc:
         raise DataError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
     # A bytearray-backed array is writable; only multi-byte types need a byte-swapping copy.
-    values = np.frombuffer(payload, dtype=dtype).reshape(shape)
+    try:
+        values = np.frombuffer(payload, dtype=dtype).reshape(shape)
+    except ValueError as exc:  # a zero dimension beside ones too large for any array
+        raise DataError(f"{path}: the IDX header's shape {'x'.join(map(str, shape))} "
+                        f"cannot be an array ({exc})") from None
     return values.astype(dtype.newbyteorder("="), copy=False)
 
 

@@ -57,6 +57,9 @@ WITHIN = (PROFILED_FRAME, "train_epoch")
 # behind its rate when a sample is slow to unwind (Numba's code: about 600 Hz of 1000).
 MARGIN = 2.0
 RETRY_SECONDS = 60.0  # the longest a second attempt trains for
+# The longest one profiled process may take without --timeout: start-up, warm-up
+# and the profiled epochs of the slowest backend on full MNIST, with room to spare.
+DEFAULT_DEADLINE = 900.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class ProfileResult:
     unavailable: str = ""  # why nothing could be profiled; '' when py-spy worked
     notes: list[str] = field(default_factory=list)
     folder: Path | None = None  # <flamegraph-dir>/<run-id>, when a flamegraph was drawn
+    interrupted: bool = False  # Ctrl-C: the backends profiled before it are kept
 
     @property
     def failed(self) -> bool:
@@ -97,7 +101,7 @@ def profile_backends(config: RunConfig, backends: Sequence[str], dataset: str, r
                      run_dir: Path, settings: ProfileSettings,
                      on_backend: Callable[[str], None] = lambda backend: None) -> ProfileResult:
     """Profile ``backends`` one after the other and write the files; never raises for a
-    profiler that cannot run here: the result says why instead."""
+    profiler that cannot run here, or for Ctrl-C: the result says so instead."""
     py_spy = settings.py_spy or pyspy.locate()
     result = ProfileResult(folder=Path(settings.out_dir) / run_id)
     for backend in backends:
@@ -109,8 +113,12 @@ def profile_backends(config: RunConfig, backends: Sequence[str], dataset: str, r
             result.unavailable = f"no flamegraphs: {e}"
             break
         except pyspy.ProfileFailed as e:
-            profile = BackendProfile(backend, message=str(e))
-            result.notes.append(f"{backend}: profile failed: {e}")
+            log = storage.write_error_log(run_dir, f"{backend}.profile", e.log or str(e))
+            profile = BackendProfile(backend, message=f"{e} (all of it: {log})")
+            result.notes.append(f"{backend}: profile failed: {profile.message}")
+        except KeyboardInterrupt:  # the processes are stopped; what was profiled is kept
+            result.interrupted = True
+            break
         result.profiles.append(profile)
         if profile.breakdown is not None and profile.breakdown.total < settings.min_samples:
             result.notes.append(f"{backend}: the breakdown rests on {profile.breakdown.total} "
@@ -125,20 +133,21 @@ def _profile_one(config, backend, dataset, run_id, settings, py_spy, out_dir) ->
     """Record, and once more for longer if py-spy fell so far behind its rate (a
     loaded machine, slow-to-unwind code) that fewer than min_samples were taken."""
     job = Job(replace(config, threads=1), backend, dataset, run_id)
+    deadline = config.timeout or DEFAULT_DEADLINE
     limit = backends.entry(backend).profile_rate  # code py-spy unwinds slowly
     settings = replace(settings, rate=min(settings.rate, limit or settings.rate))
     min_seconds = MARGIN * settings.min_samples / settings.rate
-    phases, child = _record(job, min_seconds, settings, py_spy, config.timeout)
+    phases, child = _record(job, min_seconds, settings, py_spy, deadline)
     inside = _training_samples(phases)
     if inside < settings.min_samples:
         longer = min_seconds * 1.5 * settings.min_samples / max(inside, 1)
-        retry = _record(job, min(longer, RETRY_SECONDS), settings, py_spy, config.timeout)
+        retry = _record(job, min(longer, RETRY_SECONDS), settings, py_spy,
+                        deadline)
         if _training_samples(retry[0]) > inside:
             phases, child = retry
     startup, training = phases
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{backend}.txt").write_text(training.collapsed)
-    (out_dir / f"{backend}.startup.txt").write_text(startup.collapsed)
+    storage.write_atomic(out_dir / f"{backend}.txt", training.collapsed)
+    storage.write_atomic(out_dir / f"{backend}.startup.txt", startup.collapsed)
     weighted = _weighted_stacks(phases)
     counted = classify.breakdown({s: n for s, (_, n) in weighted.items()}, within=WITHIN,
                                  ignore=(pyspy.WAIT_FRAME,))

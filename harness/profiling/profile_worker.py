@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.profiling.pyspy import allow_parent_to_trace, wait_for_sampler
+from harness.running.lifeline import die_with_parent
 
 if TYPE_CHECKING:
     from harness.running.worker import Job, Setup
@@ -89,6 +90,7 @@ def _blas_threads() -> int | None:
 
 def main(argv: list[str]) -> int:
     folder = Path(argv[0])
+    die_with_parent()  # and py-spy, sampling it, ends with it
     allow_parent_to_trace()
     wait_for_sampler(folder, 1)
     started = time.perf_counter()

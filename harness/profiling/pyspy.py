@@ -29,11 +29,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.running.lifeline import parent_gone
+
 # The child's function that waits for the sampler: its samples are the
 # handshake's, not the program's, and are dropped from every count.
 WAIT_FRAME = "wait_for_sampler"
 ATTACH_SECONDS = 120.0  # py-spy reads the symbols of every library first: torch's are large
 _POLL = 0.002
+_PAST_DEADLINE = "the profiled process ran past its deadline (--timeout, or the default)"
 _PERMISSION = re.compile(r"permission denied|operation not permitted|os error (1|13)\b|ptrace",
                          re.IGNORECASE)
 
@@ -49,7 +52,12 @@ class ProfilerUnavailable(RuntimeError):
 
 
 class ProfileFailed(RuntimeError):
-    """The profiled child failed; the message carries the end of its error output."""
+    """The profiled child failed; the message carries the end of its error output,
+    ``log`` all of it and py-spy's logs, which live in a folder about to go."""
+
+    def __init__(self, message: str, log: str = ""):
+        super().__init__(message)
+        self.log = log
 
 
 @dataclass(frozen=True)
@@ -86,15 +94,31 @@ def record(py_spy: str | None, command: Sequence[str], folder: Path, rates: Sequ
         phases = [_record_phase(py_spy, child, folder, k, rate, deadline)
                   for k, rate in enumerate(rates, 1)]
         _wait(child, deadline)
+        if child.returncode != 0:
+            raise ProfileFailed(_tail(folder / "child.stderr")
+                                or f"profiled process exited with code {child.returncode}")
+    except ProfileFailed as e:
+        _end(child, child_err)
+        raise ProfileFailed(str(e), diagnostics(folder)) from None
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        child_err.close()
-    if child.returncode != 0:
-        raise ProfileFailed(_tail(folder / "child.stderr")
-                            or f"profiled process exited with code {child.returncode}")
+        _end(child, child_err)
     return phases
+
+
+def _end(child: subprocess.Popen, child_err) -> None:
+    if child.poll() is None:
+        child.kill()
+        child.wait()
+    child_err.close()
+
+
+def diagnostics(folder: Path) -> str:
+    """Everything the profiled child and py-spy said, each under its file's name."""
+    parts = []
+    for path in [folder / "child.stderr", *sorted(folder.glob("phase-*.log"))]:
+        if path.is_file():
+            parts.append(f"== {path.name}\n{path.read_text(errors='replace').rstrip()}\n")
+    return "\n".join(parts)
 
 
 def _record_phase(py_spy, child, folder: Path, k: int, rate: int, deadline) -> Phase:
@@ -119,7 +143,11 @@ def _record_phase(py_spy, child, folder: Path, k: int, rate: int, deadline) -> P
         seconds = time.monotonic() - started
         if spy.poll() is None and child.poll() is None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file and detaches
-        spy.wait(timeout=ATTACH_SECONDS)
+        try:
+            spy.wait(timeout=ATTACH_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise ProfileFailed(f"py-spy did not write its profile within {ATTACH_SECONDS:g} s "
+                                "of being stopped") from None
     finally:
         if spy.poll() is None:
             spy.kill()
@@ -160,7 +188,7 @@ def _await(ready, child: subprocess.Popen, deadline) -> bool:
         if child.poll() is not None:
             return ready()
         if deadline is not None and time.monotonic() > deadline:
-            raise ProfileFailed("the profiled process ran past --timeout")
+            raise ProfileFailed(_PAST_DEADLINE)
         time.sleep(_POLL)
     return True
 
@@ -169,7 +197,7 @@ def _wait(child: subprocess.Popen, deadline) -> None:
     try:
         child.wait(None if deadline is None else max(deadline - time.monotonic(), 0))
     except subprocess.TimeoutExpired:
-        raise ProfileFailed("the profiled process ran past --timeout") from None
+        raise ProfileFailed(_PAST_DEADLINE) from None
 
 
 def _tail(path: Path, lines: int = 1) -> str:
@@ -198,8 +226,11 @@ def allow_parent_to_trace() -> None:
 
 
 def wait_for_sampler(folder: Path, k: int) -> None:
-    """Say 'ready for phase k' and wait until the sampler is attached."""
+    """Say 'ready for phase k' and wait until the sampler is attached; exit if the
+    harness that would attach it is gone."""
     (folder / f"ready-{k}").touch()
     go = folder / f"go-{k}"
     while not go.exists():
+        if parent_gone():
+            os._exit(1)
         time.sleep(_POLL)

@@ -35,10 +35,9 @@ def write_all(frame: pd.DataFrame, winners: pd.DataFrame, folder: Path) -> list[
 
 
 def save(fig: Figure, stem: Path) -> list[Path]:
-    stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(f".{fmt}") for fmt in FORMATS]
     for path in paths:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+        storage.write_figure(fig, path, dpi=120, bbox_inches="tight")
     return paths
 
 

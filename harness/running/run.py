@@ -15,7 +15,7 @@ from backends import REFERENCE
 from harness import storage
 from harness.config import RunConfig, UsageError
 from harness.profiling.profile import ProfileResult, ProfileSettings, profile_backends
-from harness.records import BackendOutcome, EpochRecord
+from harness.records import INTERRUPTED, BackendOutcome, EpochRecord
 from harness.reporting import pages
 from harness.reporting.summary import summarize
 from harness.running import machine
@@ -48,9 +48,13 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        if self.interrupted:
+        """130 if interrupted (timing or profiling), 1 if a backend failed or its profile
+        did, else 0; py-spy unable to run here is said, and is no failure."""
+        if self.interrupted or (self.profile is not None and self.profile.interrupted):
             return EXIT_INTERRUPTED
-        return EXIT_OK if all(o.ok for o in self.outcomes) else EXIT_FAILED
+        failed = not all(o.ok for o in self.outcomes) or (
+            self.profile is not None and self.profile.failed)
+        return EXIT_FAILED if failed else EXIT_OK
 
 
 def new_run_id() -> str:
@@ -65,7 +69,8 @@ def check_data(config: RunConfig, notice: Callable[[str], None]) -> tuple[str, i
     from harness.data.catalogue import load_dataset
 
     data = load_dataset(config.dataset, data_dir=config.data_dir, n_train=config.n_train,
-                        input_size=config.sizes[0], seed=config.seed, notice=notice)
+                        input_size=config.sizes[0], seed=config.seed, notice=notice,
+                        download_timeout=config.download_timeout)
     if data.input_size != config.sizes[0]:
         raise UsageError(
             f"--sizes starts with {config.sizes[0]} inputs but {data.name} has "
@@ -107,17 +112,18 @@ def execute(config: RunConfig, observer: Observer | None = None,
     config_row = {"dtype": config.dtype, "sizes": config.sizes_label,
                   "batch_size": config.batch_size, "eta": config.eta, "seed": config.seed,
                   "dataset": dataset, "n_train": n_train}
+    _keep_diagnostics(run_dir, outcomes)
     peak = (meta["gemm_peak"] or {}).get("gemm_peak_gflops_all")
     summary = summarize(run_id, outcomes, config_row, REFERENCE, peak)
     result = RunResult(run_id, run_dir, summary, outcomes, interrupted)
     reports.summary(summary)
-    reports.update_meta(finished=_now(), exit_code=result.exit_code,
-                        failures=_failures(outcomes),
+    reports.update_meta(finished=_now(), failures=_failures(outcomes),
                         choices={o.backend: o.choices for o in outcomes if o.choices})
     if profile is not None and not interrupted:
         ran_well = [o.backend for o in outcomes if o.ok]
         result.profile = _profile(config, ran_well, dataset, run_id, run_dir, profile, observer)
         reports.update_meta(finished=_now(), flamegraphs=_folder(result.profile))
+    reports.update_meta(exit_code=result.exit_code)  # last: the code the command exits with
     result.report = pages.write_report(run_dir)
     return result
 
@@ -136,7 +142,8 @@ def profile_only(config: RunConfig, settings: ProfileSettings,
     result = RunResult(run_id, run_dir, summarize(run_id, [], {}, REFERENCE))
     result.profile = _profile(config, config.backends, dataset, run_id, run_dir, settings,
                               observer)
-    folder.update_meta(finished=_now(), flamegraphs=_folder(result.profile))
+    folder.update_meta(finished=_now(), flamegraphs=_folder(result.profile),
+                       exit_code=result.exit_code)
     result.report = pages.write_report(run_dir)
     return result
 
@@ -148,6 +155,15 @@ def _calibrate(config: RunConfig, observer: Observer) -> dict | None:
         return None
     observer.notice(f"measuring the {config.dtype} GEMM peak ({config.peak_seconds:g} s)")
     return calibrate(config.dtype, config.peak_seconds / 2)
+
+
+def _keep_diagnostics(run_dir: Path, outcomes: list[BackendOutcome]) -> None:
+    """Each failure's whole diagnostic in errors/<backend>.log, which its message (in
+    summary.csv, run.json and the printed table) then names."""
+    for outcome in outcomes:
+        if not outcome.ok and outcome.status != INTERRUPTED:
+            log = storage.write_failure_log(run_dir, outcome).relative_to(run_dir)
+            outcome.message = f"{outcome.message} (all of it: {log})"
 
 
 def _failures(outcomes: list[BackendOutcome]) -> list[dict]:

@@ -24,6 +24,7 @@ import numpy as np
 
 from harness.config import RunConfig
 from harness.records import DIVERGED, FAILED, OK, EpochRecord
+from harness.running.lifeline import die_with_parent
 
 if TYPE_CHECKING:
     from backends.base import Trainer
@@ -90,6 +91,7 @@ def _limit_threads(threads: int | None):
 
 def main(job: Job, conn: Connection) -> None:
     """Entry point of the worker process; every outcome becomes a message."""
+    die_with_parent()
     try:
         _train(job, conn)
     except KeyboardInterrupt:
