@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -54,13 +55,28 @@ def test_a_folder_without_a_version_reads_as_version_1(tmp_path):
     assert list(load_run(tmp_path / "r1").epochs["seconds"]) == [0.1]
 
 
-def test_the_committed_baseline_holds_the_gates_runs():
-    folders = sorted((ROOT / "results" / "baseline").glob("*/run.json"))
-    assert folders, "results/baseline holds the gate's runs"
-    assert all(storage.check_version(json.loads(p.read_text()), p) == 1 for p in folders)
-    pooled = load_run(ROOT / "results" / "baseline")
-    assert len(pooled.meta["pooled_runs"]) == len(folders)
-    assert {"numpy-per-sample", "numpy-gemm"} <= set(pooled.epochs["backend"])
+def test_the_committed_baselines_hold_the_gates_runs_one_kind_of_machine_each():
+    kinds = sorted(p for p in (ROOT / "results" / "baseline").iterdir() if p.is_dir())
+    assert kinds, "results/baseline holds the gate's runs, a folder per kind of machine"
+    for kind in kinds:
+        folders = sorted(kind.glob("*/run.json"))
+        assert folders, f"{kind.name} holds runs"
+        metas = [json.loads(p.read_text()) for p in folders]
+        assert all(storage.check_version(m, p) == 1 for m, p in zip(metas, folders))
+        # every run in a kind's folder was measured on that kind of machine
+        for meta in metas:
+            blas = [p for p in meta["blas"] if p["user_api"] == "blas"]
+            assert meta.get("machine_key", kind.name) == kind.name
+            assert kind.name.startswith(machine_key_prefix(meta["cpu_model"]))
+            kernels = f"{blas[0]['internal_api']}-{blas[0]['architecture']}".lower()
+            assert kind.name.endswith(kernels)
+        pooled = load_run(kind)
+        assert len(pooled.meta["pooled_runs"]) == len(folders)
+        assert {"numpy-per-sample", "numpy-gemm"} <= set(pooled.epochs["backend"])
+
+
+def machine_key_prefix(cpu_model: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", cpu_model.lower().replace("(r)", "")).strip("-")
 
 
 def test_only_the_epochs_that_stand_are_read(tmp_path):

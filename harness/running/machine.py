@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata as importlib_metadata
@@ -25,6 +26,39 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_identity() -> dict[str, str]:
+    """Vendor, family and model number from /proc/cpuinfo: the model name alone
+    ("AMD EPYC") is the same for CPUs of different generations."""
+    keys = {"vendor_id": "vendor", "cpu family": "family", "model": "model"}
+    found: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() in keys and keys[name.strip()] not in found:
+                found[keys[name.strip()]] = value.strip()
+            if not line.strip() and found:
+                break  # the first processor's block is enough
+    except OSError:
+        pass
+    return found
+
+
+def machine_key(blas: list[dict] | None = None) -> str:
+    """A name for the kind of machine, for keeping baselines apart: the CPU
+    (name, family and model, count of CPUs) and the kernels NumPy's BLAS chose
+    for it. Ratios between backends shift from one kind to another (NumPy's
+    interpreter-bound code and BLAS-bound code do not speed up alike), so a
+    regression gate may only compare figures measured on the same kind."""
+    identity = cpu_identity()
+    blas = blas_info() if blas is None else blas
+    kernels = "-".join(dict.fromkeys(
+        f"{p.get('internal_api')}-{p.get('architecture')}" for p in blas
+        if p.get("user_api") == "blas")) or "noblas"
+    parts = [cpu_model(), f"f{identity.get('family', 'x')}m{identity.get('model', 'x')}",
+             f"{os.cpu_count()}cpu", kernels]
+    return re.sub(r"[^a-z0-9]+", "-", " ".join(parts).lower().replace("(r)", "")).strip("-")
 
 
 def package_versions() -> dict[str, str | None]:
@@ -72,15 +106,22 @@ def git_commit(cwd: Path | None = None) -> str | None:
 
 
 def metadata(argv: list[str] | tuple[str, ...] = ()) -> dict:
+    blas = blas_info()
     return {
         "cpu_model": cpu_model(),
+        "cpu": cpu_identity(),
+        "machine_key": machine_key(blas),
         "cpu_count": os.cpu_count(),
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "packages": package_versions(),
-        "blas": blas_info(),
+        "blas": blas,
         "rust": rust_info(),
         "environment": {k: os.environ[k] for k in BLAS_ENVIRONMENT if k in os.environ},
         "git_commit": git_commit(),
         "command_line": " ".join(argv),
     }
+
+
+if __name__ == "__main__":  # the key alone, for shell scripts such as .ci/benchmark-gate
+    print(machine_key())
