@@ -20,7 +20,7 @@ from harness.config import RunConfig, UsageError
 from harness.records import CUT_SHORT, FAILED, OK, TIMEOUT, BackendOutcome
 from harness.reporting.plots import FILES, FORMATS
 from harness.reporting.summary import SUMMARY_COLUMNS
-from harness.reporting.tables import winner_grid
+from harness.reporting.tables import peer_text, winner_grid
 from harness.running.sweep import Grid, parse_list, run_sweep, winner_map
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +101,8 @@ def test_small_sweep_writes_a_row_per_cell_and_backend_and_the_plots(tmp_path):
     for run_dir in frame["run_dir"].unique():
         assert (result.sweep_dir / run_dir / "summary.csv").exists()
 
+    # each row keeps its timed epochs, for the bootstrap of the winner map's lead
+    assert all(len(str(t).split(";")) == 1 for t in frame["epoch_seconds"])
     winners = pd.read_csv(result.sweep_dir / "winners.csv")
     assert len(winners) == 4 and set(winners["backends_timed"]) == {2}
     for name in FILES:
@@ -148,6 +150,30 @@ def test_winner_map_names_the_fastest_and_its_lead():
     assert grid.loc["784,30,10 float64", "batch 100"] == "numpy-gemm = jax x1.00"
     assert grid.loc["784,30,10 float32", "batch 10"] == "no result"
     assert grid.loc["784,30,10 float32", "batch 100"] == "numpy-book (alone)"
+
+
+def test_the_lead_over_the_peers_counts_only_where_the_bootstrap_supports_it():
+    a, b, c = ("784,30,10", "float64", 10), ("784,30,10", "float64", 100), \
+        ("784,30,10", "float64", 1000)
+    frame = pd.DataFrame([
+        # ours clearly ahead: every epoch of ours beats every epoch of the peer's
+        _row(a, "numba", 0.10, epoch_seconds="0.10;0.11;0.10;0.09;0.10"),
+        _row(a, "jax", 0.20, epoch_seconds="0.20;0.21;0.19;0.20;0.20"),
+        # ahead at the medians only: the epochs overlap
+        _row(b, "numba", 0.10, epoch_seconds="0.10;0.30;0.05;0.10;0.31"),
+        _row(b, "jax", 0.11, epoch_seconds="0.11;0.06;0.11;0.29;0.11"),
+        # the peer ahead
+        _row(c, "numba", 0.30, epoch_seconds="0.30;0.30;0.31"),
+        _row(c, "torch", 0.15, epoch_seconds="0.15;0.15;0.16"),
+    ])
+    clear, overlap, behind = (row for _, row in winner_map(frame).iterrows())
+    assert clear["ours_lead"] == "ours" and clear["ours_vs_peer_low"] > 1
+    assert clear["ours_vs_peer_low"] <= clear["ours_vs_peer"] <= clear["ours_vs_peer_high"]
+    assert overlap["ours_vs_peer"] > 1 and overlap["ours_vs_peer_low"] < 1
+    assert overlap["ours_lead"] == "not supported"
+    assert behind["ours_lead"] == "peer" and behind["ours_vs_peer_high"] < 1
+    assert peer_text(clear) == "vs jax x2.00"
+    assert peer_text(overlap) == "vs jax x1.10 (n.s.)"
 
 
 @pytest.fixture

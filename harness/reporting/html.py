@@ -33,7 +33,9 @@ WINNERS = [("sizes", "sizes", "{}"), ("dtype", "dtype", "{}"),
            ("threads_requested", "threads", "{}"), ("batch_size", "batch", "{}"),
            ("winner", "winner", "{}"), ("winner_s", "winner s", "{:.4f}"),
            ("lead", "lead", "x{:.2f}"), ("best_ours", "best of ours", "{}"),
-           ("best_peer", "best peer", "{}"), ("ours_vs_peer", "ours vs peer", "{:.2f}x")]
+           ("best_peer", "best peer", "{}"), ("ours_vs_peer", "ours vs peer", "{:.2f}x"),
+           ("ours_vs_peer_low", "95% from", "{:.2f}x"), ("ours_vs_peer_high", "to", "{:.2f}x"),
+           ("ours_lead", "ours ahead", "{}")]
 
 
 def run_page(meta: Mapping, summary: Sequence[Mapping], epochs: Sequence[Mapping],

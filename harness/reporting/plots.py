@@ -19,7 +19,7 @@ from matplotlib.ticker import NullLocator
 
 from harness import storage
 from harness.records import OK, STANDING
-from harness.reporting.tables import row_label, winner_text
+from harness.reporting.tables import peer_text, row_label, winner_text
 
 FORMATS = ("png", "svg")
 FILES = storage.SWEEP_PLOTS
@@ -131,8 +131,10 @@ def winners_figure(winners: pd.DataFrame, colours: dict) -> Figure:
             1.0, 1.0, 1.0, 1.0)
         ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor=colour, alpha=0.45,
                                edgecolor="white", linewidth=2))
-        ax.text(x, y, winner_text(row).replace(" x", "\nx").replace(" (", "\n("),
-                ha="center", va="center", fontsize=8)
+        label = winner_text(row).replace(" x", "\nx").replace(" (", "\n(")
+        if peer_text(row) and row["winner"] != row["best_peer"]:
+            label += "\n" + peer_text(row)
+        ax.text(x, y, label, ha="center", va="center", fontsize=7)
     ax.set_xlim(-0.5, len(batches) - 0.5)
     ax.set_ylim(len(labels) - 0.5, -0.5)
     ax.set_xticks(range(len(batches)), [f"batch {b}" for b in batches])
@@ -140,8 +142,9 @@ def winners_figure(winners: pd.DataFrame, colours: dict) -> Figure:
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    ax.set_title("Fastest backend per cell, and its lead over the next (x time ratio)",
-                 fontsize=10)
+    ax.set_title("Fastest backend per cell, its lead over the next, and the best of ours\n"
+                 "against the best peer (x time ratio; n.s.: the bootstrap interval reaches 1)",
+                 fontsize=9)
     return fig
 
 

@@ -61,6 +61,16 @@ def winner_text(row: pd.Series) -> str:
     return f"{row['winner']} x{row['lead']:.2f}"
 
 
+def peer_text(row: pd.Series) -> str:
+    """'vs jax x1.52' (the best of ours over the best peer, at the medians), with
+    ' (n.s.)' where the bootstrap interval of that ratio reaches below 1, and ''
+    where the cell has no peer or none of ours."""
+    if _missing(row.get("ours_vs_peer")):
+        return ""
+    text = f"vs {row['best_peer']} x{row['ours_vs_peer']:.2f}"
+    return text + (" (n.s.)" if row.get("ours_lead") == "not supported" else "")
+
+
 def format_winners(winners: pd.DataFrame) -> str:
     """The winner map as a text grid: a row per width and dtype (and threads), a
     column per batch size."""

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import backends
 from backends.base import DTYPES
-from harness import storage
+from harness import stats, storage
 from harness.config import RunConfig, UsageError
 from harness.records import STANDING
 from harness.reporting.summary import SUMMARY_COLUMNS
@@ -46,11 +47,15 @@ DEFAULT_DTYPES = ("float64", "float32")
 # A cell is these settings; ``threads_requested`` is the grid's value (empty: the
 # libraries' default), ``threads`` the count each backend reports it ran with.
 CELL_KEYS = ["sizes", "dtype", "threads_requested", "batch_size"]
-SWEEP_COLUMNS = ["sweep_id", "cell", "threads_requested", "run_dir", *SUMMARY_COLUMNS]
+SWEEP_COLUMNS = ["sweep_id", "cell", "threads_requested", "run_dir", *SUMMARY_COLUMNS,
+                 "epoch_seconds"]
 WINNER_COLUMNS = [
     *CELL_KEYS, "winner", "winner_s", "runner_up", "runner_up_s", "lead",
-    "best_ours", "best_ours_s", "best_peer", "best_peer_s", "ours_vs_peer", "backends_timed",
+    "best_ours", "best_ours_s", "best_peer", "best_peer_s", "ours_vs_peer",
+    "ours_vs_peer_low", "ours_vs_peer_high", "ours_lead", "backends_timed",
 ]
+# ``ours_lead``: the best of ours against the best peer, as the bootstrap reads it.
+LEAD_SUPPORTED, LEAD_NOT_SUPPORTED, PEER_LEADS = "ours", "not supported", "peer"
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,9 @@ def cell_rows(sweep_id: str, index: int, cell: RunConfig, run: RunResult,
              "run_dir": run.run_dir.relative_to(sweep_dir).as_posix()}
     for column, value in extra.items():
         rows[column] = value
+    # Every timed epoch, for the bootstrap of the winner map's lead ("0.091;0.090").
+    timed = {o.backend: ";".join(f"{e.seconds:.6g}" for e in o.epochs) for o in run.outcomes}
+    rows["epoch_seconds"] = [timed.get(b, "") for b in rows["backend"]]
     # A summary column another module adds (pct_peak) is kept, after the known ones.
     return rows[SWEEP_COLUMNS + [c for c in rows.columns if c not in SWEEP_COLUMNS]]
 
@@ -198,7 +206,13 @@ def winner_map(frame: pd.DataFrame, peers: Sequence[str] | None = None) -> pd.Da
     next backend's time over its own; 1.0 for a tie, whose winners are joined by
     ' = '), and the best of ours against the best peer (``ours_vs_peer`` > 1: ours
     is faster). Only backends whose epochs stand (ok, cut short) take part; a
-    cell where none did has no winner. ``peers`` defaults to the registry's."""
+    cell where none did has no winner. ``peers`` defaults to the registry's.
+
+    ``ours_vs_peer_low``/``_high`` are the 95% bootstrap interval of that ratio,
+    from the two backends' epoch times, and ``ours_lead`` says what it supports:
+    "ours" where the whole interval is above 1, "peer" where the peer is faster,
+    "not supported" where ours is faster at the medians but the interval
+    reaches below 1."""
     peers = backends.peers() if peers is None else peers
     groups = frame.groupby(CELL_KEYS, sort=False, dropna=False)
     rows = [{**dict(zip(CELL_KEYS, key)), **_cell_winner(group, peers)} for key, group in groups]
@@ -228,7 +242,26 @@ def _cell_winner(group: pd.DataFrame, peers: Sequence[str]) -> dict:
         row.update(best_peer=theirs[0][0], best_peer_s=theirs[0][1])
     if ours and theirs:
         row["ours_vs_peer"] = theirs[0][1] / ours[0][1]
+        row.update(_lead_interval(timed, ours[0][0], theirs[0][0]))
     return row
+
+
+def _lead_interval(timed: pd.DataFrame, ours: str, peer: str) -> dict:
+    if "epoch_seconds" not in timed.columns:
+        return {}  # rows from before the epochs were kept: no interval
+    samples = {}
+    for name in (ours, peer):
+        text = timed.loc[timed["backend"] == name, "epoch_seconds"]
+        text = "" if text.empty or pd.isna(text.iloc[0]) else str(text.iloc[0])
+        samples[name] = np.array([float(v) for v in text.split(";") if v])
+    if not all(len(v) for v in samples.values()):
+        return {}  # rows from before the epochs were kept: no interval
+    estimate = stats.ratio_of_medians([samples[peer]], [samples[ours]],
+                                      np.random.default_rng(0))
+    lead = (PEER_LEADS if estimate.ratio <= 1 else
+            LEAD_SUPPORTED if estimate.low > 1 else LEAD_NOT_SUPPORTED)
+    return {"ours_vs_peer_low": estimate.low, "ours_vs_peer_high": estimate.high,
+            "ours_lead": lead}
 
 
 def _now() -> str:
