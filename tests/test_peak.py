@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 
 import pytest
 
-from harness.running.peak import calibrate, measure_gemm_peak
+from harness.running.peak import calibrate, measure_gemm_peak, measure_xla_peak
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -19,10 +20,32 @@ def test_one_thread_peak_is_a_plausible_rate(dtype):
 
 
 def test_calibrate_reports_both_peaks_and_the_core_count():
-    result = calibrate("float64", seconds=0.05)
+    result = calibrate("float64", seconds=0.05, libraries=("blas",))
     peaks = {"gemm_peak_gflops_1thread", "gemm_peak_gflops_all"}
-    assert set(result) == peaks | {"threads_all", "dtype"}
+    assert set(result) == peaks | {"threads_all", "dtype", "by_library", "library_1thread",
+                                   "library_all"}
+    assert result["library_all"] == result["library_1thread"] == "blas"
     assert result["dtype"] == "float64"
     assert result["threads_all"] == os.cpu_count()
     for key in peaks:
         assert math.isfinite(result[key]) and result[key] > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_the_peak_is_the_faster_of_blas_and_xla_and_both_are_kept():
+    result = calibrate("float32", seconds=0.05, libraries=("blas", "xla"))
+    blas, xla = result["by_library"]["blas"], result["by_library"]["xla"]
+    assert math.isfinite(xla["all"]) and xla["all"] > 0.5
+    assert result["gemm_peak_gflops_all"] == max(blas["all"], xla["all"])
+    assert result["library_all"] == ("xla" if xla["all"] > blas["all"] else "blas")
+    # XLA is measured on all cores only: the one-thread peak stays BLAS's
+    assert result["gemm_peak_gflops_1thread"] == blas["1thread"]
+
+
+def test_without_jax_the_peak_is_blas_alone(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "jax" else real(name, *a))
+    assert measure_xla_peak("float64", seconds=0.01, order=64) is None
+    result = calibrate("float64", seconds=0.02)
+    assert set(result["by_library"]) == {"blas"} and result["library_all"] == "blas"

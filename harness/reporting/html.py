@@ -108,12 +108,23 @@ def _configuration(meta: Mapping) -> list[tuple[str, str]]:
     return [(k, _text(v) or "-") for k, v in config.items() if k != "argv"]
 
 
+def _peak_library(peak: Mapping, threads: str) -> str:
+    """' (xla; blas 105.7)': which library set the peak, and the others' figures."""
+    library = peak.get(f"library_{threads}")
+    if not library:
+        return ""
+    others = [f"{name} {figures[threads]:.1f}" for name, figures in
+              (peak.get("by_library") or {}).items() if name != library and threads in figures]
+    return f" ({'; '.join([library, *others])})"
+
+
 def _machine(meta: Mapping) -> list[tuple[str, str]]:
     peak = meta.get("gemm_peak") or {}
     pairs = [("CPU", meta.get("cpu_model")), ("cores", meta.get("cpu_count")),
              ("OS", meta.get("os")), ("Python", meta.get("python")),
              ("commit", meta.get("git_commit"))]
-    pairs += [(f"GEMM peak, {k.removeprefix('gemm_peak_gflops_')}", f"{v:.1f} GFLOP/s")
+    pairs += [(f"GEMM peak, {k.removeprefix('gemm_peak_gflops_')}",
+               f"{v:.1f} GFLOP/s" + _peak_library(peak, k.removeprefix("gemm_peak_gflops_")))
               for k, v in peak.items() if k.startswith("gemm_peak_gflops_") and v]
     pairs += [(k, v) for k, v in (meta.get("environment") or {}).items()]
     pairs += [(k, v) for k, v in (meta.get("packages") or {}).items() if v]

@@ -1,6 +1,13 @@
-"""The machine's practical floating-point peak: what BLAS reaches on a large GEMM.
+"""The machine's practical floating-point peak: what the best GEMM at hand
+reaches on a large matmul.
 
-Backends' GFLOP/s are reported as a share of this figure. The matmul is
+Backends' GFLOP/s are reported as a share of this figure. NumPy's BLAS is
+always measured; where JAX is installed, XLA's GEMM is measured too, in a
+process of its own (the harness never imports a peer's library itself), and
+the faster of the two is the peak. One BLAS is not enough: on an AMD EPYC
+(Zen 5) NumPy's OpenBLAS runs its AVX2 "Haswell" kernels, 106 GFLOP/s on two
+cores in float64, where XLA's AVX-512 code reached 169, so a share of
+OpenBLAS's figure would flatter every backend by 1.6x. The matmul is
 square, of order 1536: on a 2-core EPYC with OpenBLAS, order 1024 on two
 threads reached only half the plateau that 1536 and 2048 both reach, and 1536
 still repeats several times a second. The best repetition is taken, since on
@@ -9,7 +16,11 @@ a shared machine interference only ever slows a run down.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -40,11 +51,66 @@ def measure_gemm_peak(
     return 2 * order**3 / best / 1e9
 
 
-def calibrate(dtype: str, seconds: float = 1.0) -> dict:
-    """The GEMM peak on one thread and on all cores, ``seconds`` for each."""
-    return {
-        "gemm_peak_gflops_1thread": measure_gemm_peak(dtype, 1, seconds),
-        "gemm_peak_gflops_all": measure_gemm_peak(dtype, None, seconds),
-        "threads_all": os.cpu_count(),
-        "dtype": dtype,
-    }
+# Importing jax and compiling the matmul take a few seconds; past this, no figure.
+XLA_TIMEOUT = 60.0
+
+
+def measure_xla_peak(dtype: str, seconds: float = 1.0, order: int = GEMM_ORDER) -> float | None:
+    """As :func:`measure_gemm_peak` on all cores, with JAX's jitted matmul, in a
+    child process; None where JAX is not installed or the child fails."""
+    if importlib.util.find_spec("jax") is None:
+        return None
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_ENABLE_X64="1")
+    argv = [sys.executable, "-m", __name__, "xla", dtype, str(seconds), str(order)]
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True,
+                              timeout=XLA_TIMEOUT + seconds)
+        return float(json.loads(done.stdout.strip().splitlines()[-1])) if done.returncode == 0 \
+            else None
+    except (subprocess.TimeoutExpired, ValueError, IndexError, OSError):
+        return None
+
+
+def _xla_child(dtype: str, seconds: float, order: int) -> float:
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    a, b = (jnp.asarray(rng.random((order, order)).astype(dtype)) for _ in range(2))
+    matmul = jax.jit(jnp.matmul)
+    matmul(a, b).block_until_ready()  # compiles
+    best, repeats, deadline = float("inf"), 0, time.perf_counter() + seconds
+    while repeats < MIN_REPEATS or time.perf_counter() < deadline:
+        start = time.perf_counter()
+        matmul(a, b).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+        repeats += 1
+    return 2 * order**3 / best / 1e9
+
+
+def calibrate(dtype: str, seconds: float = 1.0, libraries: tuple[str, ...] = ("blas", "xla"),
+              ) -> dict:
+    """The GEMM peak on one thread and on all cores, ``seconds`` for each and each
+    library: the best of NumPy's BLAS and (where installed, on all cores) XLA,
+    with every library's figures under ``by_library`` and the one that set each
+    peak."""
+    by_library = {}
+    if "blas" in libraries:
+        by_library["blas"] = {"1thread": measure_gemm_peak(dtype, 1, seconds),
+                              "all": measure_gemm_peak(dtype, None, seconds)}
+    # XLA on all cores only: its thread count is fixed when it starts, and a second
+    # child for one thread would cost the run another few seconds.
+    xla = measure_xla_peak(dtype, seconds) if "xla" in libraries else None
+    if xla is not None:
+        by_library["xla"] = {"all": xla}
+    result = {"threads_all": os.cpu_count(), "dtype": dtype, "by_library": by_library}
+    for key in ("1thread", "all"):
+        library = max((name for name in by_library if key in by_library[name]),
+                      key=lambda name: by_library[name][key])
+        result[f"gemm_peak_gflops_{key}"] = by_library[library][key]
+        result[f"library_{key}"] = library
+    return result
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["xla"]:  # measure_xla_peak's child
+    print(json.dumps(_xla_child(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))))
