@@ -21,7 +21,7 @@ INSTALL_OPENBLAS = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 	else echo "error: the Rust extension needs OpenBLAS: apt-get install libopenblas-dev" >&2; \
 	exit 1; fi
 
-.PHONY: run test lint clean rust rust-test
+.PHONY: run test lint clean rust rust-test figures
 
 run: $(VENV)/.installed rust
 	$(PY) -m harness run $(RUN_ARGS)
@@ -78,6 +78,19 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 			$(PY) -m pip install --quiet --no-deps "$(TORCH_SPEC)"; }
 	$(PY) -m pip install --quiet -e ".[test,peers,dev,build]"
 	touch $@
+
+# The committed figures (docs/figures/): the README's sweep on this kind of
+# machine, its winner map and table filed under the machine's key. Long: about
+# half an hour on 2 cores.
+FIGURE_SWEEP ?= --backend rust-fused,rust-fused-parallel,numba,numba-parallel,numpy-gemm,torch,jax \
+	--dataset synthetic --n-train 50000 --sizes 784,30,10 784,100,10 \
+	--batch-size 1,10,100,1000 --dtype float64,float32 --epochs 3 --max-seconds-per-cell 60
+figures: $(VENV)/.installed rust
+	$(PY) -m harness sweep $(FIGURE_SWEEP) --results-dir results/figures
+	@key=$$($(PY) -m harness.running.machine); sweep=$$(ls -td results/figures/*/ | head -1); \
+	mkdir -p docs/figures; \
+	for f in winners.png winners.svg winners.csv; do cp "$$sweep$$f" "docs/figures/$$key-$$f"; done; \
+	echo "figures: docs/figures/$$key-winners.{png,svg,csv} from $$sweep"
 
 clean:
 	rm -rf $(VENV)
