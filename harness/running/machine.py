@@ -10,11 +10,12 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 # The harness's own; each backend's are on its registry entry.
-PACKAGES = ("numpy", "pandas", "threadpoolctl", "py-spy", "scipy")
+PACKAGES = ("numpy", "pandas", "threadpoolctl", "py-spy", "scipy", "distributed")
 # Set on some machines to work around older OpenBLAS builds; they change which
 # kernels run, so a figure means little without them.
 BLAS_ENVIRONMENT = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
                     "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+COMMIT_VARIABLE = "NNDL_BENCH_COMMIT"
 
 
 def cpu_model() -> str:
@@ -59,7 +60,11 @@ def rust_info() -> dict | None:
 
 
 def git_commit(cwd: Path | None = None) -> str | None:
-    """The checkout's commit, with '+dirty' when the tree has changes; None outside git."""
+    """The checkout's commit, with '+dirty' when the tree has changes; None outside git.
+    ``$NNDL_BENCH_COMMIT``, where set, is taken instead: the commit of a harness
+    installed without its checkout (a wheel, a container image)."""
+    if os.environ.get(COMMIT_VARIABLE):
+        return os.environ[COMMIT_VARIABLE]
     cwd = cwd or Path(__file__).resolve().parents[2]  # harness/running/ -> the checkout
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
@@ -73,6 +78,7 @@ def git_commit(cwd: Path | None = None) -> str | None:
 
 def metadata(argv: list[str] | tuple[str, ...] = ()) -> dict:
     return {
+        "hostname": platform.node(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "os": platform.platform(),
