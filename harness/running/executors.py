@@ -15,7 +15,7 @@ from harness.config import RunConfig
 from harness.running import provenance
 from harness.running.run import EXIT_FAILED, Observer, execute
 
-DONE, LOST = "done", "lost"  # how an attempt at a cell ended
+DONE = "done"  # an attempt that ran; otherwise a backend status (lost, failed) for all
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class CellOutcome:
 
     index: int
     attempt: int
-    status: str = DONE
+    status: str = DONE  # or LOST, FAILED: the attempt produced no run
     rows: list[dict] = field(default_factory=list)
     run_dir: str | None = None  # relative to the sweep folder
     files: dict[str, bytes] | None = None
@@ -95,10 +95,11 @@ class SerialExecutor(Executor):
         return False
 
 
-def lost(pending: Pending, worker: str, facts: dict, started: str | None,
-         message: str) -> CellOutcome:
-    """The outcome of an attempt whose worker was lost while it ran."""
-    return CellOutcome(pending.index, pending.attempt, status=LOST, provenance=facts,
+def unrun(pending: Pending, status: str, worker: str, facts: dict, started: str | None,
+          message: str) -> CellOutcome:
+    """An attempt that produced no run: its worker was lost (``LOST``), or the task
+    itself failed there (``FAILED``); the sweep gives each backend a row saying so."""
+    return CellOutcome(pending.index, pending.attempt, status=status, provenance=facts,
                        worker=worker, started=started, finished=now(), exit_code=EXIT_FAILED,
                        message=message)
 

@@ -33,6 +33,7 @@ from harness.reporting import pages
 from harness.reporting.summary import SUMMARY_COLUMNS, summarize
 from harness.running import machine, provenance
 from harness.running.executors import (
+    DONE,
     CellOutcome,
     Executor,
     Pending,
@@ -233,8 +234,7 @@ def _drive(folder: storage.SweepWriter, cells: list[RunConfig], work: list[Pendi
     observer.sweep_started([p.cell for p in work])
     interrupted = False
     try:
-        with executor:
-            interrupted = executor.run(work, budget, folder.cells_dir, observer, on_cell)
+        interrupted = executor.run(work, budget, folder.cells_dir, observer, on_cell)
     except KeyboardInterrupt:  # between two backends' workers: the finished cells stand
         interrupted = True
     finally:
@@ -272,7 +272,8 @@ class _SweepFiles:
 
     def _write(self) -> None:
         frames = [f for f in self.frames if len(f)]
-        self.frame = (pd.concat(frames, ignore_index=True) if frames
+        self.frame = (pd.concat(frames, ignore_index=True).sort_values(
+            ["cell", "attempt"], kind="stable", ignore_index=True) if frames
                       else pd.DataFrame(columns=SWEEP_COLUMNS))
         self.winners = winner_map(self.frame)
         self.folder.frame(self.frame)
@@ -288,14 +289,15 @@ class _SweepFiles:
 
 
 def cell_rows(sweep_id: str, cell: RunConfig, outcome: CellOutcome) -> pd.DataFrame:
-    """An attempt's rows of sweep.csv: the run's summary (for a lost attempt, a row
-    per backend with the status ``lost``), the cell's settings and where it ran."""
-    if outcome.status == LOST:
+    """An attempt's rows of sweep.csv: the run's summary (for an attempt without a
+    run, a row per backend with its status, ``lost`` or ``failed``), the cell's
+    settings and where it ran."""
+    if outcome.status != DONE:
         config_row = {"dtype": cell.dtype, "sizes": cell.sizes_label,
                       "batch_size": cell.batch_size, "eta": cell.eta, "seed": cell.seed,
                       "dataset": cell.dataset, "n_train": cell.n_train}
-        rows = summarize("", [BackendOutcome(b, LOST, outcome.message) for b in cell.backends],
-                         config_row, backends.REFERENCE)
+        rows = summarize("", [BackendOutcome(b, outcome.status, outcome.message)
+                              for b in cell.backends], config_row, backends.REFERENCE)
     else:
         rows = pd.DataFrame(outcome.rows)
     facts = outcome.provenance
