@@ -55,7 +55,10 @@ class SweepObserver(Observer):
     """Progress of a sweep, for a front end to show; also receives every run's events
     (on a cluster, ``backend_finished`` as each cell's results arrive)."""
 
-    def sweep_started(self, cells: Sequence[RunConfig]) -> None: ...
+    def sweep_started(self, cells: Sequence[RunConfig], grid_size: int | None = None) -> None:
+        """``cells`` are those to run now; ``grid_size`` counts the whole grid (more,
+        when a sweep is resumed), and numbers the cells of ``cell_started``."""
+
     def cell_started(self, index: int, cell: RunConfig) -> None: ...
 
 

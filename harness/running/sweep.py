@@ -231,7 +231,7 @@ def _drive(folder: storage.SweepWriter, cells: list[RunConfig], work: list[Pendi
         runs.append(outcome)
         files.add(cell_rows(sweep_id, cells[outcome.index], outcome))
 
-    observer.sweep_started([p.cell for p in work])
+    observer.sweep_started([p.cell for p in work], grid_size=len(cells))
     interrupted = False
     try:
         interrupted = executor.run(work, budget, folder.cells_dir, observer, on_cell)
@@ -298,8 +298,10 @@ def cell_rows(sweep_id: str, cell: RunConfig, outcome: CellOutcome) -> pd.DataFr
                       "dataset": cell.dataset, "n_train": cell.n_train}
         rows = summarize("", [BackendOutcome(b, outcome.status, outcome.message)
                               for b in cell.backends], config_row, backends.REFERENCE)
-    else:
+    elif outcome.rows:
         rows = pd.DataFrame(outcome.rows)
+    else:  # stopped before its first backend had a row
+        return pd.DataFrame(columns=SWEEP_COLUMNS)
     facts = outcome.provenance
     extra = {"sweep_id": sweep_id, "cell": outcome.index, "threads_requested": cell.threads,
              "run_dir": outcome.run_dir, "attempt": outcome.attempt, "worker": outcome.worker,
