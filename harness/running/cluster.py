@@ -330,12 +330,12 @@ class _Round:
             self.assign()
             if self.inflight or not self.queue:
                 return
-        types = sorted({p.fingerprint or "any" for p in self.queue})
+        types = sorted({p.fingerprint for p in self.queue if p.fingerprint})
+        of_type = f" of fingerprint {', '.join(types)}" if types else ""
         raise ClusterError(
-            f"--cluster {self.executor.name}: no admitted worker left for "
-            f"{len(self.queue)} cell(s) (machine type {', '.join(types)}) after "
-            f"{self.executor.timeout:g} s; the finished cells are kept, and "
-            "--resume SWEEP_DIR runs the others")
+            f"--cluster {self.executor.name}: no admitted worker{of_type} left for "
+            f"{len(self.queue)} cell(s) after {self.executor.timeout:g} s; the finished "
+            f"cells are kept, and --resume {self.cells_dir.parent} runs the others")
 
     def arrived(self, future) -> None:
         pending, addr, started = self.inflight.pop(future)
