@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     from harness.running import cluster, provenance
 
-    address = cluster.parse_address(args.address)
+    address = cluster.parse_address(args.address, option="ADDRESS")
     if address.kind == "local":
         raise UsageError(f"ADDRESS {args.address!r}: a worker serves a scheduler, "
                          "tcp://HOST:PORT or file:PATH")

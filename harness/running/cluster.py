@@ -57,20 +57,26 @@ class Address:
     kind: str  # "tcp", "file" or "local"
     value: str  # the scheduler's address, the scheduler file, the number of workers
     text: str  # as given
+    option: str = "--cluster"  # where it was given, for the errors
+
+    @property
+    def given(self) -> str:
+        return f"{self.option} {self.text}"
 
 
-def parse_address(text: str) -> Address:
-    """``--cluster``'s value, checked, or a ClusterError naming the accepted forms."""
-    kind, sep, rest = text.partition(":")
+def parse_address(text: str, option: str = "--cluster") -> Address:
+    """An address as ``option`` gives it, checked, or a ClusterError naming the
+    accepted forms."""
+    kind, _, rest = text.partition(":")
     if kind == "tcp" and rest.startswith("//"):
         host, _, port = rest[2:].rpartition(":")
         if host and port.isdigit() and 0 < int(port) < 65536:
-            return Address("tcp", text, text)
+            return Address("tcp", text, text, option)
     elif kind == "file" and rest:
-        return Address("file", rest, text)
+        return Address("file", rest, text, option)
     elif kind == "local" and rest.isdigit() and int(rest) > 0:
-        return Address("local", rest, text)
-    raise ClusterError(f"--cluster {text!r}: expected {FORMS}")
+        return Address("local", rest, text, option)
+    raise ClusterError(f"{option} {text!r}: expected {FORMS}")
 
 
 def scheduler_address(address: Address) -> str:
@@ -81,13 +87,13 @@ def scheduler_address(address: Address) -> str:
     try:
         found = json.loads(path.read_text())["address"]
     except OSError as e:
-        raise ClusterError(f"--cluster {address.text}: cannot read the scheduler file "
+        raise ClusterError(f"{address.given}: cannot read the scheduler file "
                            f"({e.strerror or e})") from None
     except (ValueError, KeyError, TypeError):
-        raise ClusterError(f"--cluster {address.text}: {path} is not a scheduler file "
+        raise ClusterError(f"{address.given}: {path} is not a scheduler file "
                            "(JSON with an \"address\", as `dask scheduler --scheduler-file` "
                            "writes)") from None
-    return parse_address(str(found)).value
+    return parse_address(str(found), f"{address.given}: the address in it").value
 
 
 def core_sets(n_workers: int, cores: Sequence[int]) -> list[list[int]]:

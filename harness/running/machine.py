@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import subprocess
@@ -60,7 +61,8 @@ def rust_info() -> dict | None:
 
 
 def git_commit(cwd: Path | None = None) -> str | None:
-    """The checkout's commit, with '+dirty' when the tree has changes; None outside git.
+    """The checkout's commit, with '+dirty.' and eight hex digits of the diff when the
+    tree has changes (two trees with different edits differ); None outside git.
     ``$NNDL_BENCH_COMMIT``, where set, is taken instead: the commit of a harness
     installed without its checkout (a wheel, a container image)."""
     if os.environ.get(COMMIT_VARIABLE):
@@ -69,11 +71,11 @@ def git_commit(cwd: Path | None = None) -> str | None:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                                 text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        diff = subprocess.run(["git", "diff", "HEAD"], cwd=cwd, capture_output=True,
+                              timeout=5, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    return commit + ("+dirty" if dirty else "")
+    return commit + (f"+dirty.{hashlib.sha256(diff).hexdigest()[:8]}" if diff else "")
 
 
 def metadata(argv: list[str] | tuple[str, ...] = ()) -> dict:
