@@ -17,6 +17,7 @@ PACKAGES = ("numpy", "pandas", "threadpoolctl", "py-spy", "scipy", "distributed"
 BLAS_ENVIRONMENT = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
                     "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 COMMIT_VARIABLE = "NNDL_BENCH_COMMIT"
+CODE = ("harness", "backends", "rust", "pyproject.toml")  # what a measurement depends on
 
 
 def cpu_model() -> str:
@@ -62,7 +63,8 @@ def rust_info() -> dict | None:
 
 def git_commit(cwd: Path | None = None) -> str | None:
     """The checkout's commit, with '+dirty.' and eight hex digits of the diff when the
-    tree has changes (two trees with different edits differ); None outside git.
+    code that runs has changes (``CODE``: two trees with different edits differ, an
+    edit of the docs is none); None outside git.
     ``$NNDL_BENCH_COMMIT``, where set, is taken instead: the commit of a harness
     installed without its checkout (a wheel, a container image)."""
     if os.environ.get(COMMIT_VARIABLE):
@@ -71,8 +73,8 @@ def git_commit(cwd: Path | None = None) -> str | None:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                                 text=True, timeout=5, check=True).stdout.strip()
-        diff = subprocess.run(["git", "diff", "HEAD"], cwd=cwd, capture_output=True,
-                              timeout=5, check=True).stdout
+        diff = subprocess.run(["git", "diff", "HEAD", "--", *CODE], cwd=cwd,
+                              capture_output=True, timeout=5, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + (f"+dirty.{hashlib.sha256(diff).hexdigest()[:8]}" if diff else "")
