@@ -64,7 +64,7 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# Everything, peers and test tools included: `run` compares PyTorch and JAX too.
+# Everything, peers, Dask and test tools included: `run` compares PyTorch and JAX too.
 # torch comes first and alone (its dependencies follow from the usual index in
 # the next step), as its CPU build where one can be had: a wheel in pip's
 # configured find-links, then the CPU index, tried once and briefly; otherwise
@@ -76,7 +76,7 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 			--index-url $(TORCH_INDEX) "$(TORCH_SPEC)" 2>/dev/null \
 		|| { echo "note: no CPU build of $(TORCH_SPEC) in reach; installing the default build"; \
 			$(PY) -m pip install --quiet --no-deps "$(TORCH_SPEC)"; }
-	$(PY) -m pip install --quiet -e ".[test,peers,dev,build]"
+	$(PY) -m pip install --quiet -e ".[test,peers,dev,build,cluster]"
 	touch $@
 
 # The committed figures (docs/figures/): the README's sweep on this kind of

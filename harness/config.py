@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from backends.base import DTYPES, validate_sizes
@@ -68,6 +68,20 @@ class RunConfig:
         d["data_dir"] = str(self.data_dir) if self.data_dir else None
         d["results_dir"] = str(self.results_dir)
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        """The settings :meth:`to_dict` wrote (in sweep.json, or sent to a worker)."""
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        for key in ("backends", "sizes", "argv"):
+            if key in d:
+                d[key] = tuple(d[key])
+        if d.get("data_dir"):
+            d["data_dir"] = Path(d["data_dir"])
+        if "results_dir" in d:
+            d["results_dir"] = Path(d["results_dir"])
+        return cls(**d)
 
 
 def _positive(option: str, value: int) -> None:

@@ -12,6 +12,7 @@ CRASHED = "crashed"  # the worker process died (a signal, the OOM killer)
 TIMEOUT = "timeout"  # the worker ran past --timeout and was stopped
 INTERRUPTED = "interrupted"  # the run was stopped (Ctrl-C) during this backend
 CUT_SHORT = "cut-short"  # a time budget ended the backend early; its epochs stand
+LOST = "lost"  # a sweep's cell whose cluster worker died or left while it ran
 # The backend statuses whose timed epochs stand as measurements.
 STANDING = (OK, CUT_SHORT)
 

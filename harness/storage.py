@@ -169,13 +169,32 @@ def write_error_log(run_dir: Path, name: str, text: str) -> Path:
 
 
 class SweepWriter:
-    """A sweep folder: sweep.json, sweep.csv (rewritten after every cell), winners.csv;
-    its runs go in ``cells/``."""
+    """A sweep folder: sweep.json, sweep.csv and winners.csv (rewritten after every
+    cell); its runs go in ``cells/``, written in place or from the bytes a cluster's
+    worker sent back."""
 
-    def __init__(self, sweep_dir: Path, meta: dict):
+    def __init__(self, sweep_dir: Path, meta: dict, write: bool = True):
         self.sweep_dir, self.meta = sweep_dir, meta
         self.cells_dir = sweep_dir / CELLS_DIR
-        write_json({"format_version": FORMAT_VERSION, **meta}, sweep_dir / SWEEP_JSON)
+        if write:
+            write_json({"format_version": FORMAT_VERSION, **meta}, sweep_dir / SWEEP_JSON)
+
+    @classmethod
+    def reopen(cls, sweep_dir: Path) -> SweepWriter:
+        """The writer of an existing sweep folder, to add cells to it."""
+        return cls(Path(sweep_dir), read_sweep_meta(sweep_dir), write=False)
+
+    def run_files(self, run_dir: str, files: dict[str, bytes]) -> Path:
+        """A cell's run folder (``run_dir``, relative to the sweep folder, inside
+        ``cells/``) from its files' bytes, each written atomically."""
+        folder = (self.sweep_dir / run_dir).resolve()
+        for name, content in files.items():
+            path = (folder / name).resolve()
+            if self.cells_dir.resolve() not in folder.parents or folder not in path.parents:
+                raise StorageError(f"{self.sweep_dir}: refusing to write {run_dir}/{name}, "
+                                   f"which is not inside {CELLS_DIR}/<run-id>/")
+            write_atomic(path, content)
+        return folder
 
     def frame(self, frame: pd.DataFrame) -> None:
         write_csv(frame, self.sweep_dir / SWEEP_CSV)
@@ -186,6 +205,24 @@ class SweepWriter:
     def update_meta(self, **extra) -> None:
         self.meta.update(**extra)
         write_json({"format_version": FORMAT_VERSION, **self.meta}, self.sweep_dir / SWEEP_JSON)
+
+
+def read_sweep_meta(sweep_dir: Path) -> dict:
+    """sweep.json of a sweep folder, its format version checked."""
+    path = Path(sweep_dir) / SWEEP_JSON
+    if not path.is_file():
+        raise RunFolderError(f"{sweep_dir}: not a sweep folder (no {SWEEP_JSON}), as written "
+                             "by `python -m harness sweep`")
+    meta = read_meta(path)
+    if not isinstance(meta.get("cells"), list):
+        raise RunFolderError(f"{path}: no list of cells, as a sweep writes")
+    return meta
+
+
+def read_sweep_frame(sweep_dir: Path) -> pd.DataFrame:
+    """sweep.csv of a sweep folder; an empty frame when no cell has finished."""
+    rows = read_rows(Path(sweep_dir) / SWEEP_CSV)
+    return pd.DataFrame(rows)
 
 
 def write_history(history: pd.DataFrame, results_dir: Path) -> Path:

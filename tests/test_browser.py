@@ -278,7 +278,7 @@ def test_a_sweep_report_links_every_cell_to_its_run_report(browser, tmp_path):
     links = page.page.eval_on_selector_all("#winners-table a", "as => as.map(a => a.href)")
     assert len(links) == 2
     for run in result.runs:
-        assert (run.run_dir / "index.html").as_uri() in links
+        assert (result.sweep_dir / run.run_dir / "index.html").resolve().as_uri() in links
     assert page.page.eval_on_selector_all(
         "img", "is => is.map(i => i.complete && i.naturalWidth > 0)") == [True] * 3
     page.page.locator("#winners-table a").first.click()

@@ -57,6 +57,7 @@ def test_cli_writes_history_csv_and_a_plot(results, capsys, tmp_path):
 
 def test_short_commit_marks_a_tree_with_changes():
     assert history.short_commit("ccccccc3333+dirty") == "ccccccc+"
+    assert history.short_commit("ccccccc3333+dirty.0a1b2c3d") == "ccccccc+"
     assert history.short_commit("aaaaaaa1111") == "aaaaaaa"
     assert history.short_commit("") == "unknown"
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -211,3 +213,20 @@ def test_progress_shows_each_cell_and_the_time_left(tmp_path):
     assert lines[0] == "sweep: 2 cells, 4 backend runs"
     assert "cell 1/2: 784,30,10 float64 batch 10 threads default" in lines
     assert lines[-1] == "sweep: 1/4 backend runs, 0:30 elapsed, about 1:30 left"
+
+
+def test_without_dask_a_serial_sweep_runs_and_cluster_says_what_to_install(tmp_path):
+    """distributed is an optional extra: nothing but --cluster needs it."""
+    script = f"""
+import sys
+sys.modules["distributed"] = sys.modules["dask"] = None  # as if not installed
+from harness.__main__ import main
+args = ["sweep", "--backend", "numpy-gemm", "--dataset", "mnist-sample", "--n-train", "300",
+        "--epochs", "1", "--warmup-epochs", "0", "--peak-seconds", "0", "--batch-size", "100",
+        "--dtype", "float64", "--sizes", "784,30,10", "--results-dir", {str(tmp_path)!r}]
+print(main(args), main([*args, "--cluster", "local:1"]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert done.stdout.split()[-2:] == ["0", "2"], done.stderr
+    assert "needs Dask's distributed package" in done.stderr

@@ -80,8 +80,8 @@ class SweepProgress(ConsoleProgress, SweepObserver):
         self._cells = self._total = self._done = 0
         self._started = 0.0
 
-    def sweep_started(self, cells: Sequence[RunConfig]) -> None:
-        self._cells, self._total = len(cells), sum(len(c.backends) for c in cells)
+    def sweep_started(self, cells: Sequence[RunConfig], grid_size: int | None = None) -> None:
+        self._cells, self._total = grid_size or len(cells), sum(len(c.backends) for c in cells)
         self._started = self._clock()
         if self.bars:
             from tqdm import tqdm
@@ -90,7 +90,7 @@ class SweepProgress(ConsoleProgress, SweepObserver):
             self._sweep_bar = tqdm(total=self._total, desc="sweep", unit="run", position=0,
                                    file=self.stream, dynamic_ncols=True, smoothing=0)
         else:
-            self._write(f"sweep: {self._cells} cells, {self._total} backend runs")
+            self._write(f"sweep: {len(cells)} cells, {self._total} backend runs")
 
     def cell_started(self, index: int, cell: RunConfig) -> None:
         threads = "default" if cell.threads is None else cell.threads

@@ -63,7 +63,7 @@ def short_commit(commit: str) -> str:
     """``abc1234`` from a full hash, keeping the mark of a tree with changes."""
     if not commit:
         return "unknown"
-    return commit[:7] + ("+" if commit.endswith("+dirty") else "")
+    return commit[:7] + ("+" if "+dirty" in commit else "")
 
 
 def check_plot_path(path: Path | str) -> Path:

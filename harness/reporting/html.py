@@ -31,7 +31,8 @@ HOT = [("backend", "backend", "{}"), ("rank", "rank", "{}"), ("function", "funct
        ("share", "share", "{:.1%}")]
 WINNERS = [("sizes", "sizes", "{}"), ("dtype", "dtype", "{}"),
            ("threads_requested", "threads", "{}"), ("batch_size", "batch", "{}"),
-           ("winner", "winner", "{}"), ("winner_s", "winner s", "{:.4f}"),
+           ("fingerprint", "machine", "{}"), ("winner", "winner", "{}"),
+           ("winner_s", "winner s", "{:.4f}"),
            ("lead", "lead", "x{:.2f}"), ("best_ours", "best of ours", "{}"),
            ("best_peer", "best peer", "{}"), ("ours_vs_peer", "ours vs peer", "{:.2f}x"),
            ("ours_vs_peer_low", "95% from", "{:.2f}x"), ("ours_vs_peer_high", "to", "{:.2f}x"),
@@ -61,10 +62,17 @@ def run_page(meta: Mapping, summary: Sequence[Mapping], epochs: Sequence[Mapping
     return _page(f"nndl-bench run {run_id}", _run_header(meta), sections)
 
 
+MACHINES = [("fingerprint", "machine", "{}"), ("hostname", "host", "{}"),
+            ("worker", "worker", "{}"), ("pinned_cores", "pinned cores", "{}"),
+            ("cpu_model", "CPU", "{}"), ("cpu_count", "cores", "{}"), ("blas", "BLAS", "{}"),
+            ("commit", "commit", "{}")]
+
+
 def sweep_page(meta: Mapping, winners: Sequence[Mapping], cell_reports: Mapping[int, str],
-               plots: Sequence[str]) -> str:
+               plots: Sequence[str], machines: Sequence[Mapping] = ()) -> str:
     """The page of a sweep: the winner map, each cell linked to its run's page
-    (``cell_reports`` maps a row of ``winners`` to the address), and the plots."""
+    (``cell_reports`` maps a row of ``winners`` to the address), the plots, and the
+    machines the cells ran on (a row per worker and fingerprint)."""
     rows = [{**row, "report": cell_reports.get(i, "")} for i, row in enumerate(winners)]
     table = _table(rows, WINNERS, "winners", link=("winner", "report"))
     images = "".join(f'<figure><img src="{escape(p)}" alt="{escape(Path(p).stem)}"/></figure>'
@@ -72,6 +80,8 @@ def sweep_page(meta: Mapping, winners: Sequence[Mapping], cell_reports: Mapping[
     sections = [_section("Winner map", table if rows else "<p>No cell finished.</p>"),
                 _section("Plots", images or "<p>No plot.</p>"),
                 _section("Machine", _pairs(_machine(meta)) + _blas(meta.get("blas") or []))]
+    if machines:
+        sections.append(_section("Where the cells ran", _table(machines, MACHINES, "machines")))
     header = (f"<p>{len(rows)} cells; started {escape(str(meta.get('started', '')))}, "
               f"finished {escape(str(meta.get('finished', '')))}</p>{_command(meta)}")
     return _page(f"nndl-bench sweep {meta.get('sweep_id', '')}", header, sections)

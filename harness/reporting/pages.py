@@ -50,8 +50,9 @@ def sweep_report(sweep_dir: Path) -> str:
     meta = storage.read_meta(sweep_dir / storage.SWEEP_JSON)
     winners = storage.read_rows(sweep_dir / storage.WINNERS_CSV)
     cells = storage.read_rows(sweep_dir / storage.SWEEP_CSV)
-    keys = ("sizes", "dtype", "threads_requested", "batch_size")
-    run_of = {tuple(str(c.get(k)) for k in keys): c["run_dir"] for c in cells}
+    keys = ("sizes", "dtype", "threads_requested", "batch_size", "fingerprint")
+    run_of = {tuple(str(c.get(k)) for k in keys): c["run_dir"] for c in cells
+              if isinstance(c.get("run_dir"), str)}  # a lost attempt has no run
     links = {}
     for i, row in enumerate(winners):
         run = run_of.get(tuple(str(row.get(k)) for k in keys))
@@ -59,7 +60,15 @@ def sweep_report(sweep_dir: Path) -> str:
             links[i] = f"{run}/{storage.INDEX_HTML}"
     plots = [f"{name}.svg" for name in storage.SWEEP_PLOTS
              if (sweep_dir / f"{name}.svg").is_file()]
-    return html.sweep_page(meta, winners, links, plots)
+    return html.sweep_page(meta, winners, links, plots, _machines(cells))
+
+
+def _machines(cells: list[dict]) -> list[dict]:
+    """A row per worker and machine fingerprint that sweep.csv names."""
+    keys = [key for key, _, _ in html.MACHINES]
+    seen = {tuple(str(c.get(k)) for k in keys): {k: c.get(k) for k in keys}
+            for c in cells if isinstance(c.get("fingerprint"), str)}
+    return list(seen.values())
 
 
 def _flamegraphs(run_dir: Path, meta: dict) -> dict[str, str]:

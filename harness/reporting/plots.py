@@ -19,7 +19,7 @@ from matplotlib.ticker import NullLocator
 
 from harness import storage
 from harness.records import OK, STANDING
-from harness.reporting.tables import peer_text, row_label, winner_text
+from harness.reporting.tables import label_parts, peer_text, row_label, winner_text
 
 FORMATS = ("png", "svg")
 FILES = storage.SWEEP_PLOTS
@@ -65,7 +65,8 @@ def throughput_figure(frame: pd.DataFrame, colours: dict) -> Figure:
 
 def _per_panel(frame: pd.DataFrame, colours: dict, column: str, ylabel: str,
                title: str) -> Figure:
-    """A panel per width (rows) and dtype (columns); a line per backend and thread count."""
+    """A panel per width (rows) and dtype (columns); a line per backend and thread count
+    (and machine fingerprint, when the sweep ran on more than one)."""
     widths = list(dict.fromkeys(frame["sizes"]))
     dtypes = list(dict.fromkeys(frame["dtype"]))
     fig = Figure(figsize=(5.2 * len(dtypes), 3.8 * len(widths)), layout="constrained")
@@ -73,14 +74,21 @@ def _per_panel(frame: pd.DataFrame, colours: dict, column: str, ylabel: str,
     timed = frame[frame["status"].isin(STANDING) & frame[column].notna()]
     threads = list(dict.fromkeys(frame["threads_requested"]))
     batches = sorted(frame["batch_size"].unique())
+    fingerprints = list(dict.fromkeys(timed["fingerprint"])) if "fingerprint" in timed else []
+    machine = ["fingerprint"] if len(fingerprints) > 1 else []
     for (i, sizes), (j, dtype) in ((w, d) for w in enumerate(widths) for d in enumerate(dtypes)):
         ax = axes[i][j]
         panel = timed[(timed["sizes"] == sizes) & (timed["dtype"] == dtype)]
-        for (backend, thread), line in panel.groupby(["backend", "threads_requested"],
-                                                     sort=False, dropna=False):
+        for key, line in panel.groupby(["backend", "threads_requested", *machine],
+                                       sort=False, dropna=False):
+            backend, thread = key[:2]
+            label = backend if len(threads) == 1 else f"{backend}, {_threads(thread)}"
+            style = _index(threads, thread)
+            if machine:
+                label += f" @{key[2]}"
+                style += len(threads) * fingerprints.index(key[2])
             _draw_line(ax, line, column, colours[backend],
-                       _LINESTYLES[_index(threads, thread) % len(_LINESTYLES)],
-                       backend if len(threads) == 1 else f"{backend}, {_threads(thread)}")
+                       _LINESTYLES[style % len(_LINESTYLES)], label)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(batches, [str(b) for b in batches])
@@ -115,16 +123,17 @@ def _legend(fig: Figure, axes) -> None:
 
 
 def winners_figure(winners: pd.DataFrame, colours: dict) -> Figure:
-    """A grid, a row per width and dtype (and threads) and a column per batch size,
-    each cell coloured by its winner and labelled with the lead over the next."""
-    with_threads = winners["threads_requested"].nunique(dropna=False) > 1
-    labels = list(dict.fromkeys(winners.apply(row_label, axis=1, with_threads=with_threads)))
+    """A grid, a row per width and dtype (and threads, and machine) and a column per
+    batch size, each cell coloured by its winner and labelled with the lead over the
+    next."""
+    parts = label_parts(winners)
+    labels = list(dict.fromkeys(winners.apply(row_label, axis=1, **parts)))
     batches = sorted(winners["batch_size"].unique())
     fig = Figure(figsize=(1.9 * len(batches) + 2.6, 0.75 * len(labels) + 1.3),
                  layout="constrained")
     ax = fig.subplots()
     for _, row in winners.iterrows():
-        y = labels.index(row_label(row, with_threads))
+        y = labels.index(row_label(row, **parts))
         x = batches.index(row["batch_size"])
         winner = row["winner"]
         colour = colours.get(winner, (0.85, 0.85, 0.85, 1.0)) if isinstance(winner, str) else (

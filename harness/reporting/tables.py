@@ -43,12 +43,23 @@ def align(rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def row_label(row: pd.Series, with_threads: bool) -> str:
-    """'784,30,10 float64' (plus ' threads 2' when the grid varies threads)."""
+def label_parts(winners: pd.DataFrame) -> dict:
+    """What a row's label must name beyond width and dtype: the threads when the grid
+    varies them, the machine fingerprint when the sweep ran on more than one type."""
+    fingerprints = winners["fingerprint"].dropna() if "fingerprint" in winners else []
+    return {"with_threads": winners["threads_requested"].nunique(dropna=False) > 1,
+            "with_fingerprint": len(set(fingerprints)) > 1}
+
+
+def row_label(row: pd.Series, with_threads: bool, with_fingerprint: bool = False) -> str:
+    """'784,30,10 float64' (plus ' threads 2' when the grid varies threads, and the
+    machine's fingerprint, ' @9e86a2bd8db2', when there is more than one)."""
     label = f"{row['sizes']} {row['dtype']}"
     if with_threads:
         threads = row["threads_requested"]
         label += f" threads {'default' if _missing(threads) else int(threads)}"
+    if with_fingerprint:
+        label += f" @{row['fingerprint']}"
     return label
 
 
@@ -79,11 +90,11 @@ def format_winners(winners: pd.DataFrame) -> str:
 
 
 def winner_grid(winners: pd.DataFrame) -> pd.DataFrame:
-    """Rows width x dtype [x threads], columns 'batch N', cells :func:`winner_text`."""
+    """Rows width x dtype [x threads] [x machine], columns 'batch N', cells
+    :func:`winner_text`."""
     if winners.empty:
         return pd.DataFrame()
-    with_threads = winners["threads_requested"].nunique(dropna=False) > 1
-    labels = winners.apply(row_label, axis=1, with_threads=with_threads)
+    labels = winners.apply(row_label, axis=1, **label_parts(winners))
     cells = winners.apply(winner_text, axis=1)
     grid = pd.DataFrame({"cell": labels, "batch": winners["batch_size"], "text": cells})
     table = grid.pivot(index="cell", columns="batch", values="text")

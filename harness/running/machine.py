@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import re
@@ -11,11 +12,13 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 # The harness's own; each backend's are on its registry entry.
-PACKAGES = ("numpy", "pandas", "threadpoolctl", "py-spy", "scipy")
+PACKAGES = ("numpy", "pandas", "threadpoolctl", "py-spy", "scipy", "distributed")
 # Set on some machines to work around older OpenBLAS builds; they change which
 # kernels run, so a figure means little without them.
 BLAS_ENVIRONMENT = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
                     "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+COMMIT_VARIABLE = "NNDL_BENCH_COMMIT"
+CODE = ("harness", "backends", "rust", "pyproject.toml")  # what a measurement depends on
 
 
 def cpu_model() -> str:
@@ -93,21 +96,28 @@ def rust_info() -> dict | None:
 
 
 def git_commit(cwd: Path | None = None) -> str | None:
-    """The checkout's commit, with '+dirty' when the tree has changes; None outside git."""
+    """The checkout's commit, with '+dirty.' and eight hex digits of the diff when the
+    code that runs has changes (``CODE``: two trees with different edits differ, an
+    edit of the docs is none); None outside git.
+    ``$NNDL_BENCH_COMMIT``, where set, is taken instead: the commit of a harness
+    installed without its checkout (a wheel, a container image)."""
+    if os.environ.get(COMMIT_VARIABLE):
+        return os.environ[COMMIT_VARIABLE]
     cwd = cwd or Path(__file__).resolve().parents[2]  # harness/running/ -> the checkout
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                                 text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        diff = subprocess.run(["git", "diff", "HEAD", "--", *CODE], cwd=cwd,
+                              capture_output=True, timeout=5, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    return commit + ("+dirty" if dirty else "")
+    return commit + (f"+dirty.{hashlib.sha256(diff).hexdigest()[:8]}" if diff else "")
 
 
 def metadata(argv: list[str] | tuple[str, ...] = ()) -> dict:
     blas = blas_info()
     return {
+        "hostname": platform.node(),
         "cpu_model": cpu_model(),
         "cpu": cpu_identity(),
         "machine_key": machine_key(blas),

@@ -25,6 +25,7 @@ def run_worker(
     job: worker.Job,
     on_epoch: Callable[[EpochRecord], None] = lambda record: None,
     on_warmup: Callable[[float], None] = lambda seconds: None,
+    on_poll: Callable[[], None] = lambda: None,
     timeout: float | None = None,
     budget: float | None = None,
 ) -> BackendOutcome:
@@ -33,6 +34,8 @@ def run_worker(
     ``timeout`` is a hard limit: past it the worker is killed and the backend
     recorded as timed out. ``budget`` is a soft one: past it the worker is
     stopped after whatever epochs it finished, which stand, marked as cut short.
+    ``on_poll`` is called between messages; a KeyboardInterrupt it raises stops
+    the backend as Ctrl-C does.
     """
     ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no state inherited
     receiver, sender = ctx.Pipe(duplex=False)
@@ -43,6 +46,7 @@ def run_worker(
     started = time.monotonic()
     try:
         while (state := _receive(receiver, outcome, on_epoch, on_warmup)) != _FINISHED:
+            on_poll()
             if state == _CLOSED:  # the worker is gone without its last word
                 _stop(outcome, CRASHED, _death(process))
                 break

@@ -35,6 +35,11 @@ class Observer:
     def epoch_done(self, record: EpochRecord) -> None: ...
     def backend_finished(self, outcome: BackendOutcome) -> None: ...
 
+    def poll(self) -> None:
+        """Called about every quarter second while a backend's worker runs; raising
+        KeyboardInterrupt here stops the run as Ctrl-C would (a sweep's cell whose
+        client has gone)."""
+
 
 @dataclass
 class RunResult:
@@ -190,7 +195,7 @@ def _run_backend(config, job, observer, reports, budget) -> BackendOutcome:
 
     outcome = run_worker(job, on_epoch=on_epoch,
                          on_warmup=lambda s: observer.warmup_done(job.backend, s),
-                         timeout=config.timeout, budget=budget)
+                         on_poll=observer.poll, timeout=config.timeout, budget=budget)
     observer.backend_finished(outcome)
     return outcome
 

@@ -1,19 +1,22 @@
 """A sweep: one run per cell of a grid of batch sizes, widths, dtypes and thread
 counts, to show which backend wins where.
 
-Each cell is an ordinary run (``harness.running.run.execute``), its folder under
+Each cell is an ordinary run (``harness.running.run.execute``), run here or on a
+cluster's worker by an executor (``harness.running.executors``), its folder under
 ``<sweep-dir>/cells/``, with every backend in its own worker and a time budget
 per backend, so that the slow ones (per-sample code at batch 1) record the
 epochs they finished instead of holding up the sweep. The figures are computed
 once, in two frames that the CSVs, the printed table and the plots all read:
-``frame`` (a row per cell and backend: the run's summary plus the cell's
-settings) and ``winners`` (a row per cell: the fastest backend, its lead over
-the next, and the best of ours against the best peer).
+``frame`` (a row per attempt at a cell and backend: the run's summary, the cell's
+settings and where it ran) and ``winners`` (a row per cell and machine
+fingerprint: the fastest backend, its lead over the next, and the best of ours
+against the best peer).
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -26,17 +29,23 @@ import backends
 from backends.base import DTYPES
 from harness import stats, storage
 from harness.config import RunConfig, UsageError
-from harness.records import STANDING
-from harness.reporting.summary import SUMMARY_COLUMNS
-from harness.running import machine
+from harness.records import INTERRUPTED, LOST, STANDING, BackendOutcome
+from harness.reporting import pages
+from harness.reporting.summary import SUMMARY_COLUMNS, summarize
+from harness.running import machine, provenance
+from harness.running.executors import (
+    DONE,
+    CellOutcome,
+    Executor,
+    Pending,
+    SerialExecutor,
+    SweepObserver,
+)
 from harness.running.run import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    Observer,
-    RunResult,
     check_data,
-    execute,
     new_run_id,
 )
 
@@ -47,10 +56,14 @@ DEFAULT_DTYPES = ("float64", "float32")
 # A cell is these settings; ``threads_requested`` is the grid's value (empty: the
 # libraries' default), ``threads`` the count each backend reports it ran with.
 CELL_KEYS = ["sizes", "dtype", "threads_requested", "batch_size"]
+# Each row also says where it ran: the attempt, the worker, the cell's start and end
+# (UTC), and the machine (``harness.running.provenance``), its fingerprint last;
+# ``epoch_seconds`` keeps every timed epoch, for the bootstrap of the lead.
 SWEEP_COLUMNS = ["sweep_id", "cell", "threads_requested", "run_dir", *SUMMARY_COLUMNS,
-                 "epoch_seconds"]
+                 "epoch_seconds", "attempt", "worker", "started", "finished", *provenance.COLUMNS]
+# Winners are per cell and per machine type: two fingerprints are never compared.
 WINNER_COLUMNS = [
-    *CELL_KEYS, "winner", "winner_s", "runner_up", "runner_up_s", "lead",
+    *CELL_KEYS, "fingerprint", "winner", "winner_s", "runner_up", "runner_up_s", "lead",
     "best_ours", "best_ours_s", "best_peer", "best_peer_s", "ours_vs_peer",
     "ours_vs_peer_low", "ours_vs_peer_high", "ours_lead", "backends_timed",
 ]
@@ -102,30 +115,25 @@ def parse_threads(text: str) -> int | None:
     return None if text == "default" else int(text)
 
 
-class SweepObserver(Observer):
-    """Progress of a sweep, for a front end to show; also receives every run's events."""
-
-    def sweep_started(self, cells: Sequence[RunConfig]) -> None: ...
-    def cell_started(self, index: int, cell: RunConfig) -> None: ...
-
-
 @dataclass
 class SweepResult:
     sweep_id: str
     sweep_dir: Path
     frame: pd.DataFrame
     winners: pd.DataFrame
-    runs: list[RunResult] = field(default_factory=list)
+    runs: list[CellOutcome] = field(default_factory=list)  # this invocation's attempts
     interrupted: bool = False
     report: Path | None = None  # the sweep's index.html
 
     @property
     def exit_code(self) -> int:
-        """130 if interrupted, 1 if a backend failed in any cell (cut short is not a
-        failure; a backend with no timed epoch within the budget is), else 0."""
+        """130 if interrupted, 1 if a backend failed in any cell or a cell's last
+        attempt was lost (cut short is not a failure; a backend with no timed epoch
+        within the budget is), else 0."""
         if self.interrupted:
             return EXIT_INTERRUPTED
-        return EXIT_OK if all(r.exit_code == EXIT_OK for r in self.runs) else EXIT_FAILED
+        last = {run.index: run for run in self.runs}
+        return EXIT_OK if all(r.exit_code == EXIT_OK for r in last.values()) else EXIT_FAILED
 
 
 def check_cells(cells: Sequence[RunConfig], notice: Callable[[str], None]) -> list[RunConfig]:
@@ -145,68 +153,185 @@ def run_sweep(
     cells: Sequence[RunConfig],
     budget: float | None = DEFAULT_BUDGET,
     observer: SweepObserver | None = None,
+    executor: Executor | None = None,
 ) -> SweepResult:
-    """Run every cell and write ``<results_dir>/<sweep-id>/``: sweep.csv (rewritten
-    after every cell), winners.csv, sweep.json, the plots, and cells/<run-id>/."""
-    from harness.reporting import pages, plots
-
-    if budget is not None and not budget > 0:
-        raise UsageError(f"--max-seconds-per-cell must be positive seconds, got {budget}")
+    """Run every cell and write ``<results_dir>/<sweep-id>/``: sweep.csv and winners.csv
+    (rewritten as each cell arrives), sweep.json, the plots, the report, and
+    cells/<run-id>/. ``executor`` runs the cells (default: here, one by one)."""
+    _check_budget(budget)
     observer = observer or SweepObserver()
+    executor = executor or SerialExecutor()
     cells = check_cells(cells, observer.notice)
     sweep_id = new_run_id()
     sweep_dir = Path(cells[0].results_dir) / sweep_id
     meta = {"sweep_id": sweep_id, "started": _now(), "budget_seconds": budget,
-            "cells": [c.to_dict() for c in cells], **machine.metadata(cells[0].argv)}
+            "executor": executor.name, "cells": [c.to_dict() for c in cells],
+            **machine.metadata(cells[0].argv)}
     folder = storage.SweepWriter(sweep_dir, meta)
-    observer.sweep_started(cells)
-    runs, frames, interrupted = [], [], False
+    work = [Pending(index, 1, cell) for index, cell in enumerate(cells)]
+    return _drive(folder, cells, work, pd.DataFrame(columns=SWEEP_COLUMNS), budget, observer,
+                  executor)
+
+
+def resume_sweep(sweep_dir: Path, observer: SweepObserver | None = None,
+                 executor: Executor | None = None) -> SweepResult:
+    """Run again the cells of ``sweep_dir`` that did not finish (never started,
+    interrupted, or lost on their last attempt), with the grid and settings of its
+    sweep.json, adding them to its files; the finished cells are kept as they are."""
+    observer = observer or SweepObserver()
+    executor = executor or SerialExecutor()
+    folder = storage.SweepWriter.reopen(sweep_dir)
     try:
-        for index, cell in enumerate(cells):
-            observer.cell_started(index, cell)
-            run = execute(replace(cell, results_dir=folder.cells_dir), observer, budget)
-            runs.append(run)
-            frames.append(cell_rows(sweep_id, index, cell, run, sweep_dir))
-            folder.frame(pd.concat(frames, ignore_index=True))
-            if run.interrupted:
-                interrupted = True
-                break
+        cells = [RunConfig.from_dict(c) for c in folder.meta["cells"]]
+    except (TypeError, ValueError) as e:
+        raise storage.RunFolderError(f"{sweep_dir}/{storage.SWEEP_JSON}: a cell that is not "
+                                     f"a run's settings ({e})") from None
+    cells = [replace(c, results_dir=folder.sweep_dir.parent) for c in check_cells(
+        cells, observer.notice)]
+    frame = storage.read_sweep_frame(sweep_dir)
+    done = finished_cells(frame, cells)
+    kept = frame[frame["cell"].isin(done) | (frame["status"] == LOST)] if len(frame) else frame
+    work = [Pending(index, _next_attempt(frame, index), cell)
+            for index, cell in enumerate(cells) if index not in done]
+    folder.update_meta(resumed=[*folder.meta.get("resumed", []),
+                                {"at": _now(), "executor": executor.name,
+                                 "cells": [p.index for p in work]}])
+    return _drive(folder, cells, work, kept, folder.meta.get("budget_seconds"), observer,
+                  executor)
+
+
+def finished_cells(frame: pd.DataFrame, cells: Sequence[RunConfig]) -> set[int]:
+    """The cells of a sweep.csv whose every backend has a row from an attempt that
+    ended: not lost, not interrupted."""
+    if frame.empty:
+        return set()
+    done = set()
+    for index, cell in enumerate(cells):
+        rows = frame[(frame["cell"] == index) & (frame["status"] != LOST)]
+        if not (rows["status"] == INTERRUPTED).any() and set(cell.backends) <= set(
+                rows["backend"]):
+            done.add(index)
+    return done
+
+
+def _next_attempt(frame: pd.DataFrame, index: int) -> int:
+    if frame.empty or "attempt" not in frame:
+        return 1
+    attempts = frame.loc[frame["cell"] == index, "attempt"].dropna()
+    return int(attempts.max()) + 1 if len(attempts) else 1
+
+
+def _drive(folder: storage.SweepWriter, cells: list[RunConfig], work: list[Pending],
+           prior: pd.DataFrame, budget: float | None, observer: SweepObserver,
+           executor: Executor) -> SweepResult:
+    """Hand ``work`` to ``executor`` and write the folder as each cell arrives; the
+    folder is complete however the executor ends (Ctrl-C, a cluster gone)."""
+    sweep_id = folder.meta["sweep_id"]
+    files = _SweepFiles(folder, prior)
+    runs: list[CellOutcome] = []
+
+    def on_cell(outcome: CellOutcome) -> None:
+        if outcome.files is not None:
+            folder.run_files(outcome.run_dir, outcome.files)
+        runs.append(outcome)
+        files.add(cell_rows(sweep_id, cells[outcome.index], outcome))
+
+    observer.sweep_started([p.cell for p in work], grid_size=len(cells))
+    interrupted = False
+    try:
+        interrupted = executor.run(work, budget, folder.cells_dir, observer, on_cell)
     except KeyboardInterrupt:  # between two backends' workers: the finished cells stand
         interrupted = True
-    frame = (pd.concat(frames, ignore_index=True) if frames
-             else pd.DataFrame(columns=SWEEP_COLUMNS))
-    winners = winner_map(frame)
-    folder.frame(frame)
-    folder.winners(winners)
-    if not frame.empty:
-        plots.write_all(frame, winners, sweep_dir)
-    result = SweepResult(sweep_id, sweep_dir, frame, winners, runs, interrupted)
-    folder.update_meta(finished=_now(), exit_code=result.exit_code)
-    result.report = pages.write_report(sweep_dir)
+    finally:
+        result = SweepResult(sweep_id, folder.sweep_dir, files.frame, files.winners, runs,
+                             interrupted)
+        files.finish()
+        result.frame, result.winners = files.frame, files.winners
+        folder.update_meta(finished=_now(), exit_code=result.exit_code)
+        result.report = pages.write_report(folder.sweep_dir)
     return result
 
 
-def cell_rows(sweep_id: str, index: int, cell: RunConfig, run: RunResult,
-              sweep_dir: Path) -> pd.DataFrame:
-    """The run's summary with the cell's settings: its rows of sweep.csv."""
-    rows = run.summary.copy()
-    extra = {"sweep_id": sweep_id, "cell": index, "threads_requested": cell.threads,
-             "run_dir": run.run_dir.relative_to(sweep_dir).as_posix()}
+class _SweepFiles:
+    """sweep.csv and winners.csv after every cell; the plots and the report too, at
+    most every ``REFRESH_SECONDS`` while cells arrive (drawing them takes a second or
+    two), and always at the end."""
+
+    REFRESH_SECONDS = 20.0
+
+    def __init__(self, folder: storage.SweepWriter, prior: pd.DataFrame):
+        self.folder, self.frames = folder, [prior] if len(prior) else []
+        self.frame = pd.DataFrame(columns=SWEEP_COLUMNS)
+        self.winners = winner_map(self.frame)
+        self._drawn = time.monotonic()
+
+    def add(self, rows: pd.DataFrame) -> None:
+        self.frames.append(rows)
+        self._write()
+        if time.monotonic() - self._drawn > self.REFRESH_SECONDS:
+            self._draw()
+
+    def finish(self) -> None:
+        self._write()
+        self._draw()
+
+    def _write(self) -> None:
+        frames = [f for f in self.frames if len(f)]
+        self.frame = (pd.concat(frames, ignore_index=True).sort_values(
+            ["cell", "attempt"], kind="stable", ignore_index=True) if frames
+                      else pd.DataFrame(columns=SWEEP_COLUMNS))
+        self.winners = winner_map(self.frame)
+        self.folder.frame(self.frame)
+        self.folder.winners(self.winners)
+
+    def _draw(self) -> None:
+        from harness.reporting import plots  # matplotlib, only once there is a figure
+
+        if not self.frame.empty:
+            plots.write_all(self.frame, self.winners, self.folder.sweep_dir)
+            pages.write_report(self.folder.sweep_dir)
+        self._drawn = time.monotonic()
+
+
+def cell_rows(sweep_id: str, cell: RunConfig, outcome: CellOutcome) -> pd.DataFrame:
+    """An attempt's rows of sweep.csv: the run's summary (for an attempt without a
+    run, a row per backend with its status, ``lost`` or ``failed``), the cell's
+    settings and where it ran."""
+    if outcome.status != DONE:
+        config_row = {"dtype": cell.dtype, "sizes": cell.sizes_label,
+                      "batch_size": cell.batch_size, "eta": cell.eta, "seed": cell.seed,
+                      "dataset": cell.dataset, "n_train": cell.n_train}
+        rows = summarize("", [BackendOutcome(b, outcome.status, outcome.message)
+                              for b in cell.backends], config_row, backends.REFERENCE)
+    elif outcome.rows:
+        rows = pd.DataFrame(outcome.rows)
+    else:  # stopped before its first backend had a row
+        return pd.DataFrame(columns=SWEEP_COLUMNS)
+    facts = outcome.provenance
+    extra = {"sweep_id": sweep_id, "cell": outcome.index, "threads_requested": cell.threads,
+             "run_dir": outcome.run_dir, "attempt": outcome.attempt, "worker": outcome.worker,
+             "started": outcome.started, "finished": outcome.finished,
+             **{column: facts.get(column) for column in provenance.COLUMNS}}
     for column, value in extra.items():
         rows[column] = value
-    # Every timed epoch, for the bootstrap of the winner map's lead ("0.091;0.090").
-    timed = {o.backend: ";".join(f"{e.seconds:.6g}" for e in o.epochs) for o in run.outcomes}
-    rows["epoch_seconds"] = [timed.get(b, "") for b in rows["backend"]]
+    if "epoch_seconds" not in rows:  # an attempt without a run has no epochs
+        rows["epoch_seconds"] = ""
     # A summary column another module adds (pct_peak) is kept, after the known ones.
     return rows[SWEEP_COLUMNS + [c for c in rows.columns if c not in SWEEP_COLUMNS]]
+
+
+def _check_budget(budget: float | None) -> None:
+    if budget is not None and not budget > 0:
+        raise UsageError(f"--max-seconds-per-cell must be positive seconds, got {budget}")
 
 
 def winner_map(frame: pd.DataFrame, peers: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per cell: the fastest backend by median epoch time, its lead (the
     next backend's time over its own; 1.0 for a tie, whose winners are joined by
     ' = '), and the best of ours against the best peer (``ours_vs_peer`` > 1: ours
-    is faster). Only backends whose epochs stand (ok, cut short) take part; a
-    cell where none did has no winner. ``peers`` defaults to the registry's.
+    is faster), per machine fingerprint where the frame has one. Only backends whose
+    epochs stand (ok, cut short) take part; a cell where none did has no winner.
+    ``peers`` defaults to the registry's.
 
     ``ours_vs_peer_low``/``_high`` are the 95% bootstrap interval of that ratio,
     from the two backends' epoch times, and ``ours_lead`` says what it supports:
@@ -214,8 +339,9 @@ def winner_map(frame: pd.DataFrame, peers: Sequence[str] | None = None) -> pd.Da
     "not supported" where ours is faster at the medians but the interval
     reaches below 1."""
     peers = backends.peers() if peers is None else peers
-    groups = frame.groupby(CELL_KEYS, sort=False, dropna=False)
-    rows = [{**dict(zip(CELL_KEYS, key)), **_cell_winner(group, peers)} for key, group in groups]
+    keys = CELL_KEYS + (["fingerprint"] if "fingerprint" in frame else [])
+    groups = frame.groupby(keys, sort=False, dropna=False)
+    rows = [{**dict(zip(keys, key)), **_cell_winner(group, peers)} for key, group in groups]
     return pd.DataFrame(rows, columns=WINNER_COLUMNS)
 
 
