@@ -1,21 +1,26 @@
-"""The fused kernel on a team of threads: rust-fused's sweep, its first layer split by rows.
+"""The fused kernel on a team of threads: rust-fused's sweep, its first layer split by inputs.
 
-Thread t owns a block of W1's rows (hidden units) and computes their
-activations and updates; everything after the first layer, under 2% of the
-arithmetic at [784, 30, 10], each thread does itself on its own copy of the
-deeper weights. The team is started once per epoch and meets at one barrier
-per mini-batch (a spinning, then yielding, generation counter), with the
-shared activations double-buffered so that one barrier is enough. No sum is
-split between threads, so the result is the same bits as rust-fused's sweep
-kernel on any thread count (``rust/src/team.rs``).
+Thread t owns a run of W1's columns (input features) for every hidden unit,
+reads only those columns of each row of X, and computes their share of the
+first layer's sums and their updates; everything after the first layer, under
+2% of the arithmetic at [784, 30, 10], each thread does itself on its own copy
+of the deeper weights. The team is started once per epoch and meets at one
+barrier per mini-batch (a spinning, then yielding, generation counter), with
+the shared partial sums double-buffered so that one barrier is enough.
 
-Threads: ``threads`` if given, else every core this process may run on,
-capped by the hidden units. Where two threads or more are on offer, the first
-epoch of each batch size times a few of its own mini-batches on one thread and
-on all of them, on copies of the parameters, and keeps the faster: the answer
-changes no result, only the time. ``choices(batch_size)`` reports the
-instruction set, the lanes, the threads and rows of W1 each one owns, the
-barrier, and the calibration's timings.
+The columns fall into ``parts`` runs of whole cache lines whose sums are added
+in a fixed order, each thread taking a run of parts: the result depends on the
+parts, never on the thread count, and with one part it is rust-fused's sweep
+kernel's, bit for bit (``rust/src/team.rs``).
+
+Threads: ``threads`` if given, else every core this process may run on; parts:
+as many as the threads on offer (capped by the cache lines in a row of X).
+Where two threads or more are on offer, the first epoch of each batch size
+times a few of its own mini-batches on one thread and on all of them, on
+copies of the parameters with the same parts, and keeps the faster: the
+answer changes no result, only the time. ``choices(batch_size)`` reports the
+instruction set, the lanes, the threads, the parts and the columns each
+thread owns, the barrier, and the calibration's timings.
 """
 
 from __future__ import annotations
@@ -50,8 +55,10 @@ class RustFusedParallel(RustTrainer):
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be at least 1; got {threads}")
         self._requested, self._isa = threads, isa
-        super().__init__(params, dtype, machine_threads() if threads is None else threads, isa=isa)
-        self.team_threads = self.threads  # what the machine offers, capped by the hidden units
+        offered = machine_threads() if threads is None else threads
+        super().__init__(params, dtype, offered, isa=isa, parts=offered)
+        self.parts = self._rust.choices(1)["parts"]  # capped by the cache lines in a row of X
+        self.team_threads = self.threads  # what the machine offers, capped by the parts
         self.calibration: dict[int, dict[int, float]] = {}
 
     def train_epoch(self, X, y, order, batch_size, eta):
@@ -73,7 +80,8 @@ class RustFusedParallel(RustTrainer):
 
     def _trainer(self, params: Params, threads: int):
         return extension().Trainer(self.strategy, self.dtype.name, list(params.weights),
-                                   list(params.biases), threads=threads, isa=self._isa)
+                                   list(params.biases), threads=threads, isa=self._isa,
+                                   parts=self.parts)
 
     def _time_threads(self, X, y, order, batch_size: int, eta: float) -> dict[int, float]:
         """Best seconds of a few repeats of this epoch's first mini-batches on one

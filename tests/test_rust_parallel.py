@@ -1,6 +1,7 @@
-"""rust-fused-parallel: the reference's result, and the same bits on any thread
-count as rust-fused's sweep kernel; test_backends.py checks its gradients,
-float32 and short batches with every other backend, test_rust.py its bad inputs."""
+"""rust-fused-parallel: the reference's result, the same bits on any thread
+count for a given number of parts, and rust-fused's sweep kernel's bits with
+one part; test_backends.py checks its gradients, float32 and short batches with
+every other backend, test_rust.py its bad inputs."""
 
 from __future__ import annotations
 
@@ -44,25 +45,39 @@ def _after_epoch(trainer, problem, batch_size):
     return _flat(trainer.params())
 
 
+def _team(params, dtype="float64", threads=1, parts=None):
+    """A team of ``threads`` on ``parts`` parts, built as the backend builds its
+    calibration's copies."""
+    trainer = RustFusedParallel(params, dtype, threads=threads)
+    if parts is not None:
+        trainer.parts = parts
+        trainer._rust = trainer._trainer(params.astype(trainer.dtype), threads)
+    return trainer
+
+
 @pytest.mark.parametrize("sizes", [[784, 30, 10], [784, 16, 12, 10]])
 @pytest.mark.parametrize("batch_size", [1, 7, 10, 100])
 def test_matches_the_reference_and_gives_the_same_bits_on_1_2_and_3_threads(sizes, batch_size):
     problem = _problem(sizes)
     want = _after_epoch(backends.create(backends.REFERENCE, problem[0]), problem, batch_size)
-    results = [_after_epoch(RustFusedParallel(problem[0], threads=n), problem, batch_size)
+    results = [_after_epoch(_team(problem[0], threads=n, parts=3), problem, batch_size)
                for n in (1, 2, 3)]
     assert np.max(np.abs(results[0] - want)) <= 1e-9 * np.max(np.abs(want))
     for got in results[1:]:
         np.testing.assert_array_equal(got, results[0])
-    # and the single-thread sweep kernel's bits
+    two = _after_epoch(RustFusedParallel(problem[0], threads=2), problem, batch_size)
+    assert np.max(np.abs(two - want)) <= 1e-9 * np.max(np.abs(want))
+    # one part is the single-thread sweep kernel's bits
     sweep = RustFused(problem[0], gemm_from_batch=NEVER)
-    np.testing.assert_array_equal(_after_epoch(sweep, problem, batch_size), results[0])
+    np.testing.assert_array_equal(_after_epoch(sweep, problem, batch_size),
+                                  _after_epoch(RustFusedParallel(problem[0], threads=1), problem,
+                                               batch_size))
 
 
 @pytest.mark.parametrize("batch_size", [7, 100])
 def test_float32_gives_the_same_bits_on_any_thread_count_and_stays_close(batch_size):
     problem = _problem([784, 30, 10], "float32")
-    results = [_after_epoch(RustFusedParallel(problem[0], "float32", threads=n), problem,
+    results = [_after_epoch(_team(problem[0], "float32", threads=n, parts=3), problem,
                             batch_size) for n in (1, 2, 3)]
     for got in results[1:]:
         np.testing.assert_array_equal(got, results[0])
@@ -75,16 +90,29 @@ def test_float32_gives_the_same_bits_on_any_thread_count_and_stays_close(batch_s
 def test_choices_name_the_team_and_its_split():
     trainer = RustFusedParallel(init_params([784, 31, 10], 0), threads=2)
     chosen = trainer.choices(10)
-    assert chosen["threads"] == trainer.threads == 2
-    assert chosen["rows_per_thread"] == [16, 15]
+    assert chosen["threads"] == trainer.threads == chosen["parts"] == 2
+    assert chosen["columns_per_thread"] == [392, 392]  # 49 cache lines of float64 each
+    assert chosen["split"].startswith("first layer by input features")
     assert chosen["threads_from"] == "requested" and chosen["kernel"] == "sweep"
     assert chosen["barrier"].startswith("generation counter")
+    # after an epoch on rows 16 bytes past a line: 6 elements before the first
+    # boundary, then 97 whole lines, 48 to each thread, and 2 elements left
+    _, X, y, order = _problem([784, 31, 10])
+    raw = np.empty(X.size + 8)
+    start = next(s for s in range(8) if (raw.ctypes.data + 8 * s) % 64 == 16)
+    shifted = raw[start : start + X.size].reshape(X.shape)
+    shifted[...] = X
+    trainer.train_epoch(shifted, y, order, 10, 3.0)
+    assert trainer.choices(10)["columns_per_thread"] == [6 + 48 * 8, 49 * 8 + 2]
     info = backends.get("rust-fused")  # the same instruction set as the single-thread kernel
     assert chosen["isa"] == info(init_params([4, 3, 2], 0)).choices(10)["isa"]
 
 
-def test_threads_are_capped_by_the_hidden_units_and_zero_is_refused():
-    assert RustFusedParallel(init_params([784, 3, 10], 0), threads=8).threads == 3
+def test_threads_are_capped_by_the_cache_lines_of_a_row_and_zero_is_refused():
+    # 20 float64 inputs fill 2 whole lines: two parts at most, and two threads
+    trainer = RustFusedParallel(init_params([20, 3, 10], 0), threads=8)
+    assert (trainer.threads, trainer.parts) == (2, 2)
+    assert RustFusedParallel(init_params([784, 3, 10], 0), threads=8).threads == 8
     with pytest.raises(ValueError, match="threads must be at least 1"):
         RustFusedParallel(init_params([784, 3, 10], 0), threads=0)
 
@@ -100,6 +128,7 @@ def test_default_threads_come_from_the_machine_and_a_calibration_picks_the_count
     assert set(seconds) == {1, 2} and all(s > 0 for s in seconds.values())
     assert chosen["threads"] == trainer.threads == min(seconds, key=seconds.get)
     assert chosen["threads_from"] == "calibration" and chosen["threads_available"] == 2
+    assert chosen["parts"] == 2  # the machine's threads, whichever count won
     # The probes trained copies: the epoch is the reference's.
     want = _after_epoch(backends.create(backends.REFERENCE, problem[0]), problem, 10)
     assert np.max(np.abs(got - want)) <= 1e-9 * np.max(np.abs(want))

@@ -32,7 +32,7 @@ use crate::simd::{F32x16, F32x8, F64x4, F64x8};
 
 /// The batch size from which `Kernel::Gemm` is the default.
 pub const GEMM_FROM_BATCH: usize = 64;
-const CACHE_LINE: usize = 64;
+pub(crate) const CACHE_LINE: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
@@ -142,12 +142,12 @@ pub(crate) struct Rows<'a, T> {
 
 impl<'a, T> Rows<'a, T> {
     #[inline(always)]
-    fn row(&self, i: usize) -> &'a [T] {
+    pub(crate) fn row(&self, i: usize) -> &'a [T] {
         &self.data[self.ids[i] * self.width..][..self.width]
     }
 
     #[inline(always)]
-    fn sweep(&self, i: usize) -> [&'a [T]; SWEEP] {
+    pub(crate) fn sweep(&self, i: usize) -> [&'a [T]; SWEEP] {
         std::array::from_fn(|q| self.row(i + q))
     }
 }

@@ -16,7 +16,7 @@ use crate::data::Epoch;
 use crate::fused::{Fused, Kernel};
 use crate::port::Network;
 use crate::simd::Isa;
-use crate::team::{FusedParallel, TeamKernels, BARRIER_KIND};
+use crate::team::{FusedParallel, TeamKernels, BARRIER_KIND, SPLIT_KIND};
 use crate::{batched, openblas, parallel};
 
 pub const STRATEGIES: [&str; 5] = ["port", "batched", "rayon", "fused", "fused-parallel"];
@@ -37,6 +37,7 @@ impl<T: TeamKernels> Strategy<T> {
         threads: usize,
         isa: Option<Isa>,
         gemm_from_batch: Option<usize>,
+        parts: Option<usize>,
     ) -> Result<Self, String> {
         Ok(match name {
             "port" => Strategy::Port(Network::new(weights, biases)?),
@@ -50,7 +51,7 @@ impl<T: TeamKernels> Strategy<T> {
             "fused-parallel" => {
                 let w: Vec<ArrayView2<T>> = weights.iter().map(|w| w.view()).collect();
                 let b: Vec<ArrayView2<T>> = biases.iter().map(|b| b.view()).collect();
-                Strategy::FusedParallel(FusedParallel::new(&w, &b, isa, threads)?)
+                Strategy::FusedParallel(FusedParallel::new(&w, &b, isa, threads, parts)?)
             }
             other => return Err(format!("unknown strategy {other:?}; one of {STRATEGIES:?}")),
         })
@@ -202,9 +203,11 @@ fn to_python<'py, T: Element>(py: Python<'py>, arrays: Vec<Array2<T>>) -> Vec<Bo
 impl Trainer {
     /// `strategy` one of port, batched, rayon, fused, fused-parallel; `threads`
     /// the rayon pool's size for rayon, the team's for fused-parallel (at most
-    /// the hidden units), and OpenBLAS's thread count for the others.
+    /// `parts`), and OpenBLAS's thread count for the others. `parts` (the
+    /// team's only, default `threads`) fixes how the team groups the first
+    /// layer's sums, and with it the result.
     #[new]
-    #[pyo3(signature = (strategy, dtype, weights, biases, threads=1, isa=None, gemm_from_batch=None))]
+    #[pyo3(signature = (strategy, dtype, weights, biases, threads=1, isa=None, gemm_from_batch=None, parts=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         strategy: &str,
@@ -214,6 +217,7 @@ impl Trainer {
         threads: usize,
         isa: Option<&str>,
         gemm_from_batch: Option<usize>,
+        parts: Option<usize>,
     ) -> PyResult<Self> {
         if threads == 0 {
             return Err(PyValueError::new_err("threads must be at least 1"));
@@ -228,11 +232,11 @@ impl Trainer {
         let build = |e: String| PyValueError::new_err(e);
         let inner = match dtype {
             "float64" => Typed::F64(
-                Strategy::new(strategy, owned(&weights, "weights", dtype)?, owned(&biases, "biases", dtype)?, threads, isa, gemm_from_batch)
+                Strategy::new(strategy, owned(&weights, "weights", dtype)?, owned(&biases, "biases", dtype)?, threads, isa, gemm_from_batch, parts)
                     .map_err(build)?,
             ),
             "float32" => Typed::F32(
-                Strategy::new(strategy, owned(&weights, "weights", dtype)?, owned(&biases, "biases", dtype)?, threads, isa, gemm_from_batch)
+                Strategy::new(strategy, owned(&weights, "weights", dtype)?, owned(&biases, "biases", dtype)?, threads, isa, gemm_from_batch, parts)
                     .map_err(build)?,
             ),
             other => return Err(PyValueError::new_err(format!("dtype {other:?}: float64 or float32"))),
@@ -288,8 +292,8 @@ impl Trainer {
         let (isa, kernel, gemm_from, lanes) = match &self.inner {
             Typed::F64(Strategy::Fused(f)) => (f.isa, f.kernel_for(batch_size), f.gemm_from_batch, f.isa.lanes::<f64>()),
             Typed::F32(Strategy::Fused(f)) => (f.isa, f.kernel_for(batch_size), f.gemm_from_batch, f.isa.lanes::<f32>()),
-            Typed::F64(Strategy::FusedParallel(f)) => return team_choices(py, f.isa(), f.isa().lanes::<f64>(), f.rows_per_thread()),
-            Typed::F32(Strategy::FusedParallel(f)) => return team_choices(py, f.isa(), f.isa().lanes::<f32>(), f.rows_per_thread()),
+            Typed::F64(Strategy::FusedParallel(f)) => return team_choices(py, f, f.isa().lanes::<f64>()),
+            Typed::F32(Strategy::FusedParallel(f)) => return team_choices(py, f, f.isa().lanes::<f32>()),
             _ => return Ok(None),
         };
         let d = PyDict::new(py);
@@ -301,14 +305,16 @@ impl Trainer {
     }
 }
 
-/// The team's choices: instruction set, lanes, threads, rows of W1 per thread, barrier.
-fn team_choices(py: Python<'_>, isa: Isa, lanes: usize, rows: Vec<usize>) -> PyResult<Option<Py<PyDict>>> {
+/// The team's choices: instruction set, lanes, threads, the split and its parts, barrier.
+fn team_choices<T: TeamKernels>(py: Python<'_>, team: &FusedParallel<T>, lanes: usize) -> PyResult<Option<Py<PyDict>>> {
     let d = PyDict::new(py);
-    d.set_item("isa", isa.name())?;
+    d.set_item("isa", team.isa().name())?;
     d.set_item("lanes", lanes)?;
     d.set_item("kernel", "sweep")?;
-    d.set_item("threads", rows.len())?;
-    d.set_item("rows_per_thread", rows)?;
+    d.set_item("threads", team.threads())?;
+    d.set_item("split", SPLIT_KIND)?;
+    d.set_item("parts", team.parts())?;
+    d.set_item("columns_per_thread", team.columns_per_thread())?;
     d.set_item("barrier", BARRIER_KIND)?;
     Ok(Some(d.unbind()))
 }

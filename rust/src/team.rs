@@ -1,24 +1,33 @@
 //! The fused kernel on a team of threads that meet once per mini-batch.
 //!
 //! At [784, h, 10] nearly all the arithmetic is the first layer's, so only it
-//! is split: thread t owns the rows J_t of W1 and b1 (hidden units, split as
-//! evenly as the count allows), computes a1[:, J_t] for the whole mini-batch
-//! into a buffer the team shares, and at the end updates its own rows with its
-//! columns of delta1. Everything after the first layer (about 1/78 of the
-//! arithmetic at [784, 30, 10]) every thread computes itself, on its own copy
-//! of the deeper weights, with the single-thread kernel's code in its order:
-//! the copies stay identical, no sum is ever split between threads, and the
-//! result is the same bits as `fused`'s sweep kernel whatever the thread
-//! count. delta1 too is computed whole by every thread, rather than only for
-//! its own rows: which elements fall in a vector's tail would otherwise
-//! depend on the split, and with them the rounding.
+//! is split, and by its input features (columns of W1), not by its hidden
+//! units: thread t owns the columns K_t of W1 for every hidden unit, reads
+//! only K_t of each row of X, computes the partial sums W1[:, K_t] x_i[K_t]
+//! into a buffer the team shares, and at the end updates W1[:, K_t] with the
+//! whole of delta1. Split by hidden units instead, every thread streamed
+//! every row of the mini-batch for its half of W1, and that traffic, which
+//! did not shrink with the thread count, kept two threads from paying at
+//! width 30.
+//!
+//! The columns fall into `parts` consecutive runs of whole cache lines (the
+//! elements before X's first 64-byte boundary in the first, the last partial
+//! line in the last), and each part's sums start from zero: z = ((part 0 +
+//! part 1) + ...) + b, in that order. The parts are fixed by the trainer, not
+//! by the threads (each thread takes a run of parts), so the result is the
+//! same bits whatever the thread count. Everything after the first layer
+//! (about 1/78 of the arithmetic at [784, 30, 10]) every thread computes
+//! itself, on its own copy of the deeper weights and of b1, with the
+//! single-thread kernel's code in its order, so the copies stay identical.
+//! With one part the sums are `fused`'s sweep kernel's, bit for bit.
 //!
 //! The team is spawned once per epoch (`std::thread::scope`, the caller being
-//! thread 0) and meets at one barrier per mini-batch, after a1 is written. The
-//! shared a1 is double-buffered by the mini-batch's parity, which is what
-//! makes one barrier enough: a thread that writes batch k+1's buffer has
+//! thread 0) and meets at one barrier per mini-batch, after the partial sums
+//! are written. They are double-buffered by the mini-batch's parity, which is
+//! what makes one barrier enough: a thread that writes batch k+1's buffer has
 //! passed batch k's barrier, which every other thread reached only after it
-//! had read batch k-1's (the same buffer).
+//! had read batch k-1's (the same buffer). No thread reads or writes another's
+//! columns of W1, so W1 needs no barrier at all.
 //!
 //! The barrier is a generation counter: a waiting thread spins a bounded
 //! number of times, then yields its core, so that a neighbour on one of the
@@ -26,15 +35,16 @@
 //! while a spinning thread holds the core the late one needs.
 
 use std::cell::UnsafeCell;
+use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ndarray::ArrayView2;
 
 use crate::data::Epoch;
-use crate::fused::{after_first_layer, forward, pad_rows, padded, update, Batch, Fused, Kernels, Matrix, Rows};
+use crate::fused::{after_first_layer, pad_rows, padded, Batch, Fused, Kernels, Rows, CACHE_LINE};
 use crate::real::Real;
-use crate::simd::{Isa, Scalar, Vector};
+use crate::simd::{self, Isa, Scalar, Vector, SWEEP};
 #[cfg(target_arch = "x86_64")]
 use crate::simd::{F32x16, F32x8, F64x4, F64x8};
 
@@ -47,26 +57,39 @@ use crate::simd::{F32x16, F32x8, F64x4, F64x8};
 pub const SPINS_BEFORE_YIELD: u32 = 200;
 /// What `choices()` reports as the barrier.
 pub const BARRIER_KIND: &str = "generation counter: spin, then yield";
+/// What `choices()` reports as the split.
+pub const SPLIT_KIND: &str = "first layer by input features (columns of W1), in whole cache lines";
 
 pub struct FusedParallel<T> {
     fused: Fused<T>,
     threads: usize,
+    parts: usize,
+    /// The elements of X's rows before their first cache-line boundary, as last trained.
+    head: usize,
+}
+
+/// Elements of T in one cache line.
+fn line<T>() -> usize {
+    CACHE_LINE / std::mem::size_of::<T>()
 }
 
 impl<T: TeamKernels> FusedParallel<T> {
-    /// `threads` is capped by the hidden units: each thread owns at least one row of W1.
+    /// `parts` (default: `threads`) fixes how the first layer's sums are
+    /// grouped, and with it the result; it is capped by the cache lines in a
+    /// row of X, and `threads` by `parts`: each thread owns at least one part.
     pub fn new(
         weights: &[ArrayView2<T>],
         biases: &[ArrayView2<T>],
         isa: Option<Isa>,
         threads: usize,
+        parts: Option<usize>,
     ) -> Result<Self, String> {
-        if threads == 0 {
-            return Err("threads must be at least 1".into());
+        if threads == 0 || parts == Some(0) {
+            return Err("threads and parts must be at least 1".into());
         }
         let fused = Fused::new(weights, biases, isa, None)?;
-        let threads = threads.min(fused.sizes[1]);
-        Ok(FusedParallel { fused, threads })
+        let parts = parts.unwrap_or(threads).min((fused.sizes[0] / line::<T>()).max(1));
+        Ok(FusedParallel { fused, threads: threads.min(parts), parts, head: 0 })
     }
 
     pub fn sizes(&self) -> &[usize] {
@@ -81,6 +104,10 @@ impl<T: TeamKernels> FusedParallel<T> {
         self.threads
     }
 
+    pub fn parts(&self) -> usize {
+        self.parts
+    }
+
     pub fn weights(&self) -> Vec<ArrayView2<'_, T>> {
         self.fused.weights()
     }
@@ -89,49 +116,49 @@ impl<T: TeamKernels> FusedParallel<T> {
         self.fused.biases()
     }
 
-    /// How many rows of W1 (hidden units) each thread owns.
-    pub fn rows_per_thread(&self) -> Vec<usize> {
-        split_rows(self.fused.sizes[1], self.threads).iter().map(|r| r.len()).collect()
+    /// How many input features (columns of W1) each thread owns, for X's
+    /// alignment in the last epoch (none trained yet: rows starting on a line).
+    pub fn columns_per_thread(&self) -> Vec<usize> {
+        let columns = split_columns(self.fused.sizes[0], self.head, self.parts, line::<T>());
+        split_rows(self.parts, self.threads).iter().map(|owned| columns[owned.clone()].iter().map(|c| c.len()).sum()).collect()
     }
 
     pub fn train_epoch(&mut self, data: &Epoch<T>, batch_size: usize, eta: f64) {
-        let head = self.fused.align_first_layer(data.x_slice());
-        let (isa, threads) = (self.fused.isa, self.threads);
+        self.head = self.fused.align_first_layer(data.x_slice());
+        let (isa, threads, parts, head) = (self.fused.isa, self.threads, self.parts, self.head);
         let sizes = self.fused.sizes.clone();
-        let ranges = split_rows(sizes[1], threads);
+        let columns = split_columns(sizes[0], head, parts, line::<T>());
+        let owners = split_rows(parts, threads);
         let capacity = padded(batch_size.min(data.order.len()).max(1));
-        let shared = [Shared::new(capacity * sizes[1]), Shared::new(capacity * sizes[1])];
-        let team = Team {
-            sizes: &sizes, x: data.x_slice(), labels: data.labels, order: data.order, batch_size, eta, head, capacity,
-            ranges: &ranges, shared: &shared, barrier: Barrier::new(threads),
-        };
+        let shared = [Partials::new(parts, capacity * sizes[1]), Partials::new(parts, capacity * sizes[1])];
 
         let (weights, biases) = self.fused.layers_mut();
         let ([w1, deeper_w @ ..], [b1, deeper_b @ ..]) = (weights, biases) else {
             unreachable!("`Fused::new` checked that there is at least one layer")
         };
-        let lengths: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
-        let mut w1_rows = split_mut(w1.values_mut(), lengths.iter().map(|n| n * sizes[0]));
-        let mut b1_rows = split_mut(b1, lengths.iter().copied());
-        // Thread 0 trains the trainer's own deeper layers, the others copies.
-        let mut copies: Vec<_> = (1..threads).map(|_| (deeper_w.to_vec(), deeper_b.to_vec())).collect();
-        let (w1_first, b1_first) = (w1_rows.remove(0), b1_rows.remove(0));
+        let team = Team {
+            sizes: &sizes, x: data.x_slice(), labels: data.labels, order: data.order, batch_size, eta, head, capacity,
+            columns: &columns, owners: &owners, w1: SharedMatrix::new(w1.values_mut(), sizes[1], sizes[0]),
+            shared: &shared, barrier: Barrier::new(threads),
+        };
+        // Thread 0 trains the trainer's own b1 and deeper layers, the others copies.
+        let mut copies: Vec<_> = (1..threads).map(|_| (b1.clone(), deeper_w.to_vec(), deeper_b.to_vec())).collect();
         std::thread::scope(|scope| {
             let team = &team;
-            for (t, ((w1, b1), (w, b))) in w1_rows.into_iter().zip(b1_rows).zip(copies.iter_mut()).enumerate() {
-                let own = Own { index: t + 1, w1, b1, weights: w, biases: b };
+            for (t, (b1, w, b)) in copies.iter_mut().enumerate() {
+                let own = Own { index: t + 1, b1, weights: w, biases: b };
                 std::thread::Builder::new()
                     .name(format!("nndl-team-{}", t + 1))
                     .spawn_scoped(scope, move || T::team_epoch(isa, team, own))
                     .expect("a thread of the team could not start");
             }
-            let own = Own { index: 0, w1: w1_first, b1: b1_first, weights: deeper_w, biases: deeper_b };
+            let own = Own { index: 0, b1, weights: deeper_w, biases: deeper_b };
             T::team_epoch(isa, team, own);
         });
     }
 }
 
-/// n rows in `threads` consecutive ranges whose lengths differ by at most one.
+/// n items in `threads` consecutive ranges whose lengths differ by at most one.
 pub fn split_rows(n: usize, threads: usize) -> Vec<Range<usize>> {
     let (base, extra) = (n / threads, n % threads);
     let mut start = 0;
@@ -144,18 +171,22 @@ pub fn split_rows(n: usize, threads: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
-fn split_mut<T>(mut values: &mut [T], lengths: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
-    lengths
-        .map(|n| {
-            let (head, tail) = std::mem::take(&mut values).split_at_mut(n);
-            values = tail;
-            head
-        })
-        .collect()
+/// The columns of each of `parts` parts of a row of `n_in`: the whole lines
+/// (of `line` elements) after the first `head` elements split as evenly as
+/// whole lines allow, the head in the first part and what is left of the last
+/// line in the last. A part may be empty where there are fewer lines than parts.
+pub fn split_columns(n_in: usize, head: usize, parts: usize, line: usize) -> Vec<Range<usize>> {
+    let lines = n_in.saturating_sub(head) / line;
+    let bound = |p: usize| match p {
+        0 => 0,
+        p if p == parts => n_in,
+        p => head + p * lines / parts * line,
+    };
+    (0..parts).map(|p| bound(p)..bound(p + 1)).collect()
 }
 
-/// What every thread of the team reads: the epoch, the row split, the two
-/// shared a1 buffers and the barrier.
+/// What every thread of the team reads: the epoch, the split, W1, the two
+/// buffers of partial sums and the barrier.
 pub struct Team<'a, T> {
     sizes: &'a [usize],
     x: &'a [T],
@@ -165,48 +196,93 @@ pub struct Team<'a, T> {
     eta: f64,
     head: usize,
     capacity: usize,
-    ranges: &'a [Range<usize>],
-    shared: &'a [Shared<T>; 2],
+    columns: &'a [Range<usize>],
+    owners: &'a [Range<usize>],
+    w1: SharedMatrix<'a, T>,
+    shared: &'a [Partials<T>; 2],
     barrier: Barrier,
 }
 
-/// What one thread trains: its rows of W1 and b1, and its copy of the deeper layers.
+/// What one thread trains besides its columns of W1: its copy of b1 and of the deeper layers.
 pub struct Own<'a, T> {
     index: usize,
-    w1: &'a mut [T],
     b1: &'a mut [T],
-    weights: &'a mut [Matrix<T>],
+    weights: &'a mut [crate::fused::Matrix<T>],
     biases: &'a mut [Vec<T>],
 }
 
-/// a1 of one mini-batch, thread t's columns J_t as one block of (capacity, |J_t|)
-/// row-major from capacity * J_t.start, so that no two threads write one cache
-/// line but at the blocks' edges.
-struct Shared<T> {
-    cells: Box<[UnsafeCell<T>]>,
+/// W1 (rows, cols) row-major, written by several threads at once, each in
+/// its own columns of every row.
+struct SharedMatrix<'a, T> {
+    data: *mut T,
+    rows: usize,
+    cols: usize,
+    _borrow: PhantomData<&'a mut [T]>,
 }
 
-// SAFETY: the threads write disjoint blocks, and read a buffer only between the
-// barrier after its writes and the barrier before its next ones (see the module).
-unsafe impl<T: Send> Sync for Shared<T> {}
+// SAFETY: the threads touch disjoint columns (see `row_mut`).
+unsafe impl<T: Send> Sync for SharedMatrix<'_, T> {}
+unsafe impl<T: Send> Send for SharedMatrix<'_, T> {}
 
-impl<T: Real> Shared<T> {
-    fn new(len: usize) -> Self {
-        Shared { cells: (0..len).map(|_| UnsafeCell::new(T::zero())).collect() }
+impl<'a, T> SharedMatrix<'a, T> {
+    fn new(values: &'a mut [T], rows: usize, cols: usize) -> Self {
+        assert_eq!(values.len(), rows * cols, "a matrix of {rows} x {cols}");
+        SharedMatrix { data: values.as_mut_ptr(), rows, cols, _borrow: PhantomData }
+    }
+
+    /// Row j's `columns`.
+    ///
+    /// # Safety
+    /// No other thread may touch these elements while the slice lives.
+    #[allow(clippy::mut_from_ref)] // the team's protocol, not the borrow checker, makes it exclusive
+    #[inline(always)]
+    unsafe fn row_mut(&self, j: usize, columns: &Range<usize>) -> &mut [T] {
+        assert!(j < self.rows && columns.start <= columns.end && columns.end <= self.cols);
+        unsafe { std::slice::from_raw_parts_mut(self.data.add(j * self.cols + columns.start), columns.len()) }
+    }
+}
+
+/// The partial sums of one mini-batch's first layer: part p's (capacity, n)
+/// row-major, each part on cache lines of its own, so that threads writing
+/// different parts never share a line.
+struct Partials<T> {
+    cells: Box<[UnsafeCell<T>]>,
+    start: usize,
+    stride: usize,
+}
+
+// SAFETY: the threads write disjoint parts, and read a buffer only between the
+// barrier after its writes and the barrier before its next ones (see the module).
+unsafe impl<T: Send> Sync for Partials<T> {}
+
+impl<T: Real> Partials<T> {
+    fn new(parts: usize, len: usize) -> Self {
+        let line = line::<T>();
+        let stride = len.div_ceil(line) * line;
+        let cells: Box<[UnsafeCell<T>]> = (0..parts * stride + line).map(|_| UnsafeCell::new(T::zero())).collect();
+        let base = cells.as_ptr() as usize;
+        let start = (0..line).find(|s| (base + s * std::mem::size_of::<T>()) % CACHE_LINE == 0).unwrap_or(0);
+        Partials { cells, start, stride }
+    }
+
+    fn range(&self, part: usize, len: usize) -> Range<usize> {
+        assert!(len <= self.stride);
+        let from = self.start + part * self.stride;
+        from..from + len
     }
 
     /// # Safety
-    /// No other thread may read or write `range` until the next barrier.
+    /// No other thread may read or write this part until the next barrier.
     #[allow(clippy::mut_from_ref)] // the team's protocol, not the borrow checker, makes it exclusive
-    unsafe fn block_mut(&self, range: Range<usize>) -> &mut [T] {
-        let cells = &self.cells[range];
+    unsafe fn part_mut(&self, part: usize, len: usize) -> &mut [T] {
+        let cells = &self.cells[self.range(part, len)];
         unsafe { std::slice::from_raw_parts_mut(cells.as_ptr() as *mut T, cells.len()) }
     }
 
     /// # Safety
-    /// No thread may write `range` while the slice lives.
-    unsafe fn block(&self, range: Range<usize>) -> &[T] {
-        let cells = &self.cells[range];
+    /// No thread may write this part while the slice lives.
+    unsafe fn part(&self, part: usize, len: usize) -> &[T] {
+        let cells = &self.cells[self.range(part, len)];
         unsafe { std::slice::from_raw_parts(cells.as_ptr() as *const T, cells.len()) }
     }
 }
@@ -302,50 +378,151 @@ macro_rules! team_kernels {
 team_kernels!(f64, F64x8, F64x4, team_avx512_f64, team_avx2_f64);
 team_kernels!(f32, F32x16, F32x8, team_avx512_f32, team_avx2_f32);
 
-/// One thread's share of the epoch: the single-thread sweep kernel with the
-/// first layer narrowed to its own rows.
+/// One thread's share of the epoch: its parts of the first layer's sums, the
+/// rest of the mini-batch whole, then its columns of W1.
 ///
 /// # Safety
 /// Only on a CPU with `V`'s features.
 #[inline(always)]
 unsafe fn team_epoch<T: Real, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) {
-    let Own { index, w1, b1, weights, biases } = own;
+    let Own { index, b1, weights, biases } = own;
     let (sizes, cap, head) = (team.sizes, team.capacity, team.head);
     let (n0, hidden) = (sizes[0], sizes[1]);
-    let mine = team.ranges[index].clone();
-    let width = mine.len();
+    let mine = team.owners[index].clone();
     // Private buffers, made once per epoch: (capacity, n) row-major per layer.
     let mut acts: Vec<Vec<T>> = sizes[1..].iter().map(|&n| vec![T::zero(); cap * n]).collect();
     let mut deltas = acts.clone();
-    let mut own_delta = vec![T::zero(); cap * width];
     let mut rows = vec![0usize; cap];
     let ids: Vec<usize> = (0..cap).collect();
-    let x = team.x;
 
     for (k, batch) in team.order.chunks(team.batch_size).enumerate() {
         let (m, p) = (batch.len(), pad_rows(batch, &mut rows));
-        let first = Rows { data: x, width: n0, ids: &rows[..p] };
+        let first = Rows { data: team.x, width: n0, ids: &rows[..p] };
         let shared = &team.shared[k % 2];
-        // SAFETY: this block is this thread's alone until the barrier.
-        let block = unsafe { shared.block_mut(cap * mine.start..cap * mine.start + p * width) };
-        unsafe { forward::<T, V>(w1, b1, first, block, head) };
+        for part in mine.clone() {
+            // SAFETY: this part is this thread's alone until the barrier.
+            let out = unsafe { shared.part_mut(part, p * hidden) };
+            unsafe { forward_part::<T, V>(&team.w1, first, &team.columns[part], head, out) };
+        }
         team.barrier.wait();
 
         let a1 = &mut acts[0][..p * hidden];
-        for range in team.ranges {
+        for part in 0..team.columns.len() {
             // SAFETY: written before the barrier; written again only after the next one.
-            let theirs = unsafe { shared.block(cap * range.start..cap * range.start + p * range.len()) };
-            for (i, row) in theirs.chunks_exact(range.len()).enumerate() {
-                a1[i * hidden + range.start..][..range.len()].copy_from_slice(row);
+            let sums = unsafe { shared.part(part, p * hidden) };
+            if part == 0 {
+                a1.copy_from_slice(sums);
+            } else {
+                a1.iter_mut().zip(sums).for_each(|(a, &s)| *a += s);
             }
         }
+        for row in a1.chunks_exact_mut(hidden) {
+            row.iter_mut().zip(&*b1).for_each(|(a, &b)| *a += b);
+        }
+        simd::sigmoid_in_place(a1);
         let batch = Batch { rows: &rows[..p], ids: &ids[..p], m, labels: team.labels, scale: T::of(team.eta / m as f64) };
         unsafe { after_first_layer::<T, V>(sizes, weights, biases, &mut acts, &mut deltas, &batch) };
 
-        for (i, row) in own_delta[..p * width].chunks_exact_mut(width).enumerate() {
-            row.copy_from_slice(&deltas[0][i * hidden + mine.start..][..width]);
+        let delta1 = &deltas[0][..p * hidden];
+        for part in mine.clone() {
+            unsafe { update_part::<T, V>(&team.w1, delta1, first, &team.columns[part], head) };
         }
-        unsafe { update::<T, V>(w1, b1, &own_delta[..p * width], first, head) };
+        update_bias(b1, delta1);
+    }
+}
+
+/// sums[i, j] = W1[j, columns] . x_i[columns] for the padded batch's rows x_i;
+/// sums is (p, n_out). As `fused::forward`, two weight rows at a time, the
+/// elements before `head` apart.
+///
+/// # Safety
+/// Only on a CPU with `V`'s features, by the thread that owns `columns` of W1.
+#[inline(always)]
+unsafe fn forward_part<T: Real, V: Vector<Elem = T>>(
+    w: &SharedMatrix<T>,
+    input: Rows<T>,
+    columns: &Range<usize>,
+    head: usize,
+    sums: &mut [T],
+) {
+    let n_out = w.rows;
+    let split = head.clamp(columns.start, columns.end);
+    let at = split - columns.start;
+    for i in (0..sums.len() / n_out).step_by(SWEEP) {
+        let x = input.sweep(i);
+        let (hi, lo) = (x.map(|r| &r[split..columns.end]), x.map(|r| &r[columns.start..split]));
+        let mut j = 0;
+        while j + 1 < n_out {
+            let (w0, w1) = unsafe { (&*w.row_mut(j, columns), &*w.row_mut(j + 1, columns)) };
+            let (s, t) = unsafe {
+                (simd::dot5x2::<V>(&w0[at..], &w1[at..], hi), simd::dot5x2::<V>(&w0[..at], &w1[..at], lo))
+            };
+            for (r, row) in [j, j + 1].into_iter().enumerate() {
+                for q in 0..SWEEP {
+                    sums[(i + q) * n_out + row] = s[r][q] + t[r][q];
+                }
+            }
+            j += 2;
+        }
+        if j < n_out {
+            let wj = unsafe { &*w.row_mut(j, columns) };
+            let (s, t) = unsafe { (simd::dot5::<V>(&wj[at..], hi), simd::dot5::<V>(&wj[..at], lo)) };
+            for q in 0..SWEEP {
+                sums[(i + q) * n_out + j] = s[q] + t[q];
+            }
+        }
+    }
+}
+
+/// W1[j, columns] -= sum_i delta[i, j] x_i[columns]; delta is (p, n_out). As
+/// `fused::update`, without the biases.
+///
+/// # Safety
+/// Only on a CPU with `V`'s features, by the thread that owns `columns` of W1.
+#[inline(always)]
+unsafe fn update_part<T: Real, V: Vector<Elem = T>>(
+    w: &SharedMatrix<T>,
+    delta: &[T],
+    input: Rows<T>,
+    columns: &Range<usize>,
+    head: usize,
+) {
+    let n_out = w.rows;
+    let split = head.clamp(columns.start, columns.end);
+    let at = split - columns.start;
+    for i in (0..delta.len() / n_out).step_by(SWEEP) {
+        let x = input.sweep(i);
+        let (hi, lo) = (x.map(|r| &r[split..columns.end]), x.map(|r| &r[columns.start..split]));
+        let d = |j: usize| -> [T; SWEEP] { std::array::from_fn(|q| delta[(i + q) * n_out + j]) };
+        let mut j = 0;
+        while j + 1 < n_out {
+            let (w0, w1) = unsafe { (w.row_mut(j, columns), w.row_mut(j + 1, columns)) };
+            let ((w0_lo, w0_hi), (w1_lo, w1_hi)) = (w0.split_at_mut(at), w1.split_at_mut(at));
+            let pair = [d(j), d(j + 1)];
+            unsafe {
+                simd::sub_outer5x2::<V>(w0_hi, w1_hi, pair, hi);
+                simd::sub_outer5x2::<V>(w0_lo, w1_lo, pair, lo);
+            }
+            j += 2;
+        }
+        if j < n_out {
+            let (lo_part, hi_part) = unsafe { w.row_mut(j, columns) }.split_at_mut(at);
+            let single = d(j);
+            unsafe {
+                simd::sub_outer5::<V>(hi_part, single, hi);
+                simd::sub_outer5::<V>(lo_part, single, lo);
+            }
+        }
+    }
+}
+
+/// b[j] -= sum_i delta[i, j], five samples at a time as `fused::update` sums them.
+fn update_bias<T: Real>(b: &mut [T], delta: &[T]) {
+    let n_out = b.len();
+    for i in (0..delta.len() / n_out).step_by(SWEEP) {
+        for (j, bj) in b.iter_mut().enumerate() {
+            *bj -= (0..SWEEP).fold(T::zero(), |a, q| a + delta[(i + q) * n_out + j]);
+        }
     }
 }
 
@@ -354,10 +531,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rows_are_split_evenly_and_cover_the_layer() {
+    fn parts_are_split_evenly_and_cover_the_rows() {
         assert_eq!(split_rows(30, 2), vec![0..15, 15..30]);
         assert_eq!(split_rows(100, 3), vec![0..34, 34..67, 67..100]);
         assert_eq!(split_rows(3, 3), vec![0..1, 1..2, 2..3]);
+    }
+
+    #[test]
+    fn columns_fall_on_cache_lines_after_the_head() {
+        // 784 float64 starting 48 bytes past a line: 2 elements, 97 whole lines, 6 left
+        assert_eq!(split_columns(784, 2, 2, 8), vec![0..386, 386..784]);
+        assert_eq!(split_columns(784, 0, 2, 8), vec![0..392, 392..784]);
+        assert_eq!(split_columns(784, 0, 1, 8), vec![0..784]);
+        // 784 float32 at 16 bytes: 12 elements, 48 lines, 4 left
+        assert_eq!(split_columns(784, 12, 3, 16), vec![0..268, 268..524, 524..784]);
+        // fewer lines than parts: empty parts, still covering the row in order
+        assert_eq!(split_columns(20, 0, 4, 8), vec![0..0, 0..8, 8..8, 8..20]);
+        for (n, head, parts) in [(50, 0, 3), (64, 3, 5), (784, 6, 7)] {
+            let c = split_columns(n, head, parts, 8);
+            assert_eq!((c[0].start, c[parts - 1].end), (0, n));
+            assert!(c.windows(2).all(|w| w[0].end == w[1].start));
+            assert!(c[1..].iter().all(|r| r.start == n || (r.start - head) % 8 == 0));
+        }
+    }
+
+    #[test]
+    fn partial_sums_sit_on_lines_of_their_own() {
+        let partials = Partials::<f64>::new(3, 30);
+        let address = |part| unsafe { partials.part(part, 30) }.as_ptr() as usize;
+        for part in 0..3 {
+            assert_eq!(address(part) % CACHE_LINE, 0);
+        }
+        assert!(address(1) - address(0) >= 30 * 8);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The team kernel against the single-thread fused kernel and the port: the
-//! same bits as the sweep kernel on any thread count, and the port's result.
+//! same bits on any thread count for a given number of parts, the sweep
+//! kernel's bits with one part, and the port's result.
 
 mod common;
 
@@ -19,26 +20,34 @@ fn columns(biases: &[Vec<f64>]) -> Vec<Array2<f64>> {
     biases.iter().map(|b| Array2::from_shape_vec((b.len(), 1), b.clone()).unwrap()).collect()
 }
 
-fn after_epoch(p: &Problem, sizes: &[usize], isa: Isa, threads: usize, batch_size: usize) -> (Vec<Array2<f64>>, Vec<Array2<f64>>) {
-    let mut team = FusedParallel::new(&views(&p.weights), &views(&p.biases), Some(isa), threads).unwrap();
+type Params = (Vec<Array2<f64>>, Vec<Array2<f64>>);
+
+fn after_epoch(p: &Problem, sizes: &[usize], isa: Isa, threads: usize, parts: usize, batch_size: usize) -> Params {
+    let mut team = FusedParallel::new(&views(&p.weights), &views(&p.biases), Some(isa), threads, Some(parts)).unwrap();
     team.train_epoch(&Epoch::new(p.x.view(), &p.labels, &p.order, sizes, batch_size).unwrap(), batch_size, 3.0);
     (team.weights().iter().map(|w| w.to_owned()).collect(), columns(team.biases()))
 }
 
 #[test]
-fn every_thread_count_gives_the_sweep_kernels_bits() {
-    // 784 inputs: whole cache lines, so the first layer takes the aligned path too.
+fn one_part_gives_the_sweep_kernels_bits_and_more_parts_the_same_bits_on_any_thread_count() {
+    // 784 inputs: whole cache lines, so the first layer takes the aligned path too;
+    // 50 inputs: rows that are not, and a last part shorter than a line.
     for sizes in [vec![784, 13, 10], vec![64, 17, 9, 4], vec![50, 7, 5, 3]] {
         let p = problem(&sizes, 83, 6);
         for isa in Isa::ALL.into_iter().filter(|isa| isa.supported()) {
             for batch_size in [1, 7, 10, 64] {
                 let mut fused = Fused::new(&views(&p.weights), &views(&p.biases), Some(isa), Some(usize::MAX)).unwrap();
                 fused.train_epoch(&Epoch::new(p.x.view(), &p.labels, &p.order, &sizes, batch_size).unwrap(), batch_size, 3.0);
-                let want_w: Vec<_> = fused.weights().iter().map(|w| w.to_owned()).collect();
-                let want_b = columns(fused.biases());
-                for threads in [1, 2, 3, 4] {
-                    let (w, b) = after_epoch(&p, &sizes, isa, threads, batch_size);
-                    assert!(w == want_w && b == want_b, "{sizes:?} {isa:?} batch {batch_size}, {threads} threads");
+                let sweep: Params = (fused.weights().iter().map(|w| w.to_owned()).collect(), columns(fused.biases()));
+                let what = format!("{sizes:?} {isa:?} batch {batch_size}");
+                assert!(after_epoch(&p, &sizes, isa, 1, 1, batch_size) == sweep, "{what}, one part");
+                for parts in [2, 3, 4] {
+                    let want = after_epoch(&p, &sizes, isa, 1, parts, batch_size);
+                    assert!(relative_gap(&want.0, &sweep.0) < 1e-12, "{what}, {parts} parts");
+                    for threads in 2..=parts {
+                        let got = after_epoch(&p, &sizes, isa, threads, parts, batch_size);
+                        assert!(got == want, "{what}, {parts} parts on {threads} threads");
+                    }
                 }
             }
         }
@@ -51,17 +60,20 @@ fn the_team_matches_the_port() {
     let p = problem(&sizes, 203, 7); // 20 batches of 10, then 3
     let mut net = Network::new(p.weights.clone(), p.biases.clone()).unwrap();
     net.train_epoch(&Epoch::new(p.x.view(), &p.labels, &p.order, &sizes, 10).unwrap(), 10, 3.0);
-    let (w, b) = after_epoch(&p, &sizes, Isa::detect(), 2, 10);
-    assert!(relative_gap(&w, &net.weights) < 1e-12 && relative_gap(&b, &net.biases) < 1e-12);
+    for (threads, parts) in [(2, 2), (3, 4)] {
+        let (w, b) = after_epoch(&p, &sizes, Isa::detect(), threads, parts, 10);
+        assert!(relative_gap(&w, &net.weights) < 1e-12 && relative_gap(&b, &net.biases) < 1e-12);
+    }
 }
 
 #[test]
-fn threads_are_capped_by_the_hidden_units_and_split_evenly() {
-    let p = problem(&[20, 5, 3], 10, 8);
-    let team = FusedParallel::new(&views(&p.weights), &views(&p.biases), None, 8).unwrap();
-    assert_eq!(team.threads(), 5);
-    assert_eq!(team.rows_per_thread(), vec![1; 5]);
-    let team = FusedParallel::new(&views(&p.weights), &views(&p.biases), None, 2).unwrap();
-    assert_eq!(team.rows_per_thread(), vec![3, 2]);
-    assert!(FusedParallel::new(&views(&p.weights), &views(&p.biases), None, 0).is_err());
+fn parts_are_capped_by_the_lines_of_a_row_and_threads_by_the_parts() {
+    let p = problem(&[20, 5, 3], 10, 8); // rows of 20 float64: 2 whole lines
+    let new = |threads, parts| FusedParallel::new(&views(&p.weights), &views(&p.biases), None, threads, parts);
+    let team = new(8, None).unwrap();
+    assert_eq!((team.threads(), team.parts()), (2, 2));
+    assert_eq!(team.columns_per_thread(), vec![8, 12]);
+    let team = new(2, Some(1)).unwrap();
+    assert_eq!((team.threads(), team.parts(), team.columns_per_thread()), (1, 1, vec![20]));
+    assert!(new(0, None).is_err() && new(1, Some(0)).is_err());
 }
