@@ -14,6 +14,8 @@ after; ``threads`` reports the count the run used.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from backends.base import Params, predict_labels
@@ -29,6 +31,30 @@ def extension():
     except ImportError as e:
         raise ImportError(f"the Rust extension {MODULE} is not built: {BUILD_HINT}") from e
     return nndl_bench_rust
+
+
+# Enough samples that a probe takes milliseconds even at batch 1, and whole
+# mini-batches of it; the best of a few repeats after one that warms up.
+PROBE_SAMPLES = 1000
+PROBE_BATCHES = 4
+PROBE_REPEATS = 2
+
+
+def time_in_turns(copies: dict, X, y, order, batch_size: int, eta: float) -> dict:
+    """Best seconds of each copy's training on this epoch's first mini-batches
+    (at least ``PROBE_SAMPLES`` samples). The copies take turns, so that a
+    burst of load from elsewhere falls on all of them."""
+    samples = max(PROBE_SAMPLES, PROBE_BATCHES * batch_size) // batch_size * batch_size
+    probe = _integers(order, "order")[:samples]
+    labels = _integers(y, "y")
+    seconds = {key: float("inf") for key in copies}
+    for repeat in range(PROBE_REPEATS + 1):
+        for key, copy in copies.items():
+            start = time.perf_counter()
+            copy.train_epoch(X, labels, probe, batch_size, float(eta))
+            if repeat:  # the first round touches the buffers and the caches
+                seconds[key] = min(seconds[key], time.perf_counter() - start)
+    return seconds
 
 
 def _integers(values: np.ndarray, what: str) -> np.ndarray:

@@ -1,20 +1,22 @@
-"""The fused kernel on a team of threads: rust-fused's sweep, its first layer split by inputs.
+"""The fused kernel on a team of threads: rust-fused's tiles, the first layer split by inputs.
 
-Thread t owns a run of W1's columns (input features) for every hidden unit,
-reads only those columns of each row of X, and computes their share of the
-first layer's sums and their updates; everything after the first layer, under
-2% of the arithmetic at [784, 30, 10], each thread does itself on its own copy
-of the deeper weights. The team is started once per epoch and meets at one
-barrier per mini-batch (a spinning, then yielding, generation counter), with
-the shared partial sums double-buffered so that one barrier is enough.
+The team runs the first layer as rust-fused's tiles kernel does, on W1 held
+transposed for the epoch (a row per input feature). Thread t owns a run of
+those rows, reads only those features of each row of X, and computes their
+share of the first layer's sums and their updates; everything after the first
+layer, under 2% of the arithmetic at [784, 30, 10], each thread does itself on
+its own copy of the deeper weights. The team is started once per epoch and
+meets at one barrier per mini-batch (a spinning, then yielding, generation
+counter), with the shared partial sums double-buffered so that one barrier is
+enough.
 
-The columns fall into ``parts`` runs of whole cache lines whose sums are added
-in a fixed order, each thread taking a run of parts: the result depends on the
-parts, never on the thread count, and with one part it is rust-fused's sweep
-kernel's, bit for bit (``rust/src/team.rs``).
+The features fall into ``parts`` runs of whole cache lines of W1's transposed
+rows whose sums are added in a fixed order, each thread taking a run of parts:
+the result depends on the parts, never on the thread count, and with one part
+it is rust-fused's tiles kernel's, bit for bit (``rust/src/team.rs``).
 
 Threads: ``threads`` if given, else every core this process may run on; parts:
-as many as the threads on offer (capped by the cache lines in a row of X).
+as many as the threads on offer (capped by the cache lines of W1's transposed rows).
 Where two threads or more are on offer, the first epoch of each batch size
 times a few of its own mini-batches on one thread and on all of them, on
 copies of the parameters with the same parts, and keeps the faster: the
@@ -26,16 +28,9 @@ thread owns, the barrier, and the calibration's timings.
 from __future__ import annotations
 
 import os
-import time
 
 from backends.base import Params
-from backends.rust_extension import RustTrainer, _integers, extension
-
-# Enough samples that a probe takes milliseconds even at batch 1, and whole
-# mini-batches of it.
-PROBE_SAMPLES = 2000
-PROBE_BATCHES = 4
-PROBE_REPEATS = 2
+from backends.rust_extension import RustTrainer, extension, time_in_turns
 
 
 def machine_threads() -> int:
@@ -89,18 +84,8 @@ class RustFusedParallel(RustTrainer):
         parameters are untouched. The two take turns, so a burst of load from
         elsewhere falls on both."""
         p = self.params()
-        samples = max(PROBE_SAMPLES, PROBE_BATCHES * batch_size) // batch_size * batch_size
-        probe = _integers(order, "order")[:samples]
-        labels = _integers(y, "y")
         copies = {n: self._trainer(p, n) for n in (1, self.team_threads)}
-        seconds = {n: float("inf") for n in copies}
-        for repeat in range(PROBE_REPEATS + 1):
-            for n, copy in copies.items():
-                start = time.perf_counter()
-                copy.train_epoch(X, labels, probe, batch_size, float(eta))
-                if repeat:  # the first round touches the buffers and the caches
-                    seconds[n] = min(seconds[n], time.perf_counter() - start)
-        return seconds
+        return time_in_turns(copies, X, y, order, batch_size, eta)
 
     def choices(self, batch_size: int) -> dict:
         chosen = dict(self._rust.choices(int(batch_size)))

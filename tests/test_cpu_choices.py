@@ -6,9 +6,9 @@ Each test runs the same built extension inside QEMU's user-mode emulator
 Haswell (AVX2 and FMA, no AVX-512) and a Sandy Bridge (AVX, without AVX2 or
 FMA). The trainers must pick the instruction set that CPU has, say so in
 ``choices()``, and still train to the reference's numbers, computed natively
-here. The child does no BLAS call (batch 10 runs the sweep kernel): under the
-emulator, OpenBLAS's own detection picks its Haswell kernels even for the
-Sandy Bridge, and they fault there.
+here. The child does no BLAS call (at batch 10 it times and runs the sweep and
+the tiles, never a GEMM): under the emulator, OpenBLAS's own detection picks
+its Haswell kernels even for the Sandy Bridge, and they fault there.
 """
 
 from __future__ import annotations

@@ -73,11 +73,11 @@ def _isas() -> list[str]:
     return rust.build_info()["isa_supported"]
 
 
-@pytest.mark.parametrize("gemm_from_batch", [1, 10**9])
+@pytest.mark.parametrize("kernel", ["sweep", "tiles", "gemm"])
 @pytest.mark.parametrize("isa", _isas())
 @pytest.mark.parametrize("batch_size", [10, 100])
 def test_fused_matches_the_reference_on_every_instruction_set_and_kernel(
-    data, isa, gemm_from_batch, batch_size
+    data, isa, kernel, batch_size
 ):
     """Each compiled version this CPU can run, and the GEMM kernel, not only
     the ones the defaults pick here."""
@@ -86,34 +86,41 @@ def test_fused_matches_the_reference_on_every_instruction_set_and_kernel(
     params, X, y, order = data
     ref = backends.create(backends.REFERENCE, params, "float64")
     ref.train_epoch(X, y, order, batch_size, 3.0)
-    trainer = RustFused(params, "float64", isa=isa, gemm_from_batch=gemm_from_batch)
+    trainer = RustFused(params, "float64", isa=isa, kernel=kernel)
     trainer.train_epoch(X, y, order, batch_size, 3.0)
     choices = trainer.choices(batch_size)
     assert choices["isa"] == isa
-    assert choices["kernel"] == ("gemm" if gemm_from_batch == 1 else "sweep")
+    assert choices["kernel"] == kernel and "calibration_seconds" not in choices
     want = _flat(ref.params())
     assert np.max(np.abs(_flat(trainer.params()) - want)) <= 1e-9 * np.max(np.abs(want))
 
 
-def test_fused_times_both_kernels_once_per_large_batch_size_and_keeps_the_faster(data):
-    from backends.rust_fused import CALIBRATE_FROM, RustFused
+def test_fused_times_its_kernels_once_per_batch_size_and_keeps_the_fastest(data):
+    from backends.rust_fused import CALIBRATE_GEMM_FROM, RustFused
 
     params, X, y, order = data
     trainer = RustFused(params, "float64")
-    trainer.train_epoch(X, y, order, 10, 3.0)
-    assert trainer.calibration == {} and trainer.choices(10)["kernel"] == "sweep"
-    trainer.train_epoch(X, y, order, CALIBRATE_FROM, 3.0)
-    seconds = trainer.calibration[CALIBRATE_FROM]
-    assert set(seconds) == {"sweep", "gemm"} and all(s > 0 for s in seconds.values())
-    chosen = trainer.choices(CALIBRATE_FROM)
-    assert chosen["kernel"] == min(seconds, key=seconds.get)
-    assert chosen["calibration_seconds"] == seconds
+    for batch_size, timed in ((10, {"sweep", "tiles"}),
+                              (CALIBRATE_GEMM_FROM, {"sweep", "tiles", "gemm"})):
+        trainer.train_epoch(X, y, order, batch_size, 3.0)
+        seconds = trainer.calibration[batch_size]
+        assert set(seconds) == timed and all(s > 0 for s in seconds.values())
+        chosen = trainer.choices(batch_size)
+        assert chosen["kernel"] == min(seconds, key=seconds.get)
+        assert chosen["calibration_seconds"] == seconds
     # The probes trained copies: the epochs match the reference's.
     ref = backends.create(backends.REFERENCE, params, "float64")
-    for batch_size in (10, CALIBRATE_FROM):
+    for batch_size in (10, CALIBRATE_GEMM_FROM):
         ref.train_epoch(X, y, order, batch_size, 3.0)
     want = _flat(ref.params())
     assert np.max(np.abs(_flat(trainer.params()) - want)) <= 1e-9 * np.max(np.abs(want))
+
+
+def test_an_unknown_kernel_is_refused_by_name():
+    from backends.rust_fused import RustFused
+
+    with pytest.raises(ValueError, match="unknown kernel 'blocked'; one of sweep, tiles, gemm"):
+        RustFused(init_params([4, 3, 2], 0), kernel="blocked")
 
 
 def test_fused_picks_the_widest_instruction_set_and_says_so():

@@ -1,5 +1,5 @@
 """rust-fused-parallel: the reference's result, the same bits on any thread
-count for a given number of parts, and rust-fused's sweep kernel's bits with
+count for a given number of parts, and rust-fused's tiles kernel's bits with
 one part; test_backends.py checks its gradients, float32 and short batches with
 every other backend, test_rust.py its bad inputs."""
 
@@ -15,7 +15,7 @@ from backends.rust_extension import MODULE
 pytest.importorskip(MODULE)
 
 from backends import rust_fused_parallel  # noqa: E402 - needs the extension
-from backends.rust_fused import NEVER, RustFused  # noqa: E402
+from backends.rust_fused import RustFused  # noqa: E402
 from backends.rust_fused_parallel import RustFusedParallel  # noqa: E402
 
 N_SAMPLES = 433  # a short last batch at every batch size below but 1
@@ -67,9 +67,9 @@ def test_matches_the_reference_and_gives_the_same_bits_on_1_2_and_3_threads(size
         np.testing.assert_array_equal(got, results[0])
     two = _after_epoch(RustFusedParallel(problem[0], threads=2), problem, batch_size)
     assert np.max(np.abs(two - want)) <= 1e-9 * np.max(np.abs(want))
-    # one part is the single-thread sweep kernel's bits
-    sweep = RustFused(problem[0], gemm_from_batch=NEVER)
-    np.testing.assert_array_equal(_after_epoch(sweep, problem, batch_size),
+    # one part is the single-thread tiles kernel's bits
+    tiles = RustFused(problem[0], kernel="tiles")
+    np.testing.assert_array_equal(_after_epoch(tiles, problem, batch_size),
                                   _after_epoch(RustFusedParallel(problem[0], threads=1), problem,
                                                batch_size))
 
@@ -91,28 +91,29 @@ def test_choices_name_the_team_and_its_split():
     trainer = RustFusedParallel(init_params([784, 31, 10], 0), threads=2)
     chosen = trainer.choices(10)
     assert chosen["threads"] == trainer.threads == chosen["parts"] == 2
-    assert chosen["columns_per_thread"] == [392, 392]  # 49 cache lines of float64 each
+    assert chosen["columns_per_thread"] == [392, 392]  # half of W1's transposed rows each
     assert chosen["split"].startswith("first layer by input features")
-    assert chosen["threads_from"] == "requested" and chosen["kernel"] == "sweep"
+    assert chosen["threads_from"] == "requested" and chosen["kernel"] == "tiles"
     assert chosen["barrier"].startswith("generation counter")
-    # after an epoch on rows 16 bytes past a line: 6 elements before the first
-    # boundary, then 97 whole lines, 48 to each thread, and 2 elements left
+    # the split follows the lines of W1's transposed rows, not X's alignment:
+    # the same after an epoch on rows 16 bytes past a line
     _, X, y, order = _problem([784, 31, 10])
     raw = np.empty(X.size + 8)
     start = next(s for s in range(8) if (raw.ctypes.data + 8 * s) % 64 == 16)
     shifted = raw[start : start + X.size].reshape(X.shape)
     shifted[...] = X
     trainer.train_epoch(shifted, y, order, 10, 3.0)
-    assert trainer.choices(10)["columns_per_thread"] == [6 + 48 * 8, 49 * 8 + 2]
+    assert trainer.choices(10)["columns_per_thread"] == [392, 392]
     info = backends.get("rust-fused")  # the same instruction set as the single-thread kernel
     assert chosen["isa"] == info(init_params([4, 3, 2], 0)).choices(10)["isa"]
 
 
-def test_threads_are_capped_by_the_cache_lines_of_a_row_and_zero_is_refused():
-    # 20 float64 inputs fill 2 whole lines: two parts at most, and two threads
-    trainer = RustFusedParallel(init_params([20, 3, 10], 0), threads=8)
+def test_threads_are_capped_by_the_cache_lines_of_w1_and_zero_is_refused():
+    # one lane: W1's transposed rows are 3 float64, 24 bytes, so 8 of them make
+    # whole lines and 20 inputs two parts at most, and two threads
+    trainer = RustFusedParallel(init_params([20, 3, 10], 0), threads=8, isa="x86-64")
     assert (trainer.threads, trainer.parts) == (2, 2)
-    assert RustFusedParallel(init_params([784, 3, 10], 0), threads=8).threads == 8
+    assert RustFusedParallel(init_params([784, 3, 10], 0), threads=8, isa="x86-64").threads == 8
     with pytest.raises(ValueError, match="threads must be at least 1"):
         RustFusedParallel(init_params([784, 3, 10], 0), threads=0)
 

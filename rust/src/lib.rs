@@ -6,6 +6,7 @@
 //! - [`batched`]: the same port with each mini-batch as one matrix, one GEMM per layer.
 //! - [`parallel`]: the per-sample port with the samples of a mini-batch spread over rayon.
 //! - [`fused`]: a kernel written for the CPU: one call per epoch, nothing allocated in it.
+//! - [`tiles`]: the fused kernel's first layer as register tiles over W1 transposed.
 //! - [`team`]: the fused kernel's first layer split by rows over a team of threads.
 
 // Links OpenBLAS (Debian's libopenblas through openblas-src's "system" feature)
@@ -21,6 +22,7 @@ pub mod port;
 pub mod real;
 pub mod simd;
 pub mod team;
+pub mod tiles;
 
 #[cfg(feature = "python")]
 mod python;

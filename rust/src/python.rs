@@ -16,7 +16,7 @@ use crate::data::Epoch;
 use crate::fused::{Fused, Kernel};
 use crate::port::Network;
 use crate::simd::Isa;
-use crate::team::{FusedParallel, TeamKernels, BARRIER_KIND, SPLIT_KIND};
+use crate::team::{FusedParallel, TeamKernels, BARRIER_KIND, SPLIT_KIND, TEAM_KERNEL};
 use crate::{batched, openblas, parallel};
 
 pub const STRATEGIES: [&str; 5] = ["port", "batched", "rayon", "fused", "fused-parallel"];
@@ -287,6 +287,20 @@ impl Trainer {
         Ok(())
     }
 
+    /// Runs the fused strategy's `kernel` (sweep, tiles or gemm) at every batch size.
+    fn set_kernel(&mut self, kernel: &str) -> PyResult<()> {
+        let chosen = Kernel::from_name(kernel).ok_or_else(|| {
+            let names: Vec<_> = Kernel::ALL.iter().map(|k| k.name()).collect();
+            PyValueError::new_err(format!("unknown kernel {kernel:?}; one of {names:?}"))
+        })?;
+        match &mut self.inner {
+            Typed::F64(Strategy::Fused(f)) => f.set_kernel(chosen),
+            Typed::F32(Strategy::Fused(f)) => f.set_kernel(chosen),
+            _ => return Err(PyValueError::new_err("only the fused strategy has a choice of kernels")),
+        }
+        Ok(())
+    }
+
     /// The fused kernel's choices: instruction set, lanes, and the kernel for a batch size.
     fn choices(&self, py: Python<'_>, batch_size: usize) -> PyResult<Option<Py<PyDict>>> {
         let (isa, kernel, gemm_from, lanes) = match &self.inner {
@@ -299,7 +313,7 @@ impl Trainer {
         let d = PyDict::new(py);
         d.set_item("isa", isa.name())?;
         d.set_item("lanes", lanes)?;
-        d.set_item("kernel", if kernel == Kernel::Gemm { "gemm" } else { "sweep" })?;
+        d.set_item("kernel", kernel.name())?;
         d.set_item("gemm_from_batch", gemm_from)?;
         Ok(Some(d.unbind()))
     }
@@ -310,7 +324,7 @@ fn team_choices<T: TeamKernels>(py: Python<'_>, team: &FusedParallel<T>, lanes: 
     let d = PyDict::new(py);
     d.set_item("isa", team.isa().name())?;
     d.set_item("lanes", lanes)?;
-    d.set_item("kernel", "sweep")?;
+    d.set_item("kernel", TEAM_KERNEL)?;
     d.set_item("threads", team.threads())?;
     d.set_item("split", SPLIT_KIND)?;
     d.set_item("parts", team.parts())?;

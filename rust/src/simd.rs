@@ -86,6 +86,9 @@ impl Isa {
 pub trait Vector: Copy {
     type Elem: Real;
     const LANES: usize;
+    /// The vector registers of the instruction set: how large a tile of
+    /// accumulators the kernels may keep (`tiles::tile_vectors`).
+    const REGISTERS: usize;
     unsafe fn splat(v: Self::Elem) -> Self;
     unsafe fn load(p: *const Self::Elem) -> Self;
     unsafe fn store(self, p: *mut Self::Elem);
@@ -100,6 +103,7 @@ pub struct Scalar<T>(T);
 impl<T: Real> Vector for Scalar<T> {
     type Elem = T;
     const LANES: usize = 1;
+    const REGISTERS: usize = 16;
     #[inline(always)]
     unsafe fn splat(v: T) -> Self {
         Scalar(v)
@@ -123,7 +127,7 @@ impl<T: Real> Vector for Scalar<T> {
 }
 
 macro_rules! vector {
-    ($name:ident, $reg:ty, $t:ty, $lanes:literal, $set1:ident, $loadu:ident, $storeu:ident,
+    ($name:ident, $reg:ty, $t:ty, $lanes:literal, $registers:literal, $set1:ident, $loadu:ident, $storeu:ident,
      $fmadd:ident, $sum:expr) => {
         #[cfg(target_arch = "x86_64")]
         #[derive(Clone, Copy)]
@@ -133,6 +137,7 @@ macro_rules! vector {
         impl Vector for $name {
             type Elem = $t;
             const LANES: usize = $lanes;
+            const REGISTERS: usize = $registers;
             #[inline(always)]
             unsafe fn splat(v: $t) -> Self {
                 $name(unsafe { arch::$set1(v) })
@@ -161,13 +166,13 @@ macro_rules! vector {
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64 as arch;
 
-vector!(F64x8, arch::__m512d, f64, 8, _mm512_set1_pd, _mm512_loadu_pd, _mm512_storeu_pd,
+vector!(F64x8, arch::__m512d, f64, 8, 32, _mm512_set1_pd, _mm512_loadu_pd, _mm512_storeu_pd,
         _mm512_fmadd_pd, lane_sum::<f64, 8>);
-vector!(F32x16, arch::__m512, f32, 16, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps,
+vector!(F32x16, arch::__m512, f32, 16, 32, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps,
         _mm512_fmadd_ps, lane_sum::<f32, 16>);
-vector!(F64x4, arch::__m256d, f64, 4, _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd,
+vector!(F64x4, arch::__m256d, f64, 4, 16, _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd,
         _mm256_fmadd_pd, lane_sum::<f64, 4>);
-vector!(F32x8, arch::__m256, f32, 8, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps,
+vector!(F32x8, arch::__m256, f32, 8, 16, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps,
         _mm256_fmadd_ps, lane_sum::<f32, 8>);
 
 /// Samples per sweep over a weight row: every weight loaded feeds five

@@ -1,25 +1,26 @@
 //! The fused kernel on a team of threads that meet once per mini-batch.
 //!
 //! At [784, h, 10] nearly all the arithmetic is the first layer's, so only it
-//! is split, and by its input features (columns of W1), not by its hidden
-//! units: thread t owns the columns K_t of W1 for every hidden unit, reads
-//! only K_t of each row of X, computes the partial sums W1[:, K_t] x_i[K_t]
-//! into a buffer the team shares, and at the end updates W1[:, K_t] with the
-//! whole of delta1. Split by hidden units instead, every thread streamed
-//! every row of the mini-batch for its half of W1, and that traffic, which
-//! did not shrink with the thread count, kept two threads from paying at
-//! width 30.
+//! is split, and by its input features, not by its hidden units. The team
+//! runs the first layer as `tiles` does, on W1 held transposed for the epoch
+//! (W1ᵀ, a row per input feature): thread t owns a run K_t of W1ᵀ's rows,
+//! reads only K_t of each row of X, computes the partial sums W1[:, K_t]
+//! x_i[K_t] into a buffer the team shares, and at the end updates its rows
+//! of W1ᵀ with the whole of delta1. Split by hidden units instead, every
+//! thread streamed every row of the mini-batch for its share of W1, and that
+//! traffic, which did not shrink with the thread count, kept two threads from
+//! paying at width 30.
 //!
-//! The columns fall into `parts` consecutive runs of whole cache lines (the
-//! elements before X's first 64-byte boundary in the first, the last partial
-//! line in the last), and each part's sums start from zero: z = ((part 0 +
-//! part 1) + ...) + b, in that order. The parts are fixed by the trainer, not
-//! by the threads (each thread takes a run of parts), so the result is the
-//! same bits whatever the thread count. Everything after the first layer
+//! The features fall into `parts` consecutive runs of whole cache lines of
+//! W1ᵀ, and each part's sums start from zero: z = ((part 0 + part 1) + ...) +
+//! b, in that order. The parts are fixed by the trainer, not by the threads
+//! (each thread takes a run of parts), so the result is the same bits
+//! whatever the thread count; the update of each weight is one thread's, in
+//! the samples' order, whatever the split. Everything after the first layer
 //! (about 1/78 of the arithmetic at [784, 30, 10]) every thread computes
 //! itself, on its own copy of the deeper weights and of b1, with the
 //! single-thread kernel's code in its order, so the copies stay identical.
-//! With one part the sums are `fused`'s sweep kernel's, bit for bit.
+//! With one part the result is `fused`'s tiles kernel's, bit for bit.
 //!
 //! The team is spawned once per epoch (`std::thread::scope`, the caller being
 //! thread 0) and meets at one barrier per mini-batch, after the partial sums
@@ -27,7 +28,7 @@
 //! what makes one barrier enough: a thread that writes batch k+1's buffer has
 //! passed batch k's barrier, which every other thread reached only after it
 //! had read batch k-1's (the same buffer). No thread reads or writes another's
-//! columns of W1, so W1 needs no barrier at all.
+//! rows of W1ᵀ, so W1ᵀ needs no barrier at all.
 //!
 //! The barrier is a generation counter: a waiting thread spins a bounded
 //! number of times, then yields its core, so that a neighbour on one of the
@@ -42,9 +43,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use ndarray::ArrayView2;
 
 use crate::data::Epoch;
-use crate::fused::{after_first_layer, pad_rows, padded, Batch, Fused, Kernels, Rows, CACHE_LINE};
+use crate::fused::{after_first_layer, pad_rows, padded, update_bias, Aligned, Batch, Fused, Kernels, Rows, CACHE_LINE};
 use crate::real::Real;
 use crate::simd::{self, Isa, Scalar, Vector, SWEEP};
+use crate::tiles;
 #[cfg(target_arch = "x86_64")]
 use crate::simd::{F32x16, F32x8, F64x4, F64x8};
 
@@ -58,19 +60,31 @@ pub const SPINS_BEFORE_YIELD: u32 = 200;
 /// What `choices()` reports as the barrier.
 pub const BARRIER_KIND: &str = "generation counter: spin, then yield";
 /// What `choices()` reports as the split.
-pub const SPLIT_KIND: &str = "first layer by input features (columns of W1), in whole cache lines";
+pub const SPLIT_KIND: &str = "first layer by input features (rows of W1 transposed), in whole cache lines";
+/// What `choices()` reports as the kernel.
+pub const TEAM_KERNEL: &str = "tiles";
 
 pub struct FusedParallel<T> {
     fused: Fused<T>,
     threads: usize,
     parts: usize,
-    /// The elements of X's rows before their first cache-line boundary, as last trained.
-    head: usize,
+    /// W1ᵀ while an epoch trains.
+    transposed: Aligned<T>,
 }
 
 /// Elements of T in one cache line.
 fn line<T>() -> usize {
     CACHE_LINE / std::mem::size_of::<T>()
+}
+
+/// The rows of W1ᵀ (of `stride` elements of T) that make up whole cache lines.
+fn rows_per_line<T>(stride: usize) -> usize {
+    let bytes = stride * std::mem::size_of::<T>();
+    let mut gcd = (CACHE_LINE, bytes);
+    while gcd.1 != 0 {
+        gcd = (gcd.1, gcd.0 % gcd.1);
+    }
+    CACHE_LINE / gcd.0
 }
 
 impl<T: TeamKernels> FusedParallel<T> {
@@ -88,8 +102,9 @@ impl<T: TeamKernels> FusedParallel<T> {
             return Err("threads and parts must be at least 1".into());
         }
         let fused = Fused::new(weights, biases, isa, None)?;
-        let parts = parts.unwrap_or(threads).min((fused.sizes[0] / line::<T>()).max(1));
-        Ok(FusedParallel { fused, threads: threads.min(parts), parts, head: 0 })
+        let stride = tiles::stride(fused.sizes[1], fused.isa.lanes::<T>());
+        let parts = parts.unwrap_or(threads).min((fused.sizes[0] / rows_per_line::<T>(stride)).max(1));
+        Ok(FusedParallel { fused, threads: threads.min(parts), parts, transposed: Aligned::default() })
     }
 
     pub fn sizes(&self) -> &[usize] {
@@ -116,29 +131,40 @@ impl<T: TeamKernels> FusedParallel<T> {
         self.fused.biases()
     }
 
-    /// How many input features (columns of W1) each thread owns, for X's
-    /// alignment in the last epoch (none trained yet: rows starting on a line).
+    /// W1ᵀ's row length: the hidden units padded to whole vectors.
+    fn stride(&self) -> usize {
+        tiles::stride(self.fused.sizes[1], self.fused.isa.lanes::<T>())
+    }
+
+    /// The input features of each part: whole cache lines of W1ᵀ.
+    fn features(&self) -> Vec<Range<usize>> {
+        split_columns(self.fused.sizes[0], 0, self.parts, rows_per_line::<T>(self.stride()))
+    }
+
+    /// How many input features (rows of W1ᵀ) each thread owns.
     pub fn columns_per_thread(&self) -> Vec<usize> {
-        let columns = split_columns(self.fused.sizes[0], self.head, self.parts, line::<T>());
-        split_rows(self.parts, self.threads).iter().map(|owned| columns[owned.clone()].iter().map(|c| c.len()).sum()).collect()
+        let features = self.features();
+        split_rows(self.parts, self.threads).iter().map(|owned| features[owned.clone()].iter().map(|c| c.len()).sum()).collect()
     }
 
     pub fn train_epoch(&mut self, data: &Epoch<T>, batch_size: usize, eta: f64) {
-        self.head = self.fused.align_first_layer(data.x_slice());
-        let (isa, threads, parts, head) = (self.fused.isa, self.threads, self.parts, self.head);
+        let (isa, threads, parts, stride) = (self.fused.isa, self.threads, self.parts, self.stride());
         let sizes = self.fused.sizes.clone();
-        let columns = split_columns(sizes[0], head, parts, line::<T>());
+        let columns = self.features();
         let owners = split_rows(parts, threads);
         let capacity = padded(batch_size.min(data.order.len()).max(1));
         let shared = [Partials::new(parts, capacity * sizes[1]), Partials::new(parts, capacity * sizes[1])];
 
+        self.transposed.reserve(sizes[0] * stride);
+        let wt = self.transposed.values_mut(sizes[0] * stride);
         let (weights, biases) = self.fused.layers_mut();
         let ([w1, deeper_w @ ..], [b1, deeper_b @ ..]) = (weights, biases) else {
             unreachable!("`Fused::new` checked that there is at least one layer")
         };
+        tiles::transpose_into(w1.values(), sizes[1], sizes[0], wt, stride);
         let team = Team {
-            sizes: &sizes, x: data.x_slice(), labels: data.labels, order: data.order, batch_size, eta, head, capacity,
-            columns: &columns, owners: &owners, w1: SharedMatrix::new(w1.values_mut(), sizes[1], sizes[0]),
+            sizes: &sizes, x: data.x_slice(), labels: data.labels, order: data.order, batch_size, eta, stride, capacity,
+            columns: &columns, owners: &owners, w1: SharedMatrix::new(wt, sizes[0], stride),
             shared: &shared, barrier: Barrier::new(threads),
         };
         // Thread 0 trains the trainer's own b1 and deeper layers, the others copies.
@@ -155,6 +181,7 @@ impl<T: TeamKernels> FusedParallel<T> {
             let own = Own { index: 0, b1, weights: deeper_w, biases: deeper_b };
             T::team_epoch(isa, team, own);
         });
+        tiles::transpose_back(self.transposed.values_mut(sizes[0] * stride), stride, w1.values_mut(), sizes[1], sizes[0]);
     }
 }
 
@@ -194,7 +221,7 @@ pub struct Team<'a, T> {
     order: &'a [i64],
     batch_size: usize,
     eta: f64,
-    head: usize,
+    stride: usize,
     capacity: usize,
     columns: &'a [Range<usize>],
     owners: &'a [Range<usize>],
@@ -211,8 +238,8 @@ pub struct Own<'a, T> {
     biases: &'a mut [Vec<T>],
 }
 
-/// W1 (rows, cols) row-major, written by several threads at once, each in
-/// its own columns of every row.
+/// W1ᵀ (rows, cols) row-major, written by several threads at once, each in
+/// its own rows.
 struct SharedMatrix<'a, T> {
     data: *mut T,
     rows: usize,
@@ -220,7 +247,7 @@ struct SharedMatrix<'a, T> {
     _borrow: PhantomData<&'a mut [T]>,
 }
 
-// SAFETY: the threads touch disjoint columns (see `row_mut`).
+// SAFETY: the threads touch disjoint rows (see `rows_mut`).
 unsafe impl<T: Send> Sync for SharedMatrix<'_, T> {}
 unsafe impl<T: Send> Send for SharedMatrix<'_, T> {}
 
@@ -230,15 +257,25 @@ impl<'a, T> SharedMatrix<'a, T> {
         SharedMatrix { data: values.as_mut_ptr(), rows, cols, _borrow: PhantomData }
     }
 
-    /// Row j's `columns`.
+    /// The rows `rows`.
     ///
     /// # Safety
-    /// No other thread may touch these elements while the slice lives.
+    /// No other thread may write these rows while the slice lives.
+    #[inline(always)]
+    unsafe fn rows(&self, rows: &Range<usize>) -> &[T] {
+        assert!(rows.start <= rows.end && rows.end <= self.rows);
+        unsafe { std::slice::from_raw_parts(self.data.add(rows.start * self.cols), rows.len() * self.cols) }
+    }
+
+    /// The rows `rows`, to write.
+    ///
+    /// # Safety
+    /// No other thread may touch these rows while the slice lives.
     #[allow(clippy::mut_from_ref)] // the team's protocol, not the borrow checker, makes it exclusive
     #[inline(always)]
-    unsafe fn row_mut(&self, j: usize, columns: &Range<usize>) -> &mut [T] {
-        assert!(j < self.rows && columns.start <= columns.end && columns.end <= self.cols);
-        unsafe { std::slice::from_raw_parts_mut(self.data.add(j * self.cols + columns.start), columns.len()) }
+    unsafe fn rows_mut(&self, rows: &Range<usize>) -> &mut [T] {
+        assert!(rows.start <= rows.end && rows.end <= self.rows);
+        unsafe { std::slice::from_raw_parts_mut(self.data.add(rows.start * self.cols), rows.len() * self.cols) }
     }
 }
 
@@ -261,7 +298,7 @@ impl<T: Real> Partials<T> {
         let stride = len.div_ceil(line) * line;
         let cells: Box<[UnsafeCell<T>]> = (0..parts * stride + line).map(|_| UnsafeCell::new(T::zero())).collect();
         let base = cells.as_ptr() as usize;
-        let start = (0..line).find(|s| (base + s * std::mem::size_of::<T>()) % CACHE_LINE == 0).unwrap_or(0);
+        let start = (0..line).find(|s| (base + s * std::mem::size_of::<T>()).is_multiple_of(CACHE_LINE)).unwrap_or(0);
         Partials { cells, start, stride }
     }
 
@@ -379,30 +416,42 @@ team_kernels!(f64, F64x8, F64x4, team_avx512_f64, team_avx2_f64);
 team_kernels!(f32, F32x16, F32x8, team_avx512_f32, team_avx2_f32);
 
 /// One thread's share of the epoch: its parts of the first layer's sums, the
-/// rest of the mini-batch whole, then its columns of W1.
+/// rest of the mini-batch whole, then its rows of W1ᵀ.
 ///
 /// # Safety
 /// Only on a CPU with `V`'s features.
 #[inline(always)]
 unsafe fn team_epoch<T: Real, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) {
     let Own { index, b1, weights, biases } = own;
-    let (sizes, cap, head) = (team.sizes, team.capacity, team.head);
+    let (sizes, cap, stride) = (team.sizes, team.capacity, team.stride);
     let (n0, hidden) = (sizes[0], sizes[1]);
     let mine = team.owners[index].clone();
+    let features = match (mine.clone().next(), mine.clone().last()) {
+        (Some(first), Some(last)) => team.columns[first].start..team.columns[last].end,
+        _ => 0..0,
+    };
     // Private buffers, made once per epoch: (capacity, n) row-major per layer.
     let mut acts: Vec<Vec<T>> = sizes[1..].iter().map(|&n| vec![T::zero(); cap * n]).collect();
     let mut deltas = acts.clone();
     let mut rows = vec![0usize; cap];
     let ids: Vec<usize> = (0..cap).collect();
+    let mut tile_sums = vec![T::zero(); SWEEP * stride];
+    let mut minus_delta = vec![T::zero(); cap * stride];
 
     for (k, batch) in team.order.chunks(team.batch_size).enumerate() {
         let (m, p) = (batch.len(), pad_rows(batch, &mut rows));
         let first = Rows { data: team.x, width: n0, ids: &rows[..p] };
         let shared = &team.shared[k % 2];
         for part in mine.clone() {
-            // SAFETY: this part is this thread's alone until the barrier.
-            let out = unsafe { shared.part_mut(part, p * hidden) };
-            unsafe { forward_part::<T, V>(&team.w1, first, &team.columns[part], head, out) };
+            let columns = &team.columns[part];
+            // SAFETY: this part, and these rows of W1ᵀ, are this thread's alone until the barrier.
+            let (out, wt) = unsafe { (shared.part_mut(part, p * hidden), team.w1.rows(columns)) };
+            for i in (0..p).step_by(SWEEP) {
+                unsafe { tiles::forward_range::<V>(wt, stride, first, i, columns.clone(), &mut tile_sums) };
+                for q in 0..SWEEP {
+                    out[(i + q) * hidden..][..hidden].copy_from_slice(&tile_sums[q * stride..][..hidden]);
+                }
+            }
         }
         team.barrier.wait();
 
@@ -424,105 +473,13 @@ unsafe fn team_epoch<T: Real, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
         unsafe { after_first_layer::<T, V>(sizes, weights, biases, &mut acts, &mut deltas, &batch) };
 
         let delta1 = &deltas[0][..p * hidden];
-        for part in mine.clone() {
-            unsafe { update_part::<T, V>(&team.w1, delta1, first, &team.columns[part], head) };
+        for (out, d) in minus_delta.chunks_exact_mut(stride).zip(delta1.chunks_exact(hidden)) {
+            out.iter_mut().enumerate().for_each(|(j, v)| *v = if j < hidden { -d[j] } else { T::zero() });
         }
+        // SAFETY: these rows of W1ᵀ are this thread's alone.
+        let wt = unsafe { team.w1.rows_mut(&features) };
+        unsafe { tiles::update_range::<V>(wt, stride, first, &minus_delta[..p * stride], features.clone()) };
         update_bias(b1, delta1);
-    }
-}
-
-/// sums[i, j] = W1[j, columns] . x_i[columns] for the padded batch's rows x_i;
-/// sums is (p, n_out). As `fused::forward`, two weight rows at a time, the
-/// elements before `head` apart.
-///
-/// # Safety
-/// Only on a CPU with `V`'s features, by the thread that owns `columns` of W1.
-#[inline(always)]
-unsafe fn forward_part<T: Real, V: Vector<Elem = T>>(
-    w: &SharedMatrix<T>,
-    input: Rows<T>,
-    columns: &Range<usize>,
-    head: usize,
-    sums: &mut [T],
-) {
-    let n_out = w.rows;
-    let split = head.clamp(columns.start, columns.end);
-    let at = split - columns.start;
-    for i in (0..sums.len() / n_out).step_by(SWEEP) {
-        let x = input.sweep(i);
-        let (hi, lo) = (x.map(|r| &r[split..columns.end]), x.map(|r| &r[columns.start..split]));
-        let mut j = 0;
-        while j + 1 < n_out {
-            let (w0, w1) = unsafe { (&*w.row_mut(j, columns), &*w.row_mut(j + 1, columns)) };
-            let (s, t) = unsafe {
-                (simd::dot5x2::<V>(&w0[at..], &w1[at..], hi), simd::dot5x2::<V>(&w0[..at], &w1[..at], lo))
-            };
-            for (r, row) in [j, j + 1].into_iter().enumerate() {
-                for q in 0..SWEEP {
-                    sums[(i + q) * n_out + row] = s[r][q] + t[r][q];
-                }
-            }
-            j += 2;
-        }
-        if j < n_out {
-            let wj = unsafe { &*w.row_mut(j, columns) };
-            let (s, t) = unsafe { (simd::dot5::<V>(&wj[at..], hi), simd::dot5::<V>(&wj[..at], lo)) };
-            for q in 0..SWEEP {
-                sums[(i + q) * n_out + j] = s[q] + t[q];
-            }
-        }
-    }
-}
-
-/// W1[j, columns] -= sum_i delta[i, j] x_i[columns]; delta is (p, n_out). As
-/// `fused::update`, without the biases.
-///
-/// # Safety
-/// Only on a CPU with `V`'s features, by the thread that owns `columns` of W1.
-#[inline(always)]
-unsafe fn update_part<T: Real, V: Vector<Elem = T>>(
-    w: &SharedMatrix<T>,
-    delta: &[T],
-    input: Rows<T>,
-    columns: &Range<usize>,
-    head: usize,
-) {
-    let n_out = w.rows;
-    let split = head.clamp(columns.start, columns.end);
-    let at = split - columns.start;
-    for i in (0..delta.len() / n_out).step_by(SWEEP) {
-        let x = input.sweep(i);
-        let (hi, lo) = (x.map(|r| &r[split..columns.end]), x.map(|r| &r[columns.start..split]));
-        let d = |j: usize| -> [T; SWEEP] { std::array::from_fn(|q| delta[(i + q) * n_out + j]) };
-        let mut j = 0;
-        while j + 1 < n_out {
-            let (w0, w1) = unsafe { (w.row_mut(j, columns), w.row_mut(j + 1, columns)) };
-            let ((w0_lo, w0_hi), (w1_lo, w1_hi)) = (w0.split_at_mut(at), w1.split_at_mut(at));
-            let pair = [d(j), d(j + 1)];
-            unsafe {
-                simd::sub_outer5x2::<V>(w0_hi, w1_hi, pair, hi);
-                simd::sub_outer5x2::<V>(w0_lo, w1_lo, pair, lo);
-            }
-            j += 2;
-        }
-        if j < n_out {
-            let (lo_part, hi_part) = unsafe { w.row_mut(j, columns) }.split_at_mut(at);
-            let single = d(j);
-            unsafe {
-                simd::sub_outer5::<V>(hi_part, single, hi);
-                simd::sub_outer5::<V>(lo_part, single, lo);
-            }
-        }
-    }
-}
-
-/// b[j] -= sum_i delta[i, j], five samples at a time as `fused::update` sums them.
-fn update_bias<T: Real>(b: &mut [T], delta: &[T]) {
-    let n_out = b.len();
-    for i in (0..delta.len() / n_out).step_by(SWEEP) {
-        for (j, bj) in b.iter_mut().enumerate() {
-            *bj -= (0..SWEEP).fold(T::zero(), |a, q| a + delta[(i + q) * n_out + j]);
-        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::problem;
 use nndl_bench_rust::data::Epoch;
-use nndl_bench_rust::fused::Fused;
+use nndl_bench_rust::fused::{Fused, Kernel};
 
 struct Counting;
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
@@ -32,8 +32,9 @@ fn fused_epochs_allocate_nothing_per_mini_batch() {
     let p = problem(&sizes, 1000, 9);
     let w: Vec<_> = p.weights.iter().map(|w| w.view()).collect();
     let b: Vec<_> = p.biases.iter().map(|b| b.view()).collect();
-    for gemm_from in [usize::MAX, 1] {
-        let mut fused = Fused::new(&w, &b, None, Some(gemm_from)).unwrap();
+    for kernel in Kernel::ALL {
+        let mut fused = Fused::new(&w, &b, None, None).unwrap();
+        fused.set_kernel(kernel);
         let epoch = |n: usize| Epoch::new(p.x.view(), &p.labels, &p.order[..n], &sizes, 10).unwrap();
         let (short, long) = (epoch(100), epoch(1000));
         fused.train_epoch(&short, 10, 3.0); // makes the buffers
@@ -43,6 +44,6 @@ fn fused_epochs_allocate_nothing_per_mini_batch() {
             fused.train_epoch(data, 10, 3.0);
             counts.push(ALLOCATIONS.load(Ordering::Relaxed) - before);
         }
-        assert_eq!(counts, vec![0, 0], "gemm from batch {gemm_from}");
+        assert_eq!(counts, vec![0, 0], "{kernel:?}");
     }
 }
