@@ -74,6 +74,8 @@ class RustFused(RustTrainer):
 
     def choices(self, batch_size: int) -> dict:
         chosen = dict(self._rust.choices(int(batch_size)))
+        if chosen.get("gemm_from_batch", 0) >= NEVER:
+            chosen["gemm_from_batch"] = None  # the GEMMs never run
         if int(batch_size) in self.calibration:
             chosen["calibration_seconds"] = self.calibration[int(batch_size)]
         return chosen

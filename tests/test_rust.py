@@ -130,7 +130,8 @@ def test_fused_picks_the_widest_instruction_set_and_says_so():
     info = rust.build_info()
     lanes = {"avx512": 16, "avx2+fma": 8, "x86-64": 1}[info["isa_selected"]]
     assert trainer.choices(10) == {"isa": info["isa_selected"], "lanes": lanes,
-                                   "kernel": "sweep", "gemm_from_batch": 64}
+                                   "kernel": "sweep", "gemm_from_batch": 64,
+                                   "subnormals": "flushed to zero (FTZ and DAZ)"}
     assert trainer.choices(1000)["kernel"] == "gemm"  # until a calibration says otherwise
     assert info["isa_selected"] == info["isa_supported"][0]
     with pytest.raises(ValueError, match="unknown instruction set"):

@@ -91,7 +91,8 @@ def test_choices_name_the_team_and_its_split():
     trainer = RustFusedParallel(init_params([784, 31, 10], 0), threads=2)
     chosen = trainer.choices(10)
     assert chosen["threads"] == trainer.threads == chosen["parts"] == 2
-    assert chosen["columns_per_thread"] == [392, 392]  # half of W1's transposed rows each
+    assert chosen["features_per_part"] == [392, 392]  # half of W1's transposed rows each
+    assert chosen["tasks"].startswith("parts taken in turn")
     assert chosen["split"].startswith("first layer by input features")
     assert chosen["threads_from"] == "requested" and chosen["kernel"] == "tiles"
     assert chosen["barrier"].startswith("generation counter")
@@ -103,7 +104,7 @@ def test_choices_name_the_team_and_its_split():
     shifted = raw[start : start + X.size].reshape(X.shape)
     shifted[...] = X
     trainer.train_epoch(shifted, y, order, 10, 3.0)
-    assert trainer.choices(10)["columns_per_thread"] == [392, 392]
+    assert trainer.choices(10)["features_per_part"] == [392, 392]
     info = backends.get("rust-fused")  # the same instruction set as the single-thread kernel
     assert chosen["isa"] == info(init_params([4, 3, 2], 0)).choices(10)["isa"]
 

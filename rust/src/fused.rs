@@ -280,6 +280,7 @@ impl<T: Kernels> Fused<T> {
     }
 
     pub fn train_epoch(&mut self, data: &Epoch<T>, batch_size: usize, eta: f64) {
+        let _flush = simd::FlushSubnormals::new();
         let kernel = self.kernel_for(batch_size);
         self.buffers.reserve(&self.sizes, batch_size, kernel, self.isa.lanes::<T>());
         let head = self.align_first_layer(data.x_slice());
@@ -414,14 +415,15 @@ unsafe fn tiles_epoch<T: Real, V: Vector<Elem = T>>(s: &mut State<T>, data: &Epo
     let Buffers { acts, deltas, rows, ids, transposed, tile_sums, minus_delta, .. } = &mut *s.buffers;
     let wt = transposed.values_mut(n0 * stride);
     tiles::transpose_into(s.weights[0].values(), hidden, n0, wt, stride);
-    for batch in data.order.chunks(batch_size) {
+    for (b, batch) in data.order.chunks(batch_size).enumerate() {
         let (m, p) = (batch.len(), pad_rows(batch, rows));
         let (rows, ids) = (&rows[..p], &ids[..p]);
         let first = Rows { data: x, width: n0, ids: rows };
         let b1 = &s.biases[0];
         let a1 = &mut acts[0][..p * hidden];
         for i in (0..p).step_by(SWEEP) {
-            unsafe { tiles::forward_range::<V>(wt, stride, first, i, 0..n0, tile_sums) };
+            let ahead = rows_ahead(x, n0, data.order, b * batch_size, i, m, batch_size);
+            unsafe { tiles::forward_range::<V>(wt, stride, first, i, 0..n0, tile_sums, ahead) };
             for q in 0..SWEEP {
                 let sums = &tile_sums[q * stride..][..hidden];
                 for ((a, &z), &b) in a1[(i + q) * hidden..][..hidden].iter_mut().zip(sums).zip(b1) {
@@ -440,6 +442,17 @@ unsafe fn tiles_epoch<T: Real, V: Vector<Elem = T>>(s: &mut State<T>, data: &Epo
         update_bias(&mut s.biases[0], delta1);
     }
     tiles::transpose_back(wt, stride, s.weights[0].values_mut(), hidden, n0);
+}
+
+/// The rows of X of the `SWEEP` samples after sweep `i` of the batch of m
+/// that starts at `start` in `order`: the batch's next sweep, or the next
+/// batch's first; the order's last sample past its end.
+pub(crate) fn rows_ahead<'a, T>(x: &'a [T], width: usize, order: &[i64], start: usize, i: usize, m: usize, batch_size: usize) -> [&'a [T]; SWEEP] {
+    let next = if i + SWEEP < m { start + i + SWEEP } else { start + batch_size };
+    std::array::from_fn(|q| {
+        let at = (next + q).min(order.len() - 1);
+        &x[order[at] as usize * width..][..width]
+    })
 }
 
 /// b[j] -= sum_i delta[i, j], five samples at a time as `update` sums them.

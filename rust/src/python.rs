@@ -15,8 +15,8 @@ use rayon::ThreadPool;
 use crate::data::Epoch;
 use crate::fused::{Fused, Kernel};
 use crate::port::Network;
-use crate::simd::Isa;
-use crate::team::{FusedParallel, TeamKernels, BARRIER_KIND, SPLIT_KIND, TEAM_KERNEL};
+use crate::simd::{Isa, SUBNORMALS};
+use crate::team::{FusedParallel, TeamKernels, BARRIER_KIND, SPLIT_KIND, TASK_KIND, TEAM_KERNEL};
 use crate::{batched, openblas, parallel};
 
 pub const STRATEGIES: [&str; 5] = ["port", "batched", "rayon", "fused", "fused-parallel"];
@@ -315,6 +315,7 @@ impl Trainer {
         d.set_item("lanes", lanes)?;
         d.set_item("kernel", kernel.name())?;
         d.set_item("gemm_from_batch", gemm_from)?;
+        d.set_item("subnormals", SUBNORMALS)?;
         Ok(Some(d.unbind()))
     }
 }
@@ -328,8 +329,10 @@ fn team_choices<T: TeamKernels>(py: Python<'_>, team: &FusedParallel<T>, lanes: 
     d.set_item("threads", team.threads())?;
     d.set_item("split", SPLIT_KIND)?;
     d.set_item("parts", team.parts())?;
-    d.set_item("columns_per_thread", team.columns_per_thread())?;
+    d.set_item("features_per_part", team.features_per_part())?;
+    d.set_item("tasks", TASK_KIND)?;
     d.set_item("barrier", BARRIER_KIND)?;
+    d.set_item("subnormals", SUBNORMALS)?;
     Ok(Some(d.unbind()))
 }
 

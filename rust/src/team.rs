@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use ndarray::ArrayView2;
 
 use crate::data::Epoch;
-use crate::fused::{after_first_layer, pad_rows, padded, update_bias, Aligned, Batch, Fused, Kernels, Rows, CACHE_LINE};
+use crate::fused::{after_first_layer, pad_rows, padded, rows_ahead, update_bias, Aligned, Batch, Fused, Kernels, Rows, CACHE_LINE};
 use crate::real::Real;
 use crate::simd::{self, Isa, Scalar, Vector, SWEEP};
 use crate::tiles;
@@ -61,6 +61,8 @@ pub const SPINS_BEFORE_YIELD: u32 = 200;
 pub const BARRIER_KIND: &str = "generation counter: spin, then yield";
 /// What `choices()` reports as the split.
 pub const SPLIT_KIND: &str = "first layer by input features (rows of W1 transposed), in whole cache lines";
+/// What `choices()` reports as the way the threads share the parts.
+pub const TASK_KIND: &str = "parts taken in turn from a shared counter, each its update then its sums";
 /// What `choices()` reports as the kernel.
 pub const TEAM_KERNEL: &str = "tiles";
 
@@ -141,17 +143,15 @@ impl<T: TeamKernels> FusedParallel<T> {
         split_columns(self.fused.sizes[0], 0, self.parts, rows_per_line::<T>(self.stride()))
     }
 
-    /// How many input features (rows of W1ᵀ) each thread owns.
-    pub fn columns_per_thread(&self) -> Vec<usize> {
-        let features = self.features();
-        split_rows(self.parts, self.threads).iter().map(|owned| features[owned.clone()].iter().map(|c| c.len()).sum()).collect()
+    /// How many input features (rows of W1ᵀ) each part holds.
+    pub fn features_per_part(&self) -> Vec<usize> {
+        self.features().iter().map(|f| f.len()).collect()
     }
 
     pub fn train_epoch(&mut self, data: &Epoch<T>, batch_size: usize, eta: f64) {
         let (isa, threads, parts, stride) = (self.fused.isa, self.threads, self.parts, self.stride());
         let sizes = self.fused.sizes.clone();
         let columns = self.features();
-        let owners = split_rows(parts, threads);
         let capacity = padded(batch_size.min(data.order.len()).max(1));
         let shared = [Partials::new(parts, capacity * sizes[1]), Partials::new(parts, capacity * sizes[1])];
 
@@ -164,8 +164,8 @@ impl<T: TeamKernels> FusedParallel<T> {
         tiles::transpose_into(w1.values(), sizes[1], sizes[0], wt, stride);
         let team = Team {
             sizes: &sizes, x: data.x_slice(), labels: data.labels, order: data.order, batch_size, eta, stride, capacity,
-            columns: &columns, owners: &owners, w1: SharedMatrix::new(wt, sizes[0], stride),
-            shared: &shared, barrier: Barrier::new(threads),
+            columns: &columns, w1: SharedMatrix::new(wt, sizes[0], stride),
+            shared: &shared, tickets: [AtomicUsize::new(0), AtomicUsize::new(0)], barrier: Barrier::new(threads),
         };
         // Thread 0 trains the trainer's own b1 and deeper layers, the others copies.
         let mut copies: Vec<_> = (1..threads).map(|_| (b1.clone(), deeper_w.to_vec(), deeper_b.to_vec())).collect();
@@ -183,19 +183,6 @@ impl<T: TeamKernels> FusedParallel<T> {
         });
         tiles::transpose_back(self.transposed.values_mut(sizes[0] * stride), stride, w1.values_mut(), sizes[1], sizes[0]);
     }
-}
-
-/// n items in `threads` consecutive ranges whose lengths differ by at most one.
-pub fn split_rows(n: usize, threads: usize) -> Vec<Range<usize>> {
-    let (base, extra) = (n / threads, n % threads);
-    let mut start = 0;
-    (0..threads)
-        .map(|t| {
-            let len = base + usize::from(t < extra);
-            start += len;
-            start - len..start
-        })
-        .collect()
 }
 
 /// The columns of each of `parts` parts of a row of `n_in`: the whole lines
@@ -224,9 +211,10 @@ pub struct Team<'a, T> {
     stride: usize,
     capacity: usize,
     columns: &'a [Range<usize>],
-    owners: &'a [Range<usize>],
     w1: SharedMatrix<'a, T>,
     shared: &'a [Partials<T>; 2],
+    /// The next part to take, by the mini-batch's parity (see `team_epoch`).
+    tickets: [AtomicUsize; 2],
     barrier: Barrier,
 }
 
@@ -398,6 +386,7 @@ macro_rules! team_kernels {
         impl TeamKernels for $t {
             fn team_epoch(isa: Isa, team: &Team<$t>, own: Own<$t>) {
                 let _guard = BreakOnPanic(&team.barrier);
+                let _flush = simd::FlushSubnormals::new();
                 match isa {
                     // SAFETY: `Fused::new` checked that the CPU supports `isa`.
                     #[cfg(target_arch = "x86_64")]
@@ -415,48 +404,81 @@ macro_rules! team_kernels {
 team_kernels!(f64, F64x8, F64x4, team_avx512_f64, team_avx2_f64);
 team_kernels!(f32, F32x16, F32x8, team_avx512_f32, team_avx2_f32);
 
-/// One thread's share of the epoch: its parts of the first layer's sums, the
-/// rest of the mini-batch whole, then its rows of W1ᵀ.
+/// One thread's share of the epoch.
+///
+/// Per mini-batch k the threads take the parts in turn from a shared counter
+/// until none is left; a part's task is its update with the previous batch's
+/// delta1, then its partial sums for batch k, so that its rows of W1ᵀ are
+/// written and read by one thread between two barriers. Then the barrier, and
+/// every thread does the rest of the mini-batch whole. A thread slowed by a
+/// neighbour on its core takes fewer parts, rather than holding the others at
+/// the barrier for its fixed share; the result does not depend on who took
+/// which part. After the last batch one more round of tasks does the last
+/// update alone.
+///
+/// The counter of batch k is the one of batch k - 2: thread 0 resets it for
+/// batch k + 1 while in batch k, which every thread left behind at batch k -
+/// 1's barrier, and the others reach batch k + 1 only through batch k's
+/// barrier, after the reset.
 ///
 /// # Safety
 /// Only on a CPU with `V`'s features.
 #[inline(always)]
 unsafe fn team_epoch<T: Real, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) {
     let Own { index, b1, weights, biases } = own;
-    let (sizes, cap, stride) = (team.sizes, team.capacity, team.stride);
-    let (n0, hidden) = (sizes[0], sizes[1]);
-    let mine = team.owners[index].clone();
-    let features = match (mine.clone().next(), mine.clone().last()) {
-        (Some(first), Some(last)) => team.columns[first].start..team.columns[last].end,
-        _ => 0..0,
-    };
-    // Private buffers, made once per epoch: (capacity, n) row-major per layer.
+    let (sizes, cap, stride, x) = (team.sizes, team.capacity, team.stride, team.x);
+    let (n0, hidden, parts) = (sizes[0], sizes[1], team.columns.len());
+    // Private buffers, made once per epoch: (capacity, n) row-major per layer,
+    // and the rows of X of this batch and the last, by parity.
     let mut acts: Vec<Vec<T>> = sizes[1..].iter().map(|&n| vec![T::zero(); cap * n]).collect();
     let mut deltas = acts.clone();
-    let mut rows = vec![0usize; cap];
+    let mut rows = [vec![0usize; cap], vec![0usize; cap]];
     let ids: Vec<usize> = (0..cap).collect();
     let mut tile_sums = vec![T::zero(); SWEEP * stride];
     let mut minus_delta = vec![T::zero(); cap * stride];
+    let mut pending: Option<usize> = None; // the padded size of the batch whose update is due
 
-    for (k, batch) in team.order.chunks(team.batch_size).enumerate() {
-        let (m, p) = (batch.len(), pad_rows(batch, &mut rows));
-        let first = Rows { data: team.x, width: n0, ids: &rows[..p] };
+    let mut batches = team.order.chunks(team.batch_size);
+    for k in 0.. {
+        let batch = batches.next();
+        let [even, odd] = &mut rows;
+        let (now, before) = if k % 2 == 0 { (even, &*odd) } else { (odd, &*even) };
+        let p = batch.map(|b| pad_rows(b, now));
+        if index == 0 {
+            team.tickets[(k + 1) % 2].store(0, Ordering::Relaxed);
+        }
         let shared = &team.shared[k % 2];
-        for part in mine.clone() {
+        loop {
+            let part = team.tickets[k % 2].fetch_add(1, Ordering::Relaxed);
+            if part >= parts {
+                break;
+            }
             let columns = &team.columns[part];
-            // SAFETY: this part, and these rows of W1ᵀ, are this thread's alone until the barrier.
-            let (out, wt) = unsafe { (shared.part_mut(part, p * hidden), team.w1.rows(columns)) };
-            for i in (0..p).step_by(SWEEP) {
-                unsafe { tiles::forward_range::<V>(wt, stride, first, i, columns.clone(), &mut tile_sums) };
-                for q in 0..SWEEP {
-                    out[(i + q) * hidden..][..hidden].copy_from_slice(&tile_sums[q * stride..][..hidden]);
+            if let Some(q) = pending {
+                let last = Rows { data: x, width: n0, ids: &before[..q] };
+                // SAFETY: this part's rows of W1ᵀ are this thread's alone until the barrier.
+                let wt = unsafe { team.w1.rows_mut(columns) };
+                unsafe { tiles::update_range::<V>(wt, stride, last, &minus_delta[..q * stride], columns.clone()) };
+            }
+            if let Some(p) = p {
+                let first = Rows { data: x, width: n0, ids: &now[..p] };
+                // SAFETY: as above, and this part of the shared sums too.
+                let (out, wt) = unsafe { (shared.part_mut(part, p * hidden), team.w1.rows(columns)) };
+                let m = batch.map_or(0, |b| b.len());
+                for i in (0..p).step_by(SWEEP) {
+                    let ahead = rows_ahead(x, n0, team.order, k * team.batch_size, i, m, team.batch_size);
+                    unsafe { tiles::forward_range::<V>(wt, stride, first, i, columns.clone(), &mut tile_sums, ahead) };
+                    for q in 0..SWEEP {
+                        out[(i + q) * hidden..][..hidden].copy_from_slice(&tile_sums[q * stride..][..hidden]);
+                    }
                 }
             }
         }
+        let (Some(batch), Some(p)) = (batch, p) else { break };
         team.barrier.wait();
 
         let a1 = &mut acts[0][..p * hidden];
-        for part in 0..team.columns.len() {
+        for part in 0..parts {
             // SAFETY: written before the barrier; written again only after the next one.
             let sums = unsafe { shared.part(part, p * hidden) };
             if part == 0 {
@@ -469,30 +491,22 @@ unsafe fn team_epoch<T: Real, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
             row.iter_mut().zip(&*b1).for_each(|(a, &b)| *a += b);
         }
         simd::sigmoid_in_place(a1);
-        let batch = Batch { rows: &rows[..p], ids: &ids[..p], m, labels: team.labels, scale: T::of(team.eta / m as f64) };
+        let m = batch.len();
+        let batch = Batch { rows: &now[..p], ids: &ids[..p], m, labels: team.labels, scale: T::of(team.eta / m as f64) };
         unsafe { after_first_layer::<T, V>(sizes, weights, biases, &mut acts, &mut deltas, &batch) };
 
         let delta1 = &deltas[0][..p * hidden];
         for (out, d) in minus_delta.chunks_exact_mut(stride).zip(delta1.chunks_exact(hidden)) {
             out.iter_mut().enumerate().for_each(|(j, v)| *v = if j < hidden { -d[j] } else { T::zero() });
         }
-        // SAFETY: these rows of W1ᵀ are this thread's alone.
-        let wt = unsafe { team.w1.rows_mut(&features) };
-        unsafe { tiles::update_range::<V>(wt, stride, first, &minus_delta[..p * stride], features.clone()) };
         update_bias(b1, delta1);
+        pending = Some(p);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parts_are_split_evenly_and_cover_the_rows() {
-        assert_eq!(split_rows(30, 2), vec![0..15, 15..30]);
-        assert_eq!(split_rows(100, 3), vec![0..34, 34..67, 67..100]);
-        assert_eq!(split_rows(3, 3), vec![0..1, 1..2, 2..3]);
-    }
 
     #[test]
     fn columns_fall_on_cache_lines_after_the_head() {

@@ -30,9 +30,9 @@ use std::ops::Range;
 
 use num_traits::Zero;
 
-use crate::fused::Rows;
+use crate::fused::{Rows, CACHE_LINE};
 use crate::real::Real;
-use crate::simd::{Vector, SWEEP};
+use crate::simd::{self, Vector, SWEEP};
 
 /// The vectors of hidden units per tile: as many as fit in the registers
 /// beside the `SWEEP` accumulators each needs, the loads and one broadcast.
@@ -83,7 +83,10 @@ pub fn transpose_back<T: Real>(wt: &[T], stride: usize, w: &mut [T], rows: usize
 /// z[q, :] = sum over k in `features` of W1ᵀ[k, :] x_q[k], for the sweep of
 /// samples starting at `i` of `input`; `wt` holds W1ᵀ's rows `features` only
 /// (so that threads owning other rows may write them meanwhile), z is
-/// (SWEEP, stride) row-major.
+/// (SWEEP, stride) row-major. `ahead` are the rows of X of the next sweep in
+/// the epoch's order, whose `features` are prefetched into L2 meanwhile: the
+/// order is shuffled, so the hardware's prefetchers cannot know them, and at
+/// batch 1000 waiting for them from memory doubled the epoch.
 ///
 /// # Safety
 /// Only on a CPU with `V`'s features.
@@ -95,19 +98,23 @@ pub(crate) unsafe fn forward_range<V: Vector>(
     i: usize,
     features: Range<usize>,
     z: &mut [V::Elem],
+    ahead: [&[V::Elem]; SWEEP],
 ) {
     assert!(stride.is_multiple_of(V::LANES) && features.end <= input.width);
+    assert!(ahead.iter().all(|row| row.len() >= features.end));
+    let ahead = ahead.map(|row| row.as_ptr());
     assert!(wt.len() >= features.len() * stride && z.len() >= SWEEP * stride);
     let x = input.sweep(i);
     for run in runs(stride / V::LANES, tile_vectors::<V>()) {
         let c = run.start * V::LANES;
+        let prefetch = if run.start == 0 { Some(&ahead) } else { None }; // once per sweep
         // SAFETY: the asserts above keep every load and store inside wt, x and z.
         unsafe {
             match run.len() {
-                4 => forward_tile::<V, 4>(wt, stride, x, features.clone(), c, z),
-                3 => forward_tile::<V, 3>(wt, stride, x, features.clone(), c, z),
-                2 => forward_tile::<V, 2>(wt, stride, x, features.clone(), c, z),
-                _ => forward_tile::<V, 1>(wt, stride, x, features.clone(), c, z),
+                4 => forward_tile::<V, 4>(wt, stride, x, features.clone(), c, z, prefetch),
+                3 => forward_tile::<V, 3>(wt, stride, x, features.clone(), c, z, prefetch),
+                2 => forward_tile::<V, 2>(wt, stride, x, features.clone(), c, z, prefetch),
+                _ => forward_tile::<V, 1>(wt, stride, x, features.clone(), c, z, prefetch),
             }
         }
     }
@@ -121,11 +128,20 @@ unsafe fn forward_tile<V: Vector, const NB: usize>(
     features: Range<usize>,
     c: usize,
     z: &mut [V::Elem],
+    prefetch: Option<&[*const V::Elem; SWEEP]>,
 ) {
     let zero = unsafe { V::splat(V::Elem::zero()) };
     let mut acc = [[zero; NB]; SWEEP];
     let xp = x.map(|row| row.as_ptr());
+    let line = CACHE_LINE / std::mem::size_of::<V::Elem>();
     for (r, k) in features.enumerate() {
+        if let Some(ahead) = prefetch {
+            if k % line == 0 {
+                for row in ahead {
+                    simd::prefetch_l2(row.wrapping_add(k));
+                }
+            }
+        }
         unsafe {
             let row = wt.as_ptr().add(r * stride + c);
             let mut w = [zero; NB];

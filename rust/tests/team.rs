@@ -77,8 +77,8 @@ fn parts_are_capped_by_the_lines_of_a_row_and_threads_by_the_parts() {
     let new = |threads, parts| FusedParallel::new(&views(&p.weights), &views(&p.biases), Some(Isa::Baseline), threads, parts);
     let team = new(8, None).unwrap();
     assert_eq!((team.threads(), team.parts()), (2, 2));
-    assert_eq!(team.columns_per_thread(), vec![8, 12]);
+    assert_eq!(team.features_per_part(), vec![8, 12]);
     let team = new(2, Some(1)).unwrap();
-    assert_eq!((team.threads(), team.parts(), team.columns_per_thread()), (1, 1, vec![20]));
+    assert_eq!((team.threads(), team.parts(), team.features_per_part()), (1, 1, vec![20]));
     assert!(new(0, None).is_err() && new(1, Some(0)).is_err());
 }
