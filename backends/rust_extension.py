@@ -40,12 +40,16 @@ PROBE_BATCHES = 4
 PROBE_REPEATS = 2
 
 
+def probe_samples(batch_size: int) -> int:
+    """How many samples a probe trains: whole mini-batches, at least PROBE_SAMPLES."""
+    return max(PROBE_SAMPLES, PROBE_BATCHES * batch_size) // batch_size * batch_size
+
+
 def time_in_turns(copies: dict, X, y, order, batch_size: int, eta: float) -> dict:
     """Best seconds of each copy's training on this epoch's first mini-batches
     (at least ``PROBE_SAMPLES`` samples). The copies take turns, so that a
     burst of load from elsewhere falls on all of them."""
-    samples = max(PROBE_SAMPLES, PROBE_BATCHES * batch_size) // batch_size * batch_size
-    probe = _integers(order, "order")[:samples]
+    probe = _integers(order, "order")[:probe_samples(batch_size)]
     labels = _integers(y, "y")
     seconds = {key: float("inf") for key in copies}
     for repeat in range(PROBE_REPEATS + 1):

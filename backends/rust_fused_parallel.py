@@ -28,9 +28,16 @@ thread owns, the barrier, and the calibration's timings.
 from __future__ import annotations
 
 import os
+import time
 
 from backends.base import Params
-from backends.rust_extension import RustTrainer, extension, time_in_turns
+from backends.rust_extension import RustTrainer, extension, probe_samples, time_in_turns
+
+# An epoch this many times slower than its calibration foretold has the
+# calibration done again. On an idle machine the epochs took up to 1.5x the
+# probe's pace (a probe's 1,000 samples stay in L3, an epoch's 50,000 do not);
+# with a neighbour on one core, a team of two took 2-3x.
+RECALIBRATE_ABOVE = 2.0
 
 
 def machine_threads() -> int:
@@ -55,12 +62,29 @@ class RustFusedParallel(RustTrainer):
         self.parts = self._rust.choices(1)["parts"]  # capped by the cache lines in a row of X
         self.team_threads = self.threads  # what the machine offers, capped by the parts
         self.calibration: dict[int, dict[int, float]] = {}
+        self.recalibrations: dict[int, int] = {}
 
     def train_epoch(self, X, y, order, batch_size, eta):
         # A bad batch size is left to the extension, which says what is wrong with it.
-        if self._requested is None and self.team_threads > 1 and int(batch_size) >= 1:
+        chooses = self._requested is None and self.team_threads > 1 and int(batch_size) >= 1
+        if chooses:
             self._use_threads(self._choose_threads(X, y, order, int(batch_size), eta))
+        start = time.perf_counter()
         super().train_epoch(X, y, order, batch_size, eta)
+        if chooses:
+            self._check_pace(int(batch_size), len(order), time.perf_counter() - start)
+
+    def _check_pace(self, batch_size: int, samples: int, seconds: float) -> None:
+        """Forgets the calibration of this batch size where the epoch took far
+        longer than it foretold, so that the next epoch times the threads again:
+        a neighbour that starts after the calibration (a team of two on a core
+        it shares runs at that core's pace, slower than one thread alone) is
+        then met at the next epoch instead of never."""
+        probe = self.calibration[batch_size][self.threads]
+        foretold = probe * samples / probe_samples(batch_size)
+        if seconds > RECALIBRATE_ABOVE * foretold:
+            del self.calibration[batch_size]
+            self.recalibrations[batch_size] = self.recalibrations.get(batch_size, 0) + 1
 
     def _choose_threads(self, X, y, order, batch_size: int, eta: float) -> int:
         if batch_size not in self.calibration:
@@ -95,6 +119,7 @@ class RustFusedParallel(RustTrainer):
         elif int(batch_size) in self.calibration:
             chosen["threads_from"] = "calibration"
             chosen["calibration_seconds"] = self.calibration[int(batch_size)]
+            chosen["recalibrations"] = self.recalibrations.get(int(batch_size), 0)
         else:
             chosen["threads_from"] = "machine"
         return chosen

@@ -121,6 +121,7 @@ def test_threads_are_capped_by_the_cache_lines_of_w1_and_zero_is_refused():
 
 def test_default_threads_come_from_the_machine_and_a_calibration_picks_the_count(monkeypatch):
     monkeypatch.setattr(rust_fused_parallel, "machine_threads", lambda: 2)
+    monkeypatch.setattr(rust_fused_parallel, "RECALIBRATE_ABOVE", float("inf"))  # keep it
     problem = _problem([784, 30, 10])
     trainer = RustFusedParallel(problem[0])
     assert trainer.team_threads == 2 and trainer.choices(10)["threads_from"] == "machine"
@@ -134,6 +135,26 @@ def test_default_threads_come_from_the_machine_and_a_calibration_picks_the_count
     # The probes trained copies: the epoch is the reference's.
     want = _after_epoch(backends.create(backends.REFERENCE, problem[0]), problem, 10)
     assert np.max(np.abs(got - want)) <= 1e-9 * np.max(np.abs(want))
+
+
+def test_an_epoch_far_slower_than_its_calibration_foretold_has_it_done_again(monkeypatch):
+    monkeypatch.setattr(rust_fused_parallel, "machine_threads", lambda: 2)
+    problem = _problem([784, 30, 10])
+    trainer = RustFusedParallel(problem[0])
+    timed = []
+    probe = trainer._time_threads
+    monkeypatch.setattr(trainer, "_time_threads", lambda *a: timed.append(a[3]) or probe(*a))
+    # as slow as foretold: kept
+    monkeypatch.setattr(rust_fused_parallel, "RECALIBRATE_ABOVE", float("inf"))
+    _after_epoch(trainer, problem, 10)
+    _after_epoch(trainer, problem, 10)
+    assert timed == [10] and trainer.choices(10)["recalibrations"] == 0
+    # every epoch "too slow": forgotten after each, timed again before the next
+    monkeypatch.setattr(rust_fused_parallel, "RECALIBRATE_ABOVE", 0.0)
+    _after_epoch(trainer, problem, 10)
+    assert 10 not in trainer.calibration and trainer.recalibrations == {10: 1}
+    _after_epoch(trainer, problem, 10)
+    assert timed == [10, 10] and trainer.recalibrations == {10: 2}
 
 
 def test_a_single_core_runs_one_thread_without_calibrating(monkeypatch):
