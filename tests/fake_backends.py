@@ -96,3 +96,15 @@ class ChoosesItsKernel(NumpyGemm):
 
     def choices(self, batch_size):
         return {"kernel": "gemm" if batch_size >= 32 else "sweep", "batch_size": batch_size}
+
+
+class PredictsOnlyOnOneBlasThread(NumpyGemm):
+    """numpy-gemm whose predictions are right only while NumPy's BLAS runs on
+    one thread: its accuracy says how the harness evaluated it."""
+
+    def predict(self, X):
+        from threadpoolctl import threadpool_info
+
+        threads = {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+        labels = super().predict(X)
+        return labels if threads == {1} else np.full_like(labels, -1)

@@ -165,6 +165,15 @@ def test_peak_memory_is_the_workers_own_not_the_parents(tmp_path):
     assert result.summary.loc[0, "peak_rss_mb"] < 500
 
 
+def test_the_evaluation_between_epochs_runs_numpys_blas_on_one_thread(tmp_path, monkeypatch):
+    # two BLAS threads for training, one for the evaluation
+    monkeypatch.setenv("NNDL_BENCH_PLUGINS", "one-blas=fake_backends:PredictsOnlyOnOneBlasThread")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
+    result = execute(small(tmp_path, ["one-blas"], threads=2))
+    assert result.exit_code == 0
+    assert (pd.read_csv(result.run_dir / "epochs.csv")["accuracy"] > 0).all()
+
+
 def test_run_json_records_what_each_trainer_chose(tmp_path, monkeypatch):
     monkeypatch.setenv("NNDL_BENCH_PLUGINS", "chooser=fake_backends:ChoosesItsKernel")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
