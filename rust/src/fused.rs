@@ -421,23 +421,16 @@ unsafe fn tiles_epoch<T: Real, V: Vector<Elem = T>>(s: &mut State<T>, data: &Epo
         let first = Rows { data: x, width: n0, ids: rows };
         let b1 = &s.biases[0];
         let a1 = &mut acts[0][..p * hidden];
-        for i in (0..p).step_by(SWEEP) {
-            let ahead = rows_ahead(x, n0, data.order, b * batch_size, i, m, batch_size);
-            unsafe { tiles::forward_range::<V>(wt, stride, first, i, 0..n0, tile_sums, ahead) };
-            for q in 0..SWEEP {
-                let sums = &tile_sums[q * stride..][..hidden];
-                for ((a, &z), &b) in a1[(i + q) * hidden..][..hidden].iter_mut().zip(sums).zip(b1) {
-                    *a = z + b;
-                }
-            }
+        let ahead = |i| rows_ahead(x, n0, data.order, b * batch_size, i, m, batch_size);
+        unsafe { tiles::forward_batch::<V>(wt, stride, first, 0..n0, tile_sums, a1, ahead) };
+        for row in a1.chunks_exact_mut(hidden) {
+            row.iter_mut().zip(b1).for_each(|(a, &b)| *a += b);
         }
         simd::sigmoid_in_place(a1);
         let batch = Batch { rows, ids, m, labels: data.labels, scale: T::of(eta / m as f64) };
         unsafe { after_first_layer::<T, V>(sizes, &mut s.weights[1..], &mut s.biases[1..], acts, deltas, &batch) };
         let delta1 = &deltas[0][..p * hidden];
-        for (out, d) in minus_delta.chunks_exact_mut(stride).zip(delta1.chunks_exact(hidden)) {
-            out.iter_mut().enumerate().for_each(|(j, v)| *v = if j < hidden { -d[j] } else { T::zero() });
-        }
+        tiles::minus_padded(delta1, hidden, stride, minus_delta);
         unsafe { tiles::update_range::<V>(wt, stride, first, &minus_delta[..p * stride], 0..n0) };
         update_bias(&mut s.biases[0], delta1);
     }

@@ -465,13 +465,8 @@ unsafe fn team_epoch<T: Real, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
                 // SAFETY: as above, and this part of the shared sums too.
                 let (out, wt) = unsafe { (shared.part_mut(part, p * hidden), team.w1.rows(columns)) };
                 let m = batch.map_or(0, |b| b.len());
-                for i in (0..p).step_by(SWEEP) {
-                    let ahead = rows_ahead(x, n0, team.order, k * team.batch_size, i, m, team.batch_size);
-                    unsafe { tiles::forward_range::<V>(wt, stride, first, i, columns.clone(), &mut tile_sums, ahead) };
-                    for q in 0..SWEEP {
-                        out[(i + q) * hidden..][..hidden].copy_from_slice(&tile_sums[q * stride..][..hidden]);
-                    }
-                }
+                let ahead = |i| rows_ahead(x, n0, team.order, k * team.batch_size, i, m, team.batch_size);
+                unsafe { tiles::forward_batch::<V>(wt, stride, first, columns.clone(), &mut tile_sums, out, ahead) };
             }
         }
         let (Some(batch), Some(p)) = (batch, p) else { break };
@@ -496,9 +491,7 @@ unsafe fn team_epoch<T: Real, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
         unsafe { after_first_layer::<T, V>(sizes, weights, biases, &mut acts, &mut deltas, &batch) };
 
         let delta1 = &deltas[0][..p * hidden];
-        for (out, d) in minus_delta.chunks_exact_mut(stride).zip(delta1.chunks_exact(hidden)) {
-            out.iter_mut().enumerate().for_each(|(j, v)| *v = if j < hidden { -d[j] } else { T::zero() });
-        }
+        tiles::minus_padded(delta1, hidden, stride, &mut minus_delta);
         update_bias(b1, delta1);
         pending = Some(p);
     }

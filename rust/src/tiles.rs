@@ -163,6 +163,40 @@ unsafe fn forward_tile<V: Vector, const NB: usize>(
     }
 }
 
+/// sums[i, :hidden] = the first layer's sums over `features` for every row i
+/// of the padded batch `input` (a whole number of sweeps), sweep by sweep
+/// through `tile_sums` (SWEEP, stride); `ahead(i)` gives the rows to prefetch
+/// while sweep i is computed (see `forward_range`).
+///
+/// # Safety
+/// Only on a CPU with `V`'s features.
+#[inline(always)]
+pub(crate) unsafe fn forward_batch<'a, V: Vector + 'a>(
+    wt: &[V::Elem],
+    stride: usize,
+    input: Rows<V::Elem>,
+    features: Range<usize>,
+    tile_sums: &mut [V::Elem],
+    sums: &mut [V::Elem],
+    ahead: impl Fn(usize) -> [&'a [V::Elem]; SWEEP],
+) {
+    let hidden = sums.len() / input.ids.len();
+    for i in (0..input.ids.len()).step_by(SWEEP) {
+        unsafe { forward_range::<V>(wt, stride, input, i, features.clone(), tile_sums, ahead(i)) };
+        for q in 0..SWEEP {
+            sums[(i + q) * hidden..][..hidden].copy_from_slice(&tile_sums[q * stride..][..hidden]);
+        }
+    }
+}
+
+/// out (p, stride) = -delta (p, hidden), the padding columns zero: what
+/// `update_range` takes.
+pub(crate) fn minus_padded<T: Real>(delta: &[T], hidden: usize, stride: usize, out: &mut [T]) {
+    for (row, d) in out.chunks_exact_mut(stride).zip(delta.chunks_exact(hidden)) {
+        row.iter_mut().enumerate().for_each(|(j, v)| *v = if j < hidden { -d[j] } else { T::zero() });
+    }
+}
+
 /// W1ᵀ[k, :] += sum_i x_i[k] nd[i, :] for k in `features` and the padded
 /// batch's rows x_i of `input`; `wt` holds W1ᵀ's rows `features` only, nd is
 /// (p, stride), the batch's -delta1 with zeros in the padding.
