@@ -20,9 +20,16 @@ as many as the threads on offer (capped by the cache lines of W1's transposed ro
 Where two threads or more are on offer, the first epoch of each batch size
 times a few of its own mini-batches on one thread and on all of them, on
 copies of the parameters with the same parts, and keeps the faster: the
-answer changes no result, only the time. ``choices(batch_size)`` reports the
-instruction set, the lanes, the threads, the parts and the columns each
-thread owns, the barrier, and the calibration's timings.
+answer changes no result, only the time. The epoch then trains in
+``SEGMENTS`` runs of whole mini-batches, and the answer is revisited inside
+it: a run far slower than foretold (a neighbour arrived on a core) has the
+next mini-batches tried on the team and on one thread, and so does the start
+of every epoch on fewer threads than the team (the neighbour may have left);
+the faster of the two trains on. A trial trains the epoch's own mini-batches
+on the trainer's own parameters, so it too changes no result.
+``choices(batch_size)`` reports the instruction set, the lanes, the threads,
+the parts and the columns each thread owns, the barrier, the calibration's
+timings, and the slow runs and trials of the epochs so far.
 """
 
 from __future__ import annotations
@@ -33,11 +40,18 @@ import time
 from backends.base import Params
 from backends.rust_extension import RustTrainer, extension, probe_samples, time_in_turns
 
-# An epoch this many times slower than its calibration foretold has the
-# calibration done again. On an idle machine the epochs took up to 1.5x the
-# probe's pace (a probe's 1,000 samples stay in L3, an epoch's 50,000 do not);
-# with a neighbour on one core, a team of two took 2-3x.
+# A run of an epoch this many times slower than foretold has the threads
+# tried again. On an idle machine the epochs took up to 1.5x the calibration's
+# pace (its 1,000 samples stay in L3, an epoch's 50,000 do not); with a
+# neighbour on one core, a team of two took 2-5x.
 RECALIBRATE_ABOVE = 2.0
+# Runs per epoch: a neighbour that arrives costs at most one run at the slow
+# pace. Each run starts the team again, some 0.1 ms.
+SEGMENTS = 5
+# A trial takes two probes' worth of samples (see ``probe_samples``), and is
+# made only where what is left of the epoch holds this many probes, so that
+# the slower of the two costs a few percent of the epoch at most.
+TRIAL_AT_MOST = 10
 
 
 def machine_threads() -> int:
@@ -62,29 +76,66 @@ class RustFusedParallel(RustTrainer):
         self.parts = self._rust.choices(1)["parts"]  # capped by the cache lines in a row of X
         self.team_threads = self.threads  # what the machine offers, capped by the parts
         self.calibration: dict[int, dict[int, float]] = {}
-        self.recalibrations: dict[int, int] = {}
+        self.slow_runs: dict[int, int] = {}  # runs far slower than foretold
+        self.trials: dict[int, int] = {}  # trials of the team against one thread
+        self.kept: dict[int, int] = {}  # trials the team won
 
     def train_epoch(self, X, y, order, batch_size, eta):
         # A bad batch size is left to the extension, which says what is wrong with it.
-        chooses = self._requested is None and self.team_threads > 1 and int(batch_size) >= 1
-        if chooses:
-            self._use_threads(self._choose_threads(X, y, order, int(batch_size), eta))
-        start = time.perf_counter()
-        super().train_epoch(X, y, order, batch_size, eta)
-        if chooses:
-            self._check_pace(int(batch_size), len(order), time.perf_counter() - start)
+        if not (self._requested is None and self.team_threads > 1 and int(batch_size) >= 1):
+            super().train_epoch(X, y, order, batch_size, eta)
+            return
+        batch_size = int(batch_size)
+        known = batch_size in self.calibration
+        self._use_threads(self._choose_threads(X, y, order, batch_size, eta))
+        rest = order
+        if known and self.threads < self.team_threads:
+            rest = self._try_the_team(X, y, rest, batch_size, eta)
+        run = max(batch_size, len(order) // SEGMENTS // batch_size * batch_size)
+        while len(rest):
+            samples, rest = rest[:run], rest[run:]
+            start = time.perf_counter()
+            super().train_epoch(X, y, samples, batch_size, eta)
+            if self._too_slow(batch_size, len(samples), time.perf_counter() - start):
+                self.slow_runs[batch_size] = self.slow_runs.get(batch_size, 0) + 1
+                rest = self._try_the_team(X, y, rest, batch_size, eta)
 
-    def _check_pace(self, batch_size: int, samples: int, seconds: float) -> None:
-        """Forgets the calibration of this batch size where the epoch took far
-        longer than it foretold, so that the next epoch times the threads again:
-        a neighbour that starts after the calibration (a team of two on a core
-        it shares runs at that core's pace, slower than one thread alone) is
-        then met at the next epoch instead of never."""
+    def _too_slow(self, batch_size: int, samples: int, seconds: float) -> bool:
+        """Whether a run took far longer than the calibration foretold: a
+        neighbour that starts after it (a team of two on a core it shares
+        runs at that core's pace, slower than one thread alone), or one that
+        left (one thread then runs as foretold, and the epoch's trial meets it)."""
         probe = self.calibration[batch_size][self.threads]
-        foretold = probe * samples / probe_samples(batch_size)
-        if seconds > RECALIBRATE_ABOVE * foretold:
-            del self.calibration[batch_size]
-            self.recalibrations[batch_size] = self.recalibrations.get(batch_size, 0) + 1
+        return seconds > RECALIBRATE_ABOVE * probe * samples / probe_samples(batch_size)
+
+    def _try_the_team(self, X, y, order, batch_size: int, eta: float):
+        """Trains the first mini-batches of ``order`` (a probe's worth) on the
+        whole team, the next as many on one thread, and keeps the faster for
+        what follows; returns the rest of the order."""
+        trial = probe_samples(batch_size)
+        if len(order) < TRIAL_AT_MOST * trial:
+            return order
+        seconds = self._trial_seconds(X, y, order[:2 * trial], batch_size, eta)
+        self.trials[batch_size] = self.trials.get(batch_size, 0) + 1
+        self.calibration[batch_size] = seconds
+        if min(seconds, key=seconds.get) == self.team_threads:
+            self.kept[batch_size] = self.kept.get(batch_size, 0) + 1
+        self._use_threads(self._choose_threads(X, y, order, batch_size, eta))
+        return order[2 * trial:]
+
+    def _trial_seconds(self, X, y, order, batch_size: int, eta: float) -> dict[int, float]:
+        """Seconds of the first half of ``order`` on the team and of the second
+        on one thread. Both start as cold as each other, and the parameters
+        pass from one trainer to the other whole through the epoch's own
+        mini-batches, so the result is the same bits."""
+        half = len(order) // 2
+        seconds = {}
+        for threads, samples in ((self.team_threads, order[:half]), (1, order[half:])):
+            self._use_threads(threads)
+            start = time.perf_counter()
+            super().train_epoch(X, y, samples, batch_size, eta)
+            seconds[threads] = time.perf_counter() - start
+        return seconds
 
     def _choose_threads(self, X, y, order, batch_size: int, eta: float) -> int:
         if batch_size not in self.calibration:
@@ -119,7 +170,9 @@ class RustFusedParallel(RustTrainer):
         elif int(batch_size) in self.calibration:
             chosen["threads_from"] = "calibration"
             chosen["calibration_seconds"] = self.calibration[int(batch_size)]
-            chosen["recalibrations"] = self.recalibrations.get(int(batch_size), 0)
+            chosen["slow_runs"] = self.slow_runs.get(int(batch_size), 0)
+            chosen["team_trials"] = self.trials.get(int(batch_size), 0)
+            chosen["team_trials_kept"] = self.kept.get(int(batch_size), 0)
         else:
             chosen["threads_from"] = "machine"
         return chosen

@@ -14,7 +14,7 @@ from backends.rust_extension import MODULE
 
 pytest.importorskip(MODULE)
 
-from backends import rust_fused_parallel  # noqa: E402 - needs the extension
+from backends import rust_extension, rust_fused_parallel  # noqa: E402 - needs the extension
 from backends.rust_fused import RustFused  # noqa: E402
 from backends.rust_fused_parallel import RustFusedParallel  # noqa: E402
 
@@ -137,24 +137,78 @@ def test_default_threads_come_from_the_machine_and_a_calibration_picks_the_count
     assert np.max(np.abs(got - want)) <= 1e-9 * np.max(np.abs(want))
 
 
-def test_an_epoch_far_slower_than_its_calibration_foretold_has_it_done_again(monkeypatch):
+def test_a_run_far_slower_than_foretold_has_the_threads_tried_on_the_next_batches(monkeypatch):
     monkeypatch.setattr(rust_fused_parallel, "machine_threads", lambda: 2)
+    monkeypatch.setattr(rust_extension, "PROBE_SAMPLES", 10)
+    monkeypatch.setattr(rust_extension, "PROBE_BATCHES", 1)  # trials of 10 + 10 samples
     problem = _problem([784, 30, 10])
     trainer = RustFusedParallel(problem[0])
+    fixed = _team(problem[0], threads=1, parts=trainer.parts)
     timed = []
     probe = trainer._time_threads
     monkeypatch.setattr(trainer, "_time_threads", lambda *a: timed.append(a[3]) or probe(*a))
-    # as slow as foretold: kept
+    # as fast as foretold: the calibration is kept, nothing is tried
     monkeypatch.setattr(rust_fused_parallel, "RECALIBRATE_ABOVE", float("inf"))
-    _after_epoch(trainer, problem, 10)
-    _after_epoch(trainer, problem, 10)
-    assert timed == [10] and trainer.choices(10)["recalibrations"] == 0
-    # every epoch "too slow": forgotten after each, timed again before the next
+    for _ in range(2):
+        np.testing.assert_array_equal(_after_epoch(trainer, problem, 10),
+                                      _after_epoch(fixed, problem, 10))
+    trials = trainer.trials.get(10, 0)  # an epoch opens with one where one thread won
+    assert timed == [10] and trainer.choices(10)["slow_runs"] == 0 and trials <= 1
+    # every run "too slow": five runs of 80 samples (the last of 53), each
+    # followed by a trial of 20 while what is left holds 100: three, and one
+    # more where the epoch opened on one thread
     monkeypatch.setattr(rust_fused_parallel, "RECALIBRATE_ABOVE", 0.0)
-    _after_epoch(trainer, problem, 10)
-    assert 10 not in trainer.calibration and trainer.recalibrations == {10: 1}
-    _after_epoch(trainer, problem, 10)
-    assert timed == [10, 10] and trainer.recalibrations == {10: 2}
+    before = trainer.trials.get(10, 0)
+    np.testing.assert_array_equal(_after_epoch(trainer, problem, 10),
+                                  _after_epoch(fixed, problem, 10))
+    chosen = trainer.choices(10)
+    assert chosen["slow_runs"] == 5 and chosen["team_trials"] - before in (3, 4)
+    assert timed == [10]  # the trials train the epoch itself: no copies are timed
+
+
+@pytest.mark.parametrize("team_is_faster", [True, False])
+def test_an_epoch_on_one_thread_tries_the_team_first_and_keeps_the_same_bits(monkeypatch,
+                                                                            team_is_faster):
+    monkeypatch.setattr(rust_fused_parallel, "machine_threads", lambda: 2)
+    monkeypatch.setattr(rust_fused_parallel, "RECALIBRATE_ABOVE", float("inf"))
+    monkeypatch.setattr(rust_extension, "PROBE_SAMPLES", 20)  # 433 samples hold ten trials
+    problem = _problem([784, 30, 10])
+    trainer = RustFusedParallel(problem[0])
+    # the calibration found one thread faster, as with a neighbour on the other core
+    monkeypatch.setattr(trainer, "_time_threads", lambda *a: {1: 1e-3, 2: 1.0})
+    fixed = _team(problem[0], threads=1, parts=trainer.parts)
+    trial = trainer._trial_seconds
+
+    def neighbour(stays):  # the trial trains for real; its timings say what the neighbour does
+        team, alone = (1.0, 1e-3) if stays else (1e-3, 1.0)
+        monkeypatch.setattr(trainer, "_trial_seconds", lambda *a: trial(*a) and {2: team, 1: alone})
+
+    neighbour(stays=True)
+    for _ in range(2):
+        got, want = _after_epoch(trainer, problem, 10), _after_epoch(fixed, problem, 10)
+        np.testing.assert_array_equal(got, want)
+    assert trainer.trials == {10: 1} and trainer.threads == 1  # calibrated, then tried
+    neighbour(stays=not team_is_faster)
+    np.testing.assert_array_equal(_after_epoch(trainer, problem, 10),
+                                  _after_epoch(fixed, problem, 10))
+    chosen = trainer.choices(10)
+    assert chosen["team_trials"] == 2
+    assert chosen["team_trials_kept"] == int(team_is_faster)
+    assert trainer.threads == (2 if team_is_faster else 1) == chosen["threads"]
+    if team_is_faster:  # the team stays, and the next epoch tries nothing
+        _after_epoch(trainer, problem, 10)
+        assert trainer.trials == {10: 2} and trainer.threads == 2
+
+
+def test_an_epoch_too_short_for_a_trial_stays_on_its_threads(monkeypatch):
+    monkeypatch.setattr(rust_fused_parallel, "machine_threads", lambda: 2)
+    problem = _problem([784, 30, 10])  # 433 samples: under ten probes of 1,000
+    trainer = RustFusedParallel(problem[0])
+    monkeypatch.setattr(trainer, "_time_threads", lambda *a: {1: 1e-3, 2: 1.0})
+    monkeypatch.setattr(rust_fused_parallel, "RECALIBRATE_ABOVE", float("inf"))
+    for _ in range(3):
+        _after_epoch(trainer, problem, 10)
+    assert trainer.trials == {} and trainer.threads == 1
 
 
 def test_a_single_core_runs_one_thread_without_calibrating(monkeypatch):
