@@ -104,7 +104,8 @@ def test_small_sweep_writes_a_row_per_cell_and_backend_and_the_plots(tmp_path):
         assert (result.sweep_dir / run_dir / "summary.csv").exists()
 
     # each row keeps its timed epochs, for the bootstrap of the winner map's lead
-    assert all(len(str(t).split(";")) == 1 for t in frame["epoch_seconds"])
+    epochs = [[float(v) for v in str(t).split(";")] for t in frame["epoch_seconds"]]
+    assert all(len(e) == 1 and e[0] > 0 for e in epochs), epochs
     winners = pd.read_csv(result.sweep_dir / "winners.csv")
     assert len(winners) == 4 and set(winners["backends_timed"]) == {2}
     for name in FILES:

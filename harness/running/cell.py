@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness.config import RunConfig
 from harness.running import provenance
-from harness.running.executors import now
+from harness.running.executors import now, rows_with_epochs
 from harness.running.run import Observer, execute
 
 
@@ -52,14 +52,7 @@ def run_cell(message: dict, should_stop: Callable[[], bool] = lambda: False) -> 
         files = {path.relative_to(run.run_dir).as_posix(): path.read_bytes()
                  for path in sorted(run.run_dir.rglob("*")) if path.is_file()}
     return {"refused": None, "provenance": facts, "run_id": run.run_id,
-            "rows": _with_epochs(run), "files": files,
+            "rows": rows_with_epochs(run), "files": files,
             "exit_code": run.exit_code, "interrupted": run.interrupted,
             "started": started, "finished": finished}
 
-
-def _with_epochs(run) -> list[dict]:
-    """The summary rows, each with its backend's timed epochs ("0.091;0.090"),
-    for the bootstrap of the winner map's lead."""
-    timed = {o.backend: ";".join(f"{e.seconds:.6g}" for e in o.epochs) for o in run.outcomes}
-    return [{**row, "epoch_seconds": timed.get(row["backend"], "")}
-            for row in run.summary.to_dict("records")]
