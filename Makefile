@@ -84,7 +84,7 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 # half an hour on 2 cores.
 FIGURE_SWEEP ?= --backend rust-fused,rust-fused-parallel,numba,numba-parallel,numpy-gemm,torch,jax \
 	--dataset synthetic --n-train 50000 --sizes 784,30,10 784,100,10 \
-	--batch-size 1,10,100,1000 --dtype float64,float32 --epochs 3 --max-seconds-per-cell 60
+	--batch-size 1,10,100,1000 --dtype float64,float32 --epochs 5 --max-seconds-per-cell 60
 figures: $(VENV)/.installed rust
 	$(PY) -m harness sweep $(FIGURE_SWEEP) --results-dir results/figures
 	@key=$$($(PY) -m harness.running.machine); sweep=$$(ls -td results/figures/*/ | head -1); \
