@@ -42,7 +42,8 @@ def run_folder(tmp_path: Path) -> Path:
             "packages": {"numpy": "2.4.6", "torch": None}, "git_commit": "0123abc",
             "blas": [{"user_api": "blas", "internal_api": "openblas", "version": "0.3.31",
                       "num_threads": 2, "architecture": "Haswell", "filepath": "/x.so"}],
-            "gemm_peak": {"gemm_peak_gflops_1thread": 50.0, "gemm_peak_gflops_all": 99.5},
+            "gemm_peak": {"gemm_peak_gflops_1thread": 50.0, "gemm_peak_gflops_all": 99.5,
+                          "gemm_median_gflops_all": 61.3},
             "flamegraphs": str(Path("flamegraphs") / run_dir.name),
             "failures": [{"backend": "fails", "status": "failed",
                           "message": "RuntimeError: deliberate <failure>",
@@ -72,7 +73,8 @@ def test_report_rebuilds_from_the_files_with_every_section(tmp_path, capsys):
     assert sorted(parser.tables) == ["blas-table", "summary-table"]
     svg_links = [href for href in parser.links if href.endswith(".svg")]
     assert svg_links and all((run_dir / href).is_file() for href in svg_links)
-    for shown in ("Test CPU 3000", "openblas", "0.3.31", "99.5 GFLOP/s", "0123abc",
+    for shown in ("Test CPU 3000", "openblas", "0.3.31", "99.5 GFLOP/s", "61.3 GFLOP/s (blas)",
+                  "0123abc",
                   "14.30x", "deliberate &lt;failure&gt;", "Traceback (most recent call last)"):
         assert shown in text
     assert "torch" not in re.sub(r"<[^>]+>", " ", text.split('id="machine"')[1].split(

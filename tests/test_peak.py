@@ -8,7 +8,13 @@ import os
 
 import pytest
 
-from harness.running.peak import calibrate, measure_gemm_peak, measure_xla_peak
+from harness.running.peak import (
+    MIN_REPEATS,
+    calibrate,
+    gemm_repeats,
+    measure_gemm_peak,
+    measure_xla_peak,
+)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -23,7 +29,7 @@ def test_calibrate_reports_both_peaks_and_the_core_count():
     result = calibrate("float64", seconds=0.05, libraries=("blas",))
     peaks = {"gemm_peak_gflops_1thread", "gemm_peak_gflops_all"}
     assert set(result) == peaks | {"threads_all", "dtype", "by_library", "library_1thread",
-                                   "library_all"}
+                                   "library_all", "gemm_median_gflops_all"}
     assert result["library_all"] == result["library_1thread"] == "blas"
     assert result["dtype"] == "float64"
     assert result["threads_all"] == os.cpu_count()
@@ -49,3 +55,15 @@ def test_without_jax_the_peak_is_blas_alone(monkeypatch):
     assert measure_xla_peak("float64", seconds=0.01, order=64) is None
     result = calibrate("float64", seconds=0.02)
     assert set(result["by_library"]) == {"blas"} and result["library_all"] == "blas"
+
+
+def test_the_median_repeat_is_kept_beside_the_best():
+    result = calibrate("float64", seconds=0.05, libraries=("blas",))
+    median, best = result["gemm_median_gflops_all"], result["gemm_peak_gflops_all"]
+    # the peak is the best repeat, so the median repeat can only be slower
+    assert math.isfinite(median) and 0 < median <= best
+
+
+def test_every_repeat_is_timed_at_least_the_minimum_number_of_times():
+    repeats = gemm_repeats("float32", threads=1, seconds=0.0, order=128)
+    assert len(repeats) == MIN_REPEATS and all(s > 0 for s in repeats)

@@ -136,6 +136,9 @@ def _machine(meta: Mapping) -> list[tuple[str, str]]:
     pairs += [(f"GEMM peak, {k.removeprefix('gemm_peak_gflops_')}",
                f"{v:.1f} GFLOP/s" + _peak_library(peak, k.removeprefix("gemm_peak_gflops_")))
               for k, v in peak.items() if k.startswith("gemm_peak_gflops_") and v]
+    if peak.get("gemm_median_gflops_all"):
+        median = peak["gemm_median_gflops_all"]
+        pairs.append(("GEMM median repeat, all", f"{median:.1f} GFLOP/s (blas)"))
     pairs += [(k, v) for k, v in (meta.get("environment") or {}).items()]
     pairs += [(k, v) for k, v in (meta.get("packages") or {}).items() if v]
     return [(k, _text(v)) for k, v in pairs if v is not None]

@@ -36,19 +36,26 @@ def measure_gemm_peak(
     """GFLOP/s of the best of several ``order`` x ``order`` matmuls in ``dtype``
     (2 order^3 operations each), run for about ``seconds`` after one warm-up,
     with BLAS limited to ``threads`` threads (None: all cores)."""
+    return 2 * order**3 / min(gemm_repeats(dtype, threads, seconds, order)) / 1e9
+
+
+def gemm_repeats(
+    dtype: str, threads: int | None, seconds: float = 1.0, order: int = GEMM_ORDER
+) -> list[float]:
+    """Seconds of each of several ``order`` x ``order`` matmuls, as
+    :func:`measure_gemm_peak` runs them."""
     rng = np.random.default_rng(0)
     a = rng.random((order, order)).astype(dtype)
     b = rng.random((order, order)).astype(dtype)
     out = np.empty_like(a)
     with threadpool_limits(threads or os.cpu_count(), user_api="blas"):
         np.matmul(a, b, out=out)  # the warm-up: thread start, page faults, caches
-        best, repeats, deadline = float("inf"), 0, time.perf_counter() + seconds
-        while repeats < MIN_REPEATS or time.perf_counter() < deadline:
+        repeats, deadline = [], time.perf_counter() + seconds
+        while len(repeats) < MIN_REPEATS or time.perf_counter() < deadline:
             start = time.perf_counter()
             np.matmul(a, b, out=out)
-            best = min(best, time.perf_counter() - start)
-            repeats += 1
-    return 2 * order**3 / best / 1e9
+            repeats.append(time.perf_counter() - start)
+    return repeats
 
 
 # Importing jax and compiling the matmul take a few seconds; past this, no figure.
@@ -93,11 +100,15 @@ def calibrate(dtype: str, seconds: float = 1.0, libraries: tuple[str, ...] = ("b
     """The GEMM peak on one thread and on all cores, ``seconds`` for each and each
     library: the best of NumPy's BLAS and (where installed, on all cores) XLA,
     with every library's figures under ``by_library`` and the one that set each
-    peak."""
+    peak, and ``gemm_median_gflops_all``, BLAS's median repeat on all cores
+    (None without BLAS)."""
     by_library = {}
+    median_all = None
     if "blas" in libraries:
-        by_library["blas"] = {"1thread": measure_gemm_peak(dtype, 1, seconds),
-                              "all": measure_gemm_peak(dtype, None, seconds)}
+        flop = 2 * GEMM_ORDER**3 / 1e9
+        one, every = (gemm_repeats(dtype, n, seconds) for n in (1, None))
+        by_library["blas"] = {"1thread": flop / min(one), "all": flop / min(every)}
+        median_all = flop / float(np.median(every))
     # XLA on all cores only: its thread count is fixed when it starts, and a second
     # child for one thread would cost the run another few seconds.
     xla = measure_xla_peak(dtype, seconds) if "xla" in libraries else None
@@ -109,6 +120,11 @@ def calibrate(dtype: str, seconds: float = 1.0, libraries: tuple[str, ...] = ("b
                       key=lambda name: by_library[name][key])
         result[f"gemm_peak_gflops_{key}"] = by_library[library][key]
         result[f"library_{key}"] = library
+    # The peak is the best repeat, since interference only slows a repeat down;
+    # the median says how much of it the cores sustained while it was measured.
+    # Well below the peak, a core was not wholly the run's (another tenant on
+    # the host), and every two-thread backend's share of the peak suffers too.
+    result["gemm_median_gflops_all"] = median_all
     return result
 
 
