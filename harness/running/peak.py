@@ -36,7 +36,12 @@ def measure_gemm_peak(
     """GFLOP/s of the best of several ``order`` x ``order`` matmuls in ``dtype``
     (2 order^3 operations each), run for about ``seconds`` after one warm-up,
     with BLAS limited to ``threads`` threads (None: all cores)."""
-    return 2 * order**3 / min(gemm_repeats(dtype, threads, seconds, order)) / 1e9
+    return gflops(min(gemm_repeats(dtype, threads, seconds, order)), order)
+
+
+def gflops(seconds: float, order: int = GEMM_ORDER) -> float:
+    """GFLOP/s of one ``order`` x ``order`` matmul (2 order^3 operations) in ``seconds``."""
+    return 2 * order**3 / seconds / 1e9
 
 
 def gemm_repeats(
@@ -92,7 +97,7 @@ def _xla_child(dtype: str, seconds: float, order: int) -> float:
         matmul(a, b).block_until_ready()
         best = min(best, time.perf_counter() - start)
         repeats += 1
-    return 2 * order**3 / best / 1e9
+    return gflops(best, order)
 
 
 def calibrate(dtype: str, seconds: float = 1.0, libraries: tuple[str, ...] = ("blas", "xla"),
@@ -105,10 +110,9 @@ def calibrate(dtype: str, seconds: float = 1.0, libraries: tuple[str, ...] = ("b
     by_library = {}
     median_all = None
     if "blas" in libraries:
-        flop = 2 * GEMM_ORDER**3 / 1e9
         one, every = (gemm_repeats(dtype, n, seconds) for n in (1, None))
-        by_library["blas"] = {"1thread": flop / min(one), "all": flop / min(every)}
-        median_all = flop / float(np.median(every))
+        by_library["blas"] = {"1thread": gflops(min(one)), "all": gflops(min(every))}
+        median_all = gflops(float(np.median(every)))
     # XLA on all cores only: its thread count is fixed when it starts, and a second
     # child for one thread would cost the run another few seconds.
     xla = measure_xla_peak(dtype, seconds) if "xla" in libraries else None
