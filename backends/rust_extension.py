@@ -6,10 +6,11 @@ whole of ``train_epoch`` and raises TypeError or ValueError for a wrong dtype,
 shape or index. Labels and order are handed over as int64, which is what NumPy
 makes of them already (a copy only for other integer types).
 
-The OpenBLAS the extension links is Debian's ``libopenblas``, a second BLAS
-beside NumPy's own: its threads are pinned for each epoch exactly as
-numpy-gemm pins NumPy's, to one unless ``threads`` asks for more, and set back
-after; ``threads`` reports the count the run used.
+The OpenBLAS the extension links is NumPy's own (the file NumPy bundles, loaded
+once for both), so that the port and the Python it is compared with run the
+same BLAS build on the same kernels. Its threads are pinned for each epoch
+exactly as numpy-gemm pins them, to one unless ``threads`` asks for more, and
+set back after; ``threads`` reports the count the run used.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from backends.base import Params, predict_labels
 
 MODULE = "nndl_bench_rust"
-BUILD_HINT = "build the Rust extension with `make rust` (needs cargo and libopenblas-dev)"
+BUILD_HINT = "build the Rust extension with `make rust` (needs cargo)"
 
 
 def extension():

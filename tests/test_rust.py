@@ -5,6 +5,7 @@ gradients and their epochs against the per-sample reference, and
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import threading
 
@@ -224,3 +225,30 @@ def test_build_info_names_the_toolchain_the_crates_and_the_linked_openblas():
     assert {"ndarray", "pyo3", "numpy", "rayon"} <= set(info["crates"])
     assert "OpenBLAS" in info["openblas_config"]
     assert info["profile"] == "release" and info["debug_symbols"] == "true"
+
+
+def test_the_extension_runs_numpys_own_openblas():
+    """One BLAS under both: the file that defines the GEMM the extension calls is
+    the one NumPy runs, mapped once, so its version and kernels are NumPy's."""
+    from threadpoolctl import threadpool_info
+
+    info = rust.build_info()
+    # NumPy's own: another OpenBLAS may be loaded beside it (SciPy's, by Numba's np.dot)
+    numpys = [p for p in threadpool_info() if p["internal_api"] == "openblas"
+              and "/numpy.libs/" in p["filepath"]]
+    assert len(numpys) == 1, threadpool_info()
+    assert os.path.samefile(info["openblas_library"], numpys[0]["filepath"])
+    assert os.path.samefile(info["openblas_linked"], info["openblas_library"])
+    assert info["openblas_version"] == numpys[0]["version"]
+    assert info["openblas_corename"] == numpys[0]["architecture"]
+    with open("/proc/self/maps") as maps:
+        mapped = {line.split(None, 5)[-1].strip() for line in maps
+                  if "openblas" in line.lower() and "/scipy.libs/" not in line}
+    assert len(mapped) == 1, mapped
+
+
+def test_its_blas_threads_are_numpys():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert rust.blas_threads() == 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import importlib
 import os
 import platform
 import re
@@ -58,7 +60,7 @@ def machine_key(blas: list[dict] | None = None) -> str:
     blas = blas_info() if blas is None else blas
     kernels = "-".join(dict.fromkeys(
         f"{p.get('internal_api')}-{p.get('architecture')}" for p in blas
-        if p.get("user_api") == "blas")) or "noblas"
+        if p.get("user_api") == "blas" and "numpy" in p.get("used_by", ["numpy"]))) or "noblas"
     parts = [cpu_model(), f"f{identity.get('family', 'x')}m{identity.get('model', 'x')}",
              f"{os.cpu_count()}cpu", kernels]
     return re.sub(r"[^a-z0-9]+", "-", " ".join(parts).lower().replace("(r)", "")).strip("-")
@@ -77,17 +79,81 @@ def package_versions() -> dict[str, str | None]:
 
 
 def blas_info() -> list[dict]:
+    """Every BLAS (and OpenMP) library in the process, as threadpoolctl finds
+    them: its file, version, the kernels chosen for this CPU (``architecture``)
+    and threads; ``used_by`` names which of NumPy and the Rust extension
+    (``nndl_bench_rust``) call it. The extension links NumPy's own OpenBLAS,
+    so one library is used by both; two would mean two builds compared."""
     import numpy  # noqa: F401 - loads the BLAS that threadpoolctl reports
     from threadpoolctl import threadpool_info
 
+    users = {"numpy": _blas_file(_compiled_file("numpy._core._multiarray_umath",
+                                                "numpy.core._multiarray_umath"))}
+    # The extension loads its library too, where it is built (maturin's package
+    # holds the compiled module under the same name).
+    extension = _compiled_file("nndl_bench_rust.nndl_bench_rust", "nndl_bench_rust")
+    if extension:
+        users["nndl_bench_rust"] = _blas_file(extension)
     keys = ("user_api", "internal_api", "version", "num_threads", "architecture", "filepath")
-    return [{k: pool.get(k) for k in keys} for pool in threadpool_info()]
+    pools = [{k: pool.get(k) for k in keys} for pool in threadpool_info()]
+    for pool in pools:
+        path = os.path.realpath(pool["filepath"]) if pool.get("filepath") else None
+        pool["used_by"] = [name for name, file in users.items() if file and file == path]
+    return pools
+
+
+# The GEMM of each kind of BLAS NumPy or the extension may call: NumPy's wheels'
+# ILP64 scipy_openblas, its LP64 form, a plain CBLAS (Debian's, conda's, MKL).
+_GEMM_SYMBOLS = ("scipy_cblas_dgemm64_", "scipy_cblas_dgemm", "cblas_dgemm64_", "cblas_dgemm")
+
+
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
+                ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+
+
+def _compiled_file(*modules: str) -> str | None:
+    """The shared object of the first of ``modules`` that imports as one (NumPy's
+    core is ``numpy._core`` from 2.0, ``numpy.core`` before)."""
+    for name in modules:
+        try:
+            path = getattr(importlib.import_module(name), "__file__", None) or ""
+        except ImportError:
+            continue
+        if path.endswith((".so", ".pyd", ".dylib")):
+            return path
+    return None
+
+
+def _blas_file(module_file: str | None) -> str | None:
+    """The file that defines the GEMM a loaded shared object calls: the loader's
+    answer (dlsym through the object and what it needs, then dladdr), not a guess
+    from names. None where it calls none, or off glibc."""
+    if not module_file:
+        return None
+    try:
+        # RTLD_NOLOAD: the object as already loaded, never a second copy.
+        handle = ctypes.CDLL(module_file, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+        dladdr = ctypes.CDLL(None).dladdr
+    except (OSError, AttributeError):
+        return None
+    dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
+    for symbol in _GEMM_SYMBOLS:
+        try:
+            address = ctypes.cast(getattr(handle, symbol), ctypes.c_void_p).value
+        except AttributeError:
+            continue
+        info = _DlInfo()
+        if dladdr(address, ctypes.byref(info)) and info.dli_fname:
+            return os.path.realpath(os.fsdecode(info.dli_fname))
+    return None
 
 
 def rust_info() -> dict | None:
     """The Rust extension's build (compiler, crate versions, profile), the OpenBLAS
-    it links (``openblas_get_config``, the kernels chosen for this CPU, its threads)
-    and the fused kernel's instruction sets; None where the extension is not built."""
+    it links (``openblas_get_config``, the kernels chosen for this CPU, its threads,
+    its version and file) and the fused kernel's instruction sets; None where the
+    extension is not built."""
     try:
         import nndl_bench_rust
     except ImportError:

@@ -67,16 +67,20 @@ def _cores() -> set[int]:
 
 def blas_label() -> str:
     """NumPy's BLAS in one line (library, version, the kernels chosen for this CPU),
-    and the Rust extension's where it is built."""
+    and the Rust extension's where it is built: "same" where the two are one file."""
     blas = [p for p in machine.blas_info() if p["user_api"] == "blas"]
-    # NumPy's wheels carry theirs in numpy.libs/; a NumPy built on the system's is alone.
-    pools = [p for p in blas if "numpy" in os.path.basename(os.path.dirname(p["filepath"]))]
-    pools = pools or blas
-    labels = sorted({f"{p['internal_api']} {p['version']} {p['architecture']}" for p in pools})
-    rust = machine.rust_info() or {}
-    if rust.get("openblas_corename"):
-        labels.append(f"rust: openblas {rust['openblas_corename']}")
+    ours = [p for p in blas if "numpy" in p["used_by"]] or blas
+    labels = sorted({_pool_label(p) for p in ours})
+    rust = [p for p in blas if "nndl_bench_rust" in p["used_by"]]
+    if rust:
+        labels += ["rust: same" if p in ours else f"rust: {_pool_label(p)}" for p in rust]
+    elif corename := (machine.rust_info() or {}).get("openblas_corename"):
+        labels.append(f"rust: openblas {corename}")  # a BLAS threadpoolctl does not know
     return "; ".join(labels) or "unknown"
+
+
+def _pool_label(pool: dict) -> str:
+    return f"{pool['internal_api']} {pool['version']} {pool['architecture']}"
 
 
 def packages_label(versions: dict[str, str | None]) -> str:

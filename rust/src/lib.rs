@@ -9,11 +9,10 @@
 //! - [`tiles`]: the fused kernel's first layer as register tiles over W1 transposed.
 //! - [`team`]: the fused kernel's first layer split by rows over a team of threads.
 
-// Links OpenBLAS (Debian's libopenblas through openblas-src's "system" feature)
-// behind ndarray's `dot`.
-extern crate blas_src;
-
 pub mod batched;
+// ndarray's `dot` calls CBLAS; these forward to the OpenBLAS NumPy runs (its
+// ILP64 scipy_openblas, linked by build.rs), so that both share one BLAS.
+pub mod cblas;
 pub mod data;
 pub mod fused;
 pub mod openblas;

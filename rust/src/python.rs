@@ -355,13 +355,19 @@ fn build_info(py: Python<'_>) -> PyResult<Py<PyDict>> {
     d.set_item("openblas_config", openblas::config())?;
     d.set_item("openblas_corename", openblas::corename())?;
     d.set_item("openblas_threads", openblas::threads())?;
+    d.set_item("openblas_version", openblas::version())?;
+    // The file the loader mapped, and the one build.rs linked (and where it found it):
+    // NumPy's, so the two are one file and NumPy's BLAS is this one.
+    d.set_item("openblas_library", openblas::library())?;
+    d.set_item("openblas_linked", openblas::LINKED_PATH)?;
+    d.set_item("openblas_linked_from", openblas::LINKED_FROM)?;
     let supported: Vec<&str> = Isa::ALL.iter().filter(|i| i.supported()).map(|i| i.name()).collect();
     d.set_item("isa_supported", supported)?;
     d.set_item("isa_selected", Isa::detect().name())?;
     Ok(d.unbind())
 }
 
-/// OpenBLAS's thread count in this process's copy linked by the extension.
+/// The thread count of the OpenBLAS the extension links (NumPy's: one pool for both).
 #[pyfunction]
 fn blas_threads() -> usize {
     openblas::threads()
