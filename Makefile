@@ -14,16 +14,18 @@ CARGO ?= cargo
 RUST_SOURCES := rust/Cargo.toml rust/Cargo.lock rust/build.rs rust/pyproject.toml $(wildcard rust/src/*.rs)
 RUST_WHEELS := rust/target/wheels
 HAVE_CARGO := $(shell command -v $(CARGO) 2>/dev/null)
-# The extension links the system's OpenBLAS: Debian's libopenblas-dev, installed
-# here where it is missing and apt-get can (as root); otherwise said how.
-INSTALL_OPENBLAS = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	apt-get update -qq && apt-get install -y -qq libopenblas-dev; \
-	else echo "error: the Rust extension needs OpenBLAS: apt-get install libopenblas-dev" >&2; \
-	exit 1; fi
 
-.PHONY: run test lint clean rust rust-test figures
+.PHONY: run test lint clean rust rust-test figures perf
 
-run: $(VENV)/.installed rust
+# perf samples every thread of a profiled backend (Debian's linux-perf): installed
+# here where it is missing and apt-get can (as root); otherwise the run profiles
+# with py-spy alone and says so.
+perf:
+	@command -v perf >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && apt-get install -y -qq linux-perf >/dev/null; } \
+		|| echo "note: perf not found: profiles sample the main thread only (apt-get install linux-perf)"
+
+run: $(VENV)/.installed rust perf
 	$(PY) -m harness run $(RUN_ARGS)
 
 # ruff, then the gate, then pytest, so that pytest's summary is the last line printed;
@@ -39,18 +41,20 @@ test: $(VENV)/.installed rust rust-test
 
 ifeq ($(HAVE_CARGO),)
 rust rust-test:
-	@echo "note: cargo not found: the rust-* backends are left out (install Rust and libopenblas-dev, then make rust)"
+	@echo "note: cargo not found: the rust-* backends are left out (install Rust, then make rust)"
 else
 rust: $(VENV)/.rust
 
-rust-test:
-	$(CARGO) test --quiet --manifest-path rust/Cargo.toml
+# PYO3_PYTHON: the venv's Python, whose NumPy's OpenBLAS rust/build.rs links.
+rust-test: | $(VENV)/.installed
+	PYO3_PYTHON=$(abspath $(PY)) $(CARGO) test --quiet --manifest-path rust/Cargo.toml
 endif
 
-# The extension as a wheel for this venv's Python, linked to the system's
-# libopenblas (not bundled: --auditwheel skip); a failed build fails make.
-$(VENV)/.rust: $(RUST_SOURCES) | $(VENV)/.installed
-	@ldconfig -p | grep -q 'libopenblas\.so ' || $(INSTALL_OPENBLAS)
+# The extension as a wheel for this venv's Python, linked to the OpenBLAS that
+# this venv's NumPy bundles (rust/build.rs finds it; not copied into the wheel:
+# --auditwheel skip), so that the two share it; a failed build fails make. It is
+# built again whenever the venv is: a new NumPy brings its OpenBLAS under a new name.
+$(VENV)/.rust: $(RUST_SOURCES) $(VENV)/.installed
 	rm -rf $(RUST_WHEELS)
 	$(VENV)/bin/maturin build --quiet --release --compatibility linux --auditwheel skip \
 		-m rust/Cargo.toml -o $(RUST_WHEELS) -i $(PY)

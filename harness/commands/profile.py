@@ -7,10 +7,12 @@ import sys
 
 from harness.commands import options
 
-HELP = "profile backends under py-spy: flamegraphs and where the time goes"
+HELP = "profile backends under perf and py-spy: flamegraphs and where the time goes"
 DESCRIPTION = (
-    "Run each backend in a profiled process (py-spy --native, BLAS pinned to one thread): "
-    "start-up and warm-up, then epochs until at least 1,000 samples. Writes "
+    "Run each backend in a profiled process: start-up and warm-up, then epochs until at "
+    "least 1,000 samples. perf samples the CPU time of every thread (its native frames, "
+    "named from each library's symbols) and py-spy the main thread's Python functions; "
+    "without perf, py-spy samples native frames too, with threads pinned to one. Writes "
     "<flamegraph-dir>/<run-id>/<backend>.svg, .folded, .speedscope.json and .txt, and "
     "results/<run-id>/"
     "time_breakdown.csv and hot_functions.csv. Exit 0: all went well (or py-spy cannot run "

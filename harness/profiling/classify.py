@@ -60,6 +60,8 @@ _NUMBA_LIBRARY = r"(^|/)numba/(?!.*\.py$)|llvmlite"
 
 RULES: tuple[Rule, ...] = (
     Rule("jit", name=r"^\[numba-jit\]$", why="Numba-compiled code (bare addresses, collapsed)"),
+    Rule("interpreter", name=r"^\[python\]$",
+         why="CPython's frames above native code, folded into one in perf's stacks"),
     Rule(CALLER, name=r"^\[jit\]$", why="compiled code of unknown origin: its caller tells"),
     # Allocation before libraries: malloc is allocation whoever calls it.
     Rule("allocation", name=r"^(malloc|free|calloc|realloc|cfree|posix_memalign|aligned_alloc"
@@ -82,6 +84,9 @@ RULES: tuple[Rule, ...] = (
                             r"|alloc(::|\.\.)(raw_vec|alloc)\b|spec_from_elem|drop_in_place"
                             r"|ndarray(::|\.\.)impl_constructors\b",
          why="Rust's allocator, and the Vec and ndarray code that makes, zeroes or drops arrays"),
+    Rule("allocation", name=r"^\[libc[.-][^\]]*\]$", library=r"(^|/)libc[.-]",
+         why="as below, in perf's stacks, which name an address without a symbol by its "
+             "library"),
     Rule("allocation", name=_BARE, library=r"(^|/)libc[.-]",
          why="libc's memcpy, memset and malloc internals have no exported symbol: bare libc "
              "addresses are called from PyArray_TakeFrom, PyDataMem_UserFREE, dgemm_beta"),
@@ -109,6 +114,9 @@ RULES: tuple[Rule, ...] = (
              "(argument parsing, dtype resolution, wrapping the result)"),
     Rule("interpreter", library=r"libpython|(^|/)python3?(\.\d+)?$",
          why="CPython: evaluation, object allocation and deallocation, garbage collection"),
+    Rule(CALLER, library=r"^\[kernel",
+         why="the kernel, in perf's stacks (system calls, locks, scheduling): its caller's "
+             "work; first touches of fresh pages are allocation, above"),
     Rule(CALLER, library=r"(^|/)(libm|libmvec|libc|libpthread|ld-linux[\w.-]*|libstdc\+\+|libgcc_s"
                          r"|libgomp|libiomp5|libdl|librt)[.-]",
          why="C and C++ runtime helpers (exp, locks, thread-local lookups): their caller's work"),

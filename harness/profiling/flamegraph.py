@@ -27,14 +27,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from harness import storage
-from harness.profiling import classify, pyspy
-from harness.profiling.classify import CALLER, RULES, Frame, Stack
+from harness.profiling import classify, native, pyspy
+from harness.profiling.classify import CALLER, Frame, Stack
 from harness.profiling.flameview import FrameInfo, View, build_svg, folded, speedscope
 
 TRAINING = "train_epoch"
 # view name -> (file suffix, button label, what it holds)
 VIEWS = {
     "training": ("", "training", "the profiled epochs inside train_epoch"),
+    "python": (".python", "Python functions",
+               "the main thread's Python functions in the profiled epochs (py-spy)"),
     "epochs": (".epochs", "profiled phase", "the whole phase of the profiled epochs"),
     "startup": (".startup", "start-up and warm-up",
                 "imports, data loading, warm-up epochs and JIT compilation"),
@@ -47,7 +49,7 @@ def frame_info(names: Iterable[str]) -> dict[str, FrameInfo]:
     out = {}
     for text in names:
         frame = Frame.parse(text)
-        rule = next((r for r in RULES if r.matches(frame)), None)
+        rule = next((r for r in native.RULES if r.matches(frame)), None)
         category = "other" if rule is None else rule.category
         out[text] = FrameInfo(frame.name, frame.library, "caller" if category == CALLER
                               else category)
@@ -75,13 +77,34 @@ def from_training(stacks: Mapping[Stack, int], within: Sequence[str]) -> Counter
 
 
 def views(phases: Sequence[pyspy.Phase], within: Sequence[str]) -> list[View]:
-    """The training, profiled-phase and start-up views of a two-phase profile."""
+    """The training, profiled-phase and start-up views of a two-phase profile that
+    py-spy alone sampled, native frames and all."""
     startup, epochs = processed(phases)
     seconds = [_seconds_per_sample(p) for p in phases]
     stacks = {"training": (from_training(epochs, within), seconds[1]),
               "epochs": (epochs, seconds[1]), "startup": (startup, seconds[0])}
     return [View(name, VIEWS[name][1], *stacks[name], description=VIEWS[name][2])
-            for name in VIEWS]
+            for name in VIEWS if name in stacks]
+
+
+def native_views(phases: Sequence[pyspy.Phase], training: Counter[Stack],
+                 phase: Counter[Stack], within: Sequence[str], rate: int) -> list[View]:
+    """The views of a profile whose epochs perf sampled on every thread: its
+    training (CPU time, a frame per thread pool under train_epoch) first, then
+    py-spy's Python frames of the same epochs, perf's whole phase, py-spy's start-up."""
+    startup, epochs = processed(phases)
+    per_sample = 1 / rate  # cpu-clock: one sample per 1/rate s of a thread's CPU time
+    stacks = {"training": (from_training(training, within), per_sample),
+              "python": (from_training(epochs, within), _seconds_per_sample(phases[1])),
+              "epochs": (phase, per_sample),
+              "startup": (startup, _seconds_per_sample(phases[0]))}
+    descriptions = {**{name: VIEWS[name][2] for name in VIEWS},
+                    "training": "CPU time of every thread in the profiled epochs (perf), "
+                                "a frame for each pool of threads",
+                    "epochs": "CPU time of every thread in the whole phase of the profiled "
+                              "epochs (perf)"}
+    return [View(name, VIEWS[name][1], *stacks[name], description=descriptions[name])
+            for name in VIEWS if stacks[name][0]]
 
 
 def _seconds_per_sample(phase: pyspy.Phase) -> float | None:

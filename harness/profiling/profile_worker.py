@@ -41,18 +41,28 @@ JOB_FILE, RESULT_FILE = "job.pickle", "result.json"
 
 @dataclass(frozen=True)
 class ProfileJob:
-    job: Job  # its config has threads=1: py-spy sees only threads that run Python
+    job: Job
     min_seconds: float  # train at least this long in the profiled epochs
+    # Whether every thread is sampled (perf): the job then keeps its threads. Else
+    # py-spy alone samples, which sees only threads that run Python, and the job's
+    # config has threads=1 and BLAS is held to one thread here.
+    all_threads: bool = False
 
 
-def profiled_epochs(setup: Setup, cfg, orders, min_seconds: float) -> tuple[int, float]:
-    """Train whole epochs until ``min_seconds`` have passed; (epochs, seconds)."""
+def profiled_epochs(setup: Setup, cfg, orders, min_seconds: float,
+                    windows: list[tuple[int, int]] | None = None) -> tuple[int, float]:
+    """Train whole epochs until ``min_seconds`` have passed; (epochs, seconds).
+    Each epoch's start and end on CLOCK_MONOTONIC go to ``windows``: perf stamps
+    its samples on that clock, and so tells the training's samples on every
+    thread from the rest."""
     epochs, seconds = 0, 0.0
     while epochs < 1 or (seconds < min_seconds and epochs < MAX_EPOCHS):
         order = next(orders)
-        start = time.perf_counter()
+        start, stamp = time.perf_counter(), time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         setup.trainer.train_epoch(setup.X, setup.y, order, cfg.batch_size, cfg.eta)
         seconds += time.perf_counter() - start
+        if windows is not None:
+            windows.append((stamp, time.clock_gettime_ns(time.CLOCK_MONOTONIC)))
         epochs += 1
     return epochs, seconds
 
@@ -69,16 +79,18 @@ def run(profile_job: ProfileJob, folder: Path, started: float) -> dict:
     orders = epoch_orders(cfg.seed, len(setup.X))
     for _ in range(max(cfg.warmup_epochs, 1)):
         setup.trainer.train_epoch(setup.X, setup.y, next(orders), cfg.batch_size, cfg.eta)
-    # Once more: a BLAS library loaded since the first limit, by the backend's
-    # import or its JIT compilation (Numba's np.dot loads SciPy's BLAS), escaped
-    # it, and its worker threads would be invisible to py-spy.
-    threadpool_limits(limits=1, user_api="blas")
+    if not profile_job.all_threads:
+        # Once more: a BLAS library loaded since the first limit, by the backend's
+        # import or its JIT compilation (Numba's np.dot loads SciPy's BLAS), escaped
+        # it, and its worker threads would be invisible to py-spy.
+        threadpool_limits(limits=1, user_api="blas")
     warm = time.perf_counter()
+    windows: list[tuple[int, int]] = []
     wait_for_sampler(folder, 2)
-    epochs, seconds = profiled_epochs(setup, cfg, orders, profile_job.min_seconds)
+    epochs, seconds = profiled_epochs(setup, cfg, orders, profile_job.min_seconds, windows)
     return {"epochs": epochs, "seconds": seconds, "threads": setup.threads,
             "blas_threads": _blas_threads(), "startup_seconds": prepared - started,
-            "warmup_seconds": warm - prepared}
+            "warmup_seconds": warm - prepared, "windows": windows, "pid": os.getpid()}
 
 
 def _blas_threads() -> int | None:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.profiling import perf as perf_module
 from harness.running.lifeline import parent_gone
 
 # The child's function that waits for the sampler: its samples are the
@@ -68,6 +69,7 @@ class Phase:
     collapsed: str
     seconds: float  # wall time from the start of sampling to the end of the phase
     errors: int  # samples py-spy took but could not unwind (reported in its log)
+    perf_data: Path | None = None  # perf's recording of every thread, when asked for
 
 
 def locate() -> str | None:
@@ -80,9 +82,13 @@ def locate() -> str | None:
 
 
 def record(py_spy: str | None, command: Sequence[str], folder: Path, rates: Sequence[int],
-           env: dict[str, str] | None = None, timeout: float | None = None) -> list[Phase]:
+           env: dict[str, str] | None = None, timeout: float | None = None,
+           native: bool = True, perf: str | None = None,
+           perf_phases: Sequence[int] = ()) -> list[Phase]:
     """Run ``command`` (which takes part in the handshake in ``folder``) and record
-    phase k at ``rates[k-1]`` samples per second."""
+    phase k at ``rates[k-1]`` samples per second: py-spy with native frames, or
+    (``native`` False) Python frames alone; and in ``perf_phases`` perf too, on
+    every thread, its data left in ``folder`` for ``perf.script``."""
     if py_spy is None:
         raise ProfilerUnavailable("py-spy is not installed: pip install py-spy")
     folder.mkdir(parents=True, exist_ok=True)
@@ -91,7 +97,8 @@ def record(py_spy: str | None, command: Sequence[str], folder: Path, rates: Sequ
                              stdout=subprocess.DEVNULL, stderr=child_err)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        phases = [_record_phase(py_spy, child, folder, k, rate, deadline)
+        phases = [_record_phase(py_spy, child, folder, k, rate, deadline, native,
+                                perf if k in perf_phases else None)
                   for k, rate in enumerate(rates, 1)]
         _wait(child, deadline)
         if child.returncode != 0:
@@ -121,26 +128,39 @@ def diagnostics(folder: Path) -> str:
     return "\n".join(parts)
 
 
-def _record_phase(py_spy, child, folder: Path, k: int, rate: int, deadline) -> Phase:
+def _record_phase(py_spy, child, folder: Path, k: int, rate: int, deadline, native: bool,
+                  perf: str | None) -> Phase:
     if not _await(lambda: (folder / f"ready-{k}").exists(), child, deadline):
         raise ProfileFailed(_tail(folder / "child.stderr")
                             or f"profiled process exited with code {child.returncode}")
     out, log = folder / f"phase-{k}.txt", folder / f"phase-{k}.log"
     with log.open("w") as log_file:  # py-spy says "Sampling" on stdout, errors on stderr
         try:
-            spy = subprocess.Popen(_command(py_spy, rate, out, child.pid),
+            spy = subprocess.Popen(_command(py_spy, rate, out, child.pid, native),
                                    stdin=subprocess.DEVNULL, stdout=log_file,
                                    stderr=subprocess.STDOUT)
         except OSError as e:
             raise ProfilerUnavailable(f"py-spy at {py_spy} cannot be run ({e.strerror}): "
                                       "pip install py-spy") from None
+    recording = None
     try:
         _attach(spy, log, deadline)
+        if perf is not None:
+            try:
+                recording = perf_module.Recording(perf, child.pid, rate,
+                                                  folder / f"phase-{k}.perf.data")
+            except perf_module.PerfFailed as e:
+                raise ProfileFailed(str(e)) from None
         started = time.monotonic()
         (folder / f"go-{k}").touch()
         # The phase ends with the child's next 'ready' or with the child itself.
         _await(lambda: (folder / f"ready-{k + 1}").exists(), child, deadline)
         seconds = time.monotonic() - started
+        if recording is not None:
+            try:
+                recording.stop()
+            except perf_module.PerfFailed as e:
+                raise ProfileFailed(str(e)) from None
         if spy.poll() is None and child.poll() is None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file and detaches
         try:
@@ -149,21 +169,27 @@ def _record_phase(py_spy, child, folder: Path, k: int, rate: int, deadline) -> P
             raise ProfileFailed(f"py-spy did not write its profile within {ATTACH_SECONDS:g} s "
                                 "of being stopped") from None
     finally:
+        if recording is not None:
+            recording.kill()
         if spy.poll() is None:
             spy.kill()
             spy.wait()
     errors = re.search(r"Errors: (\d+)", log.read_text())
     return Phase(rate, out.read_text() if out.exists() else "", seconds,
-                 int(errors.group(1)) if errors else 0)
+                 int(errors.group(1)) if errors else 0,
+                 recording.out if recording is not None else None)
 
 
-def _command(py_spy: str, rate: int, out: Path, pid: int) -> list[str]:
-    # --native: C, C++ and BLAS frames, the point of the exercise. --idle: a thread
+def _command(py_spy: str, rate: int, out: Path, pid: int, native: bool = True) -> list[str]:
+    # --native: C, C++ and BLAS frames, where perf cannot sample them. --idle: a thread
     # waiting on other threads (XLA runs JAX's programs on threads of its own,
     # which py-spy cannot see) is sampled too, so the wait is counted where it
     # belongs instead of vanishing. --function: one frame per Python function,
     # not one per line. Raw output: collapsed stacks, post-processed here.
-    return [py_spy, "record", "--native", "--idle", "--function", "--rate", str(rate),
+    # Without --native (perf samples the native frames): --nonblocking, so that
+    # py-spy never stops the process, whose CPU time perf is measuring.
+    how = ["--native"] if native else ["--nonblocking"]
+    return [py_spy, "record", *how, "--idle", "--function", "--rate", str(rate),
             "--format", "raw", "--output", str(out), "--pid", str(pid)]
 
 
