@@ -6,11 +6,19 @@ failed backend's status, message and traceback, and ``format_version``),
 ``epochs.csv`` (one row per timed epoch, rewritten as each arrives),
 ``summary.csv`` (one row per backend), when profiled ``time_breakdown.csv``
 and ``hot_functions.csv``, after a failure ``errors/<backend>.log`` (or
-``<backend>.profile.log``) with everything the failure said, and ``index.html``,
-the report page built from the others (a sweep folder has one too). Files are
-written atomically: a reader, or a run stopped half-way, only ever sees a
-complete file. A folder written before the
+``<backend>.profile.log``, ``<backend>.allocations.log``) with everything the
+failure said, and ``index.html``, the report page built from the others (a sweep
+folder has one too). Files are written atomically: a reader, or a run stopped
+half-way, only ever sees a complete file. A folder written before the
 format carried a version reads as version 1, which it is.
+
+A new optional column or run.json key extends the current version: readers take
+columns by name and read a cell or key that is absent as empty, so older
+folders stay readable and an older harness ignores what it does not know (so
+came summary.csv's ``allocations_per_epoch`` and ``bytes_allocated_per_epoch``,
+and run.json's ``allocations``). The version goes up, with the old one kept in
+``READABLE_VERSIONS`` where it can still be read, only for a change an older
+reader would misread: a column renamed, removed, or given another meaning.
 """
 
 from __future__ import annotations

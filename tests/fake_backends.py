@@ -108,3 +108,23 @@ class PredictsOnlyOnOneBlasThread(NumpyGemm):
         threads = {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
         labels = super().predict(X)
         return labels if threads == {1} else np.full_like(labels, -1)
+
+
+class AllocatesPerBatch(NumpyGemm):
+    """Trains nothing: per mini-batch, ARRAYS_PER_BATCH fresh arrays of ARRAY_BYTES each,
+    a known number of allocations for the allocation count to find."""
+
+    ARRAYS_PER_BATCH, ARRAY_BYTES = 4, 80_000
+
+    def train_epoch(self, X, y, order, batch_size, eta):
+        for _ in range(0, len(order), batch_size):
+            # kept until the next batch replaces them, so none is reused from a cache
+            self.kept = [np.ones(self.ARRAY_BYTES // 8) for _ in range(self.ARRAYS_PER_BATCH)]
+
+
+class AllocatesNothingPerBatch(NumpyGemm):
+    """Trains nothing: per mini-batch, arithmetic in place on a buffer made once."""
+
+    def train_epoch(self, X, y, order, batch_size, eta):
+        for _ in range(0, len(order), batch_size):
+            np.multiply(self.weights[0], 1.0, out=self.weights[0])

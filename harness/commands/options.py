@@ -93,8 +93,8 @@ def add_flamegraph_options(p: argparse.ArgumentParser, optional: bool) -> None:
                         f"(default: {out_dir}/)")
     if optional:
         p.add_argument("--no-flamegraphs", action="store_true",
-                       help="skip the profiled epoch per backend (py-spy) that follows the "
-                            "timed epochs")
+                       help="skip the profiled epochs per backend (py-spy) and the count of "
+                            "its allocations per epoch (memray) that follow the timed epochs")
 
 
 def config_from_args(args: argparse.Namespace, argv: list[str], **cell) -> RunConfig:

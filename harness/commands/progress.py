@@ -58,6 +58,9 @@ class ConsoleProgress(Observer):
         if outcome.status != "ok":
             self._write(f"{outcome.backend}: {outcome.status}: {outcome.message}")
 
+    def counting_allocations(self, backend: str) -> None:
+        self._write(f"{backend}: counting allocations per epoch under memray")
+
     def _write(self, line: str) -> None:
         if self._bar is not None:
             self._bar.write(line, file=self.stream)

@@ -29,11 +29,16 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     result = execute(options.config_from_args(args, argv), ConsoleProgress(), profile=settings)
     print(format_table(result.summary))
     print_profile(result.profile)
+    for note in result.allocations.notes if result.allocations else []:
+        print(note, file=sys.stderr)
     if result.interrupted:
         print("interrupted: the completed epochs are kept", file=sys.stderr)
     elif result.profile is not None and result.profile.interrupted:
         print("interrupted while profiling: the timings, the summary and the backends "
               "profiled before it are kept", file=sys.stderr)
+    elif result.allocations is not None and result.allocations.interrupted:
+        print("interrupted while counting allocations: the timings, the profiles and the "
+              "backends counted before it are kept", file=sys.stderr)
     print(f"results: {result.run_dir}")
     print(f"report: {result.report.resolve().as_uri()}")
     return result.exit_code

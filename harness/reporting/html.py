@@ -18,6 +18,7 @@ from pathlib import Path
 from harness import stats
 from harness.profiling.classify import CATEGORIES
 from harness.profiling.flameview import shade
+from harness.reporting.tables import bytes_text
 
 ASSETS = Path(__file__).parent
 SUMMARY = [("backend", "backend", "{}"), ("status", "status", "{}"),
@@ -25,7 +26,9 @@ SUMMARY = [("backend", "backend", "{}"), ("status", "status", "{}"),
            ("max_s", "max s", "{:.4f}"), ("samples_per_s", "samples/s", "{:,.0f}"),
            ("gflops", "GFLOP/s", "{:.2f}"), ("pct_peak", "% of peak", "{:.1f}%"),
            ("speedup", "speed-up", "{:.2f}x"), ("peak_rss_mb", "peak MB", "{:.0f}"),
-           ("accuracy", "accuracy", "{:.2%}"), ("compile_seconds", "compile s", "{:.2f}")]
+           ("accuracy", "accuracy", "{:.2%}"), ("compile_seconds", "compile s", "{:.2f}"),
+           ("allocations_per_epoch", "allocations/epoch", "{:,.0f}"),
+           ("bytes_allocated_per_epoch", "allocated/epoch", bytes_text)]
 HOT = [("backend", "backend", "{}"), ("rank", "rank", "{}"), ("function", "function", "{}"),
        ("library", "library", "{}"), ("samples", "samples", "{}"),
        ("share", "share", "{:.1%}")]
@@ -46,8 +49,8 @@ def run_page(meta: Mapping, summary: Sequence[Mapping], epochs: Sequence[Mapping
     run_id = meta.get("run_id", "run")
     # The results first, failures right below them; the settings they were made with last.
     sections = [
-        _section("Summary", _table(summary, SUMMARY, "summary") if summary
-                 else "<p>No backend was timed in this run.</p>"),
+        _section("Summary", (_table(summary, SUMMARY, "summary") + _allocations(meta))
+                 if summary else "<p>No backend was timed in this run.</p>"),
         _section("Failures", _failures(failures)),
         _section("Epoch times", _epoch_plot(epochs) if epochs else "<p>No timed epoch.</p>"),
         _section("Where the training time goes", _breakdown_plot(breakdown) if breakdown
@@ -172,7 +175,7 @@ def _cell(row: Mapping, key: str, fmt: str) -> tuple[str, str]:
     if _missing(value):
         return "-", ""
     try:
-        return fmt.format(value), str(value)
+        return (fmt(value) if callable(fmt) else fmt.format(value)), str(value)
     except (ValueError, TypeError):
         return str(value), str(value)
 
@@ -282,6 +285,19 @@ def _flamegraph_links(flamegraphs: Mapping[str, str]) -> str:
         for backend, href in flamegraphs.items())
     return (f'<ul class="flamegraphs">{items}</ul>'
             "<p>Each opens in the viewer: click to zoom, Esc to reset, Ctrl-F to search.</p>")
+
+
+def _allocations(meta: Mapping) -> str:
+    """How the allocation columns were counted, and why a backend has none."""
+    counted = meta.get("allocations")
+    if not counted:
+        return ""
+    notes = "".join(f"<li>{escape(str(note))}</li>" for note in counted.get("notes") or [])
+    return ('<p>Allocations and bytes allocated per epoch: the C allocator\'s '
+            "allocating calls (malloc, calloc, realloc, the aligned ones; mmap apart) in "
+            f"{escape(str(counted.get('epochs', 1)))} epoch(s) after the warm-up, counted by "
+            "memray in a process of their own, apart from the timed epochs.</p>"
+            + (f"<ul>{notes}</ul>" if notes else ""))
 
 
 def _failures(failures: Sequence[Mapping]) -> str:

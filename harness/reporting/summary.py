@@ -3,6 +3,8 @@ summary.csv and the sweep all read."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 from harness import stats
@@ -13,6 +15,9 @@ SUMMARY_COLUMNS = [
     "dataset", "n_train", "threads", "epochs", "median_s", "min_s", "max_s",
     "samples_per_s", "gflops", "pct_peak", "speedup", "peak_rss_mb", "accuracy",
     "warmup_seconds", "compile_seconds",
+    # Counted by memray apart from the timed epochs (harness.profiling.allocations),
+    # when the run profiles; empty otherwise, and in folders written before them.
+    "allocations_per_epoch", "bytes_allocated_per_epoch",
 ]
 
 
@@ -31,6 +36,18 @@ def summarize(
     ref = frame.loc[frame["backend"] == reference, "median_s"]
     frame["speedup"] = ref.iloc[0] / frame["median_s"] if len(ref) else float("nan")
     frame["pct_peak"] = 100 * frame["gflops"] / peak_gflops if peak_gflops else float("nan")
+    return frame
+
+
+def with_allocations(summary: pd.DataFrame,
+                     counts: Mapping[str, tuple[int, int]]) -> pd.DataFrame:
+    """The summary with each counted backend's allocations and bytes allocated per
+    epoch (``counts``: backend -> (allocations, bytes)); the others' cells stay empty."""
+    frame = summary.copy()
+    for i, column in enumerate(("allocations_per_epoch", "bytes_allocated_per_epoch")):
+        values = {backend: figures[i] for backend, figures in counts.items()}
+        # Nullable integers: whole counts in the CSV, an empty cell where none was made.
+        frame[column] = frame["backend"].map(values).astype("Int64")
     return frame
 
 

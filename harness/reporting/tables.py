@@ -3,15 +3,20 @@ frame and compute nothing of their own."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import pandas as pd
 
 from harness.records import OK
 
 
 def format_table(summary: pd.DataFrame) -> str:
-    """The summary as a plain-text table for the terminal."""
+    """The summary as a plain-text table for the terminal; the allocations per epoch
+    only when the run counted them, so that a run without keeps its narrower table."""
+    counted = summary.get("allocations_per_epoch", pd.Series(dtype=float)).notna().any()
     headers = ["backend", "s/epoch (min-max)", "samples/s", "GFLOP/s", "% peak", "speed-up",
-               "peak MB", "accuracy", "status"]
+               "peak MB", "accuracy", *(["allocs/epoch", "alloc/epoch"] if counted else []),
+               "status"]
     lines = []
     for _, r in summary.iterrows():
         if pd.notna(r["median_s"]):
@@ -22,13 +27,38 @@ def format_table(summary: pd.DataFrame) -> str:
                        f"{r['accuracy']:.2%}"]
         else:
             timing, figures = "-", ["-"] * 6
+        if counted:
+            figures += [_or_dash(r["allocations_per_epoch"], count_text),
+                        _or_dash(r["bytes_allocated_per_epoch"], bytes_text)]
         status = r["status"] if r["status"] == OK else f"{r['status']}: {r['message']}"
         lines.append([r["backend"], timing, *figures, status])
     return align([headers, *lines])
 
 
-def _or_dash(value, fmt: str) -> str:
-    return fmt.format(value) if pd.notna(value) else "-"
+def _or_dash(value, fmt: str | Callable[[float], str]) -> str:
+    if pd.isna(value):
+        return "-"
+    return fmt(value) if callable(fmt) else fmt.format(value)
+
+
+def _scaled(value: float, units: Sequence[str]) -> str:
+    """In steps of 1000, to three figures or so: '812', '84.0k', '1.23M'."""
+    step = 0
+    while abs(value) >= 999.5 and step < len(units) - 1:
+        value, step = value / 1000, step + 1
+    if step == 0:
+        return f"{value:.0f}{units[0]}"
+    return f"{value:.{2 if abs(value) < 10 else 1 if abs(value) < 100 else 0}f}{units[step]}"
+
+
+def count_text(n: float) -> str:
+    """A count in a few characters: '812', '84.0k', '1.23M'."""
+    return _scaled(n, ("", "k", "M", "G", "T"))
+
+
+def bytes_text(n: float) -> str:
+    """Bytes in decimal units: '800 B', '64.0 kB', '3.36 GB'."""
+    return _scaled(n, (" B", " kB", " MB", " GB", " TB"))
 
 
 def align(rows: list[list[str]]) -> str:

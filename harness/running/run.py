@@ -14,10 +14,11 @@ import pandas as pd
 from backends import REFERENCE
 from harness import storage
 from harness.config import RunConfig, UsageError
+from harness.profiling.allocations import AllocationResult, count_backends
 from harness.profiling.profile import ProfileResult, ProfileSettings, profile_backends
 from harness.records import INTERRUPTED, BackendOutcome, EpochRecord
 from harness.reporting import pages
-from harness.reporting.summary import summarize
+from harness.reporting.summary import summarize, with_allocations
 from harness.running import machine
 from harness.running.manager import Interrupted, run_worker
 from harness.running.peak import calibrate
@@ -34,6 +35,7 @@ class Observer:
     def warmup_done(self, backend: str, seconds: float) -> None: ...
     def epoch_done(self, record: EpochRecord) -> None: ...
     def backend_finished(self, outcome: BackendOutcome) -> None: ...
+    def counting_allocations(self, backend: str) -> None: ...
 
     def poll(self) -> None:
         """Called about every quarter second while a backend's worker runs; raising
@@ -49,13 +51,16 @@ class RunResult:
     outcomes: list[BackendOutcome] = field(default_factory=list)
     interrupted: bool = False
     profile: ProfileResult | None = None  # flamegraphs and time breakdown, when asked for
+    allocations: AllocationResult | None = None  # allocations per epoch, counted with them
     report: Path | None = None  # the run's index.html
 
     @property
     def exit_code(self) -> int:
-        """130 if interrupted (timing or profiling), 1 if a backend failed or its profile
-        did, else 0; py-spy unable to run here is said, and is no failure."""
-        if self.interrupted or (self.profile is not None and self.profile.interrupted):
+        """130 if interrupted (timing, profiling or counting), 1 if a backend failed or its
+        profile did, else 0; py-spy unable to run here is said, and is no failure, and
+        so is an allocation count that failed (its cells are left empty)."""
+        stopped = [self.profile, self.allocations]
+        if self.interrupted or any(step is not None and step.interrupted for step in stopped):
             return EXIT_INTERRUPTED
         failed = not all(o.ok for o in self.outcomes) or (
             self.profile is not None and self.profile.failed)
@@ -94,7 +99,8 @@ def check_data(config: RunConfig, notice: Callable[[str], None]) -> tuple[str, i
 def execute(config: RunConfig, observer: Observer | None = None,
             budget: float | None = None, profile: ProfileSettings | None = None) -> RunResult:
     """Run every backend of ``config`` and write ``results/<run-id>/``; with ``profile``,
-    then profile every backend that ran well, apart from the timed epochs."""
+    then profile every backend that ran well and count its allocations per epoch, each
+    apart from the timed epochs."""
     observer = observer or Observer()
     dataset, n_train = check_data(config, observer.notice)
     run_id = new_run_id()
@@ -128,6 +134,12 @@ def execute(config: RunConfig, observer: Observer | None = None,
         ran_well = [o.backend for o in outcomes if o.ok]
         result.profile = _profile(config, ran_well, dataset, run_id, run_dir, profile, observer)
         reports.update_meta(finished=_now(), flamegraphs=_folder(result.profile))
+        if not result.profile.interrupted:
+            result.allocations = count_backends(config, ran_well, dataset, run_id, run_dir,
+                                                on_backend=observer.counting_allocations)
+            result.summary = with_allocations(summary, result.allocations.per_backend())
+            reports.summary(result.summary)
+            reports.update_meta(finished=_now(), allocations=result.allocations.to_meta())
     reports.update_meta(exit_code=result.exit_code)  # last: the code the command exits with
     result.report = pages.write_report(run_dir)
     return result
@@ -183,7 +195,7 @@ def _folder(profile: ProfileResult) -> str | None:
 def _profile(config, backends, dataset, run_id, run_dir, settings, observer) -> ProfileResult:
     return profile_backends(
         config, backends, dataset, run_id, run_dir, settings,
-        on_backend=lambda backend: observer.notice(f"profiling {backend} under py-spy"))
+        on_backend=lambda backend: observer.notice(f"profiling {backend}"))
 
 
 def _run_backend(config, job, observer, reports, budget) -> BackendOutcome:
