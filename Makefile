@@ -15,7 +15,7 @@ RUST_SOURCES := rust/Cargo.toml rust/Cargo.lock rust/build.rs rust/pyproject.tom
 RUST_WHEELS := rust/target/wheels
 HAVE_CARGO := $(shell command -v $(CARGO) 2>/dev/null)
 
-.PHONY: run test lint clean rust rust-test figures perf
+.PHONY: run test lint clean rust rust-test figures findings perf
 
 # perf samples every thread of a profiled backend (Debian's linux-perf): installed
 # here where it is missing and apt-get can (as root); otherwise the run profiles
@@ -83,18 +83,23 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e ".[test,peers,dev,build,cluster]"
 	touch $@
 
-# The committed figures (docs/figures/): the README's sweep on this kind of
-# machine, its winner map and table filed under the machine's key. Long: about
-# half an hour on 2 cores.
+# The committed figures: the README's sweep on this kind of machine, its winner
+# map and table filed under the machine's key in docs/findings/<key>/, and the
+# findings pages written again from the data there. Long: about half an hour on 2 cores.
 FIGURE_SWEEP ?= --backend rust-fused,rust-fused-parallel,numba,numba-parallel,numpy-gemm,torch,jax \
 	--dataset synthetic --n-train 50000 --sizes 784,30,10 784,100,10 \
 	--batch-size 1,10,100,1000 --dtype float64,float32 --epochs 5 --max-seconds-per-cell 60
 figures: $(VENV)/.installed rust
 	$(PY) -m harness sweep $(FIGURE_SWEEP) --results-dir results/figures
 	@key=$$($(PY) -m harness.running.machine); sweep=$$(ls -td results/figures/*/ | head -1); \
-	mkdir -p docs/figures; \
-	for f in winners.png winners.svg winners.csv; do cp "$$sweep$$f" "docs/figures/$$key-$$f"; done; \
-	echo "figures: docs/figures/$$key-winners.{png,svg,csv} from $$sweep"
+	mkdir -p docs/findings/$$key; \
+	for f in winners.png winners.svg winners.csv; do cp "$$sweep$$f" "docs/findings/$$key/$$f"; done; \
+	echo "figures: docs/findings/$$key/winners.{png,svg,csv} from $$sweep"
+	$(PY) -m harness findings
+
+# The findings pages (docs/findings/<key>.md), written again from the committed data.
+findings: $(VENV)/.installed
+	$(PY) -m harness findings
 
 clean:
 	rm -rf $(VENV)

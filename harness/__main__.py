@@ -7,11 +7,11 @@ import argparse
 import signal
 import sys
 
-from harness.commands import compare, history, profile, report, run, sweep, worker
+from harness.commands import compare, findings, history, profile, report, run, sweep, worker
 from harness.commands.options import EXIT_USAGE, Parser
 
 COMMANDS = {"run": run, "profile": profile, "compare": compare, "history": history,
-            "sweep": sweep, "report": report, "worker": worker}
+            "sweep": sweep, "report": report, "findings": findings, "worker": worker}
 
 
 def build_parser() -> argparse.ArgumentParser:
