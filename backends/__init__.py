@@ -52,6 +52,7 @@ _REGISTRY: dict[str, _Entry] = {
     "numpy-gemm": _Entry("backends.numpy_gemm", "NumpyGemm"),
     "numba": _Entry("backends.numba_fused", "NumbaFused", **_NUMBA),
     "numba-parallel": _Entry("backends.numba_parallel", "NumbaParallel", **_NUMBA),
+    "numba-tiles": _Entry("backends.numba_tiles", "NumbaTiles", **_NUMBA),
     "torch": _Entry("backends.torch_backend", "TorchTrainer", **_TORCH),
     "jax": _Entry("backends.jax_backend", "JaxTrainer", **_JAX),
     "rust-ndarray": _Entry("backends.rust_ndarray", "RustNdarray", **_RUST),
