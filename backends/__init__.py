@@ -54,6 +54,7 @@ _REGISTRY: dict[str, _Entry] = {
     "numba-parallel": _Entry("backends.numba_parallel", "NumbaParallel", **_NUMBA),
     "numba-tiles": _Entry("backends.numba_tiles", "NumbaTiles", **_NUMBA),
     "torch": _Entry("backends.torch_backend", "TorchTrainer", **_TORCH),
+    "torch-compile": _Entry("backends.torch_compile", "TorchCompile", **_TORCH),
     "jax": _Entry("backends.jax_backend", "JaxTrainer", **_JAX),
     "rust-ndarray": _Entry("backends.rust_ndarray", "RustNdarray", **_RUST),
     "rust-ndarray-batched": _Entry("backends.rust_ndarray_batched", "RustNdarrayBatched", **_RUST),
