@@ -14,11 +14,14 @@ those first steps (one step's own run, microseconds, included). The learning
 rate is a tensor, so that a new eta changes a value the compiled update reads
 rather than a constant it was specialised on (which would compile again).
 
-Inductor's CPU code is C++ built with the system compiler, without fast-math:
-it fuses the element-wise work (sigmoid, its derivative, the cost's gradient,
-the update) into loops, leaves the matrix products to ATen's BLAS, and keeps
-each operation's IEEE rounding, so the result matches ``numpy-per-sample`` to
-1e-14 in float64 (the tests ask 1e-9).
+Inductor's CPU code is C++ built with the system g++. It fuses the
+element-wise work (sigmoid, its derivative, the cost's gradient, the update)
+into loops and leaves the matrix products to ATen's BLAS. Its defaults keep
+the arithmetic: ``-fno-unsafe-math-optimizations`` (no reassociation;
+``inductor.config.cpp.enable_unsafe_math_opt_flag``) and ``-ffp-contract=off``
+(``enable_floating_point_contract_flag``); only its reductions (the bias
+gradients' sums over the batch) may add in an order of their own. The
+result matches ``numpy-per-sample`` to 1e-14 in float64 (the tests ask 1e-9).
 """
 
 from __future__ import annotations
