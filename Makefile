@@ -86,7 +86,7 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 # The committed figures: the README's sweep on this kind of machine, its winner
 # map and table filed under the machine's key in docs/findings/<key>/, and the
 # findings pages written again from the data there. Long: about half an hour on 2 cores.
-FIGURE_SWEEP ?= --backend rust-fused,rust-fused-parallel,numba,numba-parallel,numpy-gemm,torch,jax \
+FIGURE_SWEEP ?= --backend rust-fused,rust-fused-parallel,numba,numba-parallel,numba-tiles,numpy-gemm,torch,torch-compile,jax \
 	--dataset synthetic --n-train 50000 --sizes 784,30,10 784,100,10 \
 	--batch-size 1,10,100,1000 --dtype float64,float32 --epochs 5 --max-seconds-per-cell 60
 figures: $(VENV)/.installed rust

@@ -74,7 +74,7 @@ def test_parallel_rejects_more_threads_than_numba_has():
         NumbaParallel(init_params([4, 3, 2], 0), threads=numba.config.NUMBA_NUM_THREADS + 1)
 
 
-@pytest.mark.parametrize("name", ["numba", "numba-parallel"])
+@pytest.mark.parametrize("name", ["numba", "numba-parallel", "numba-tiles"])
 def test_compile_seconds_is_a_non_negative_float(name, data):
     params, X, y, order = data
     trainer = backends.create(name, params, "float64")
@@ -83,7 +83,7 @@ def test_compile_seconds_is_a_non_negative_float(name, data):
     assert isinstance(trainer.compile_seconds, float) and trainer.compile_seconds >= 0.0
 
 
-@pytest.mark.parametrize("name", ["numba", "numba-parallel"])
+@pytest.mark.parametrize("name", ["numba", "numba-parallel", "numba-tiles"])
 def test_an_epoch_allocates_nothing_per_mini_batch(name, data):
     """Numba's allocation count for an epoch (arguments handed in, a fixed few)
     is the same for 10 mini-batches as for 100."""

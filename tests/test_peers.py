@@ -115,3 +115,20 @@ def test_the_peers_report_the_threads_their_frameworks_run(small):
 
     assert backends.create("jax", params).threads == xla_cpu_threads()
     assert xla_cpu_threads() == len(os.sched_getaffinity(0))
+
+
+def test_torch_compile_compiles_in_the_first_epoch_only(small):
+    """The first epoch compiles the step for each batch shape (here 10 and the
+    short last 5) and counts the time; another epoch, with another eta, compiles nothing."""
+    pytest.importorskip("torch")
+    from torch._dynamo.utils import counters
+
+    params, X, y, order = small
+    trainer = backends.create("torch-compile", params, "float64")
+    assert trainer.compile_seconds == 0
+    trainer.train_epoch(X, y, order, 10, 3.0)
+    first, graphs = trainer.compile_seconds, counters["stats"]["unique_graphs"]
+    assert first > 0
+    trainer.train_epoch(X, y, order[::-1], 10, 0.5)
+    assert trainer.compile_seconds == first
+    assert counters["stats"]["unique_graphs"] == graphs

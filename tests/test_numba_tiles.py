@@ -1,0 +1,76 @@
+"""What is particular to numba-tiles: the machine facts it chooses from, and
+its tiles on shapes the default network does not reach (several runs of
+vectors, a short last run, features not a multiple of the tile, mini-batches
+longer than an update pass); test_backends.py checks the default network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+import backends  # noqa: E402
+from backends import numba_tiles  # noqa: E402
+from backends.base import init_params  # noqa: E402
+
+
+@pytest.mark.parametrize("features, facts", [
+    ({"avx512f": True, "avx2": True, "fma": True}, (64, 32)),
+    ({"avx512f": False, "avx2": True, "fma": True}, (32, 16)),
+    ({"avx2": True, "fma": False}, (16, 16)),
+    ({}, (16, 16)),
+])
+def test_vector_facts_follow_the_instruction_set(features, facts):
+    assert numba_tiles.vector_facts(features) == facts
+
+
+def test_tiles_hold_as_many_vectors_as_the_registers_allow():
+    assert numba_tiles.tile_vectors(32) == 4  # AVX-512: 4 x (5 + 1) + 2 <= 32
+    assert numba_tiles.tile_vectors(16) == 2  # AVX2
+    assert numba_tiles.stride(30, 8) == 32 and numba_tiles.stride(30, 16) == 32
+
+
+def test_runs_are_even_and_cover_the_vectors():
+    def cut(n, most):
+        return [int(r[1]) for r in numba_tiles.runs(n, most)]
+
+    assert cut(4, 4) == [4]
+    assert cut(13, 4) == [4, 3, 3, 3]
+    assert cut(7, 2) == [2, 2, 2, 1]
+    assert cut(1, 4) == [1]
+    runs = numba_tiles.runs(13, 4)
+    assert runs[0, 0] == 0 and all(runs[1:, 0] == np.cumsum(runs[:-1, 1]))
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float64", 1e-9), ("float32", 2e-4)])
+@pytest.mark.parametrize("sizes, batch_size", [
+    ((787, 100, 10), 133),  # several runs, 787 = 157 x 5 + 2 features, passes of 64
+    ((64, 13, 7, 3), 10),  # a short hidden layer, two deeper layers
+])
+def test_tiles_match_the_reference_on_other_shapes(sizes, batch_size, dtype, tolerance):
+    rng = np.random.default_rng(3)
+    X = rng.random((400, sizes[0])).astype(dtype)
+    y = rng.integers(0, sizes[-1], 400)
+    order = rng.permutation(400)
+    params = init_params(sizes, seed=4)
+    results = []
+    for name in (backends.REFERENCE, "numba-tiles"):
+        trainer = backends.create(name, params, dtype)
+        trainer.train_epoch(X, y, order, batch_size, 3.0)
+        results.append(trainer.params())
+    for a, b in zip(results[1].weights + results[1].biases, results[0].weights + results[0].biases):
+        assert a.dtype == np.dtype(dtype)
+        assert np.max(np.abs(a - b)) <= tolerance * np.max(np.abs(b))
+
+
+def test_the_epoch_restores_the_float_control_word():
+    """Subnormals are flushed inside the epoch only: NumPy's arithmetic after it
+    still makes them."""
+    rng = np.random.default_rng(1)
+    X, y = rng.random((20, 12)), rng.integers(0, 3, 20)
+    trainer = backends.create("numba-tiles", init_params([12, 5, 3], 0), "float64")
+    trainer.train_epoch(X, y, np.arange(20), 10, 3.0)
+    tiny = np.array([1e-300])
+    assert (tiny * 1e-10)[0] != 0.0
+    assert trainer.choices(10)["kernel"] == "tiles"
