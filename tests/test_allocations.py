@@ -13,12 +13,12 @@ import pytest
 from fake_backends import AllocatesPerBatch
 
 from harness.config import RunConfig
+from harness.jobs.job import Job
 from harness.profiling.allocations import MISSING, count_allocations
 from harness.profiling.profile import ProfileResult, ProfileSettings
 from harness.reporting.tables import format_table
 from harness.running import run
 from harness.running.run import execute
-from harness.running.worker import Job
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["allocations_per_epoch", "bytes_allocated_per_epoch"]

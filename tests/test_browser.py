@@ -140,7 +140,7 @@ def text_path(frames: list[dict], path: str) -> tuple:
 @pytest.mark.parametrize("view, frame", [
     ("epochs", "[main thread]"),
     ("epochs", "profiled_epochs"),
-    ("startup", "prepare (harness/running/worker.py"),
+    ("startup", "prepare (harness/jobs/job.py"),
     ("python", "NumpyGemm._update_mini_batch"),
     ("training", "[main thread]"),
 ])

@@ -14,6 +14,7 @@ import pandas as pd
 from backends import REFERENCE
 from harness import storage
 from harness.config import RunConfig, UsageError
+from harness.jobs.job import Job
 from harness.profiling.allocations import AllocationResult, count_backends
 from harness.profiling.profile import ProfileResult, ProfileSettings, profile_backends
 from harness.records import INTERRUPTED, BackendOutcome, EpochRecord
@@ -22,7 +23,6 @@ from harness.reporting.summary import summarize, with_allocations
 from harness.running import machine
 from harness.running.manager import Interrupted, run_worker
 from harness.running.peak import calibrate
-from harness.running.worker import Job
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
