@@ -108,6 +108,7 @@ def _refuse_given(args: argparse.Namespace, names: tuple[str, ...], why: str) ->
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     from harness.commands.progress import SweepProgress
+    from harness.reporting.pages import draw_sweep
     from harness.reporting.tables import format_winners
 
     if args.resume is not None:
@@ -120,18 +121,20 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         with where:
             if args.resume is not None:
-                result = sweep.resume_sweep(args.resume, observer=progress, executor=where)
+                result = sweep.resume_sweep(args.resume, observer=progress, executor=where,
+                                            draw=draw_sweep)
             else:
                 result = sweep.run_sweep(cells, budget=args.max_seconds_per_cell,
-                                         observer=progress, executor=where)
+                                         observer=progress, executor=where, draw=draw_sweep)
     finally:
         progress.close()
+    report = draw_sweep(result.sweep_dir, result.frame, result.winners)
     print(format_winners(result.winners))
     if result.interrupted:
         print("interrupted: the completed cells are kept; --resume "
               f"{result.sweep_dir} runs the others", file=sys.stderr)
     print(f"results: {result.sweep_dir}")
-    print(f"report: {result.report.resolve().as_uri()}")
+    print(f"report: {report.resolve().as_uri()}")
     return result.exit_code
 
 

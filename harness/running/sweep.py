@@ -30,8 +30,6 @@ from backends.base import DTYPES
 from harness import stats, storage
 from harness.config import RunConfig, UsageError
 from harness.records import INTERRUPTED, LOST, STANDING, BackendOutcome
-from harness.reporting import pages
-from harness.reporting.summary import SUMMARY_COLUMNS, summarize
 from harness.running import machine, provenance
 from harness.running.executors import (
     DONE,
@@ -48,6 +46,7 @@ from harness.running.run import (
     check_data,
     new_run_id,
 )
+from harness.summary import SUMMARY_COLUMNS, summarize
 
 DEFAULT_BUDGET = 60.0
 DEFAULT_BATCH_SIZES = (1, 10, 100, 1000)
@@ -69,6 +68,9 @@ WINNER_COLUMNS = [
 ]
 # ``ours_lead``: the best of ours against the best peer, as the bootstrap reads it.
 LEAD_SUPPORTED, LEAD_NOT_SUPPORTED, PEER_LEADS = "ours", "not supported", "peer"
+# What draws a sweep's figures and pages from its folder, its frame and its winners
+# while cells arrive (the command's: ``harness.reporting.pages.draw_sweep``).
+Draw = Callable[[Path, pd.DataFrame, pd.DataFrame], object]
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,6 @@ class SweepResult:
     winners: pd.DataFrame
     runs: list[CellOutcome] = field(default_factory=list)  # this invocation's attempts
     interrupted: bool = False
-    report: Path | None = None  # the sweep's index.html
 
     @property
     def exit_code(self) -> int:
@@ -154,10 +155,12 @@ def run_sweep(
     budget: float | None = DEFAULT_BUDGET,
     observer: SweepObserver | None = None,
     executor: Executor | None = None,
+    draw: Draw | None = None,
 ) -> SweepResult:
     """Run every cell and write ``<results_dir>/<sweep-id>/``: sweep.csv and winners.csv
-    (rewritten as each cell arrives), sweep.json, the plots, the report, and
-    cells/<run-id>/. ``executor`` runs the cells (default: here, one by one)."""
+    (rewritten as each cell arrives), sweep.json, and cells/<run-id>/; ``draw``, when
+    given, draws the plots and the report as the cells arrive. ``executor`` runs the
+    cells (default: here, one by one)."""
     _check_budget(budget)
     observer = observer or SweepObserver()
     executor = executor or SerialExecutor()
@@ -170,11 +173,11 @@ def run_sweep(
     folder = storage.SweepWriter(sweep_dir, meta)
     work = [Pending(index, 1, cell) for index, cell in enumerate(cells)]
     return _drive(folder, cells, work, pd.DataFrame(columns=SWEEP_COLUMNS), budget, observer,
-                  executor)
+                  executor, draw)
 
 
 def resume_sweep(sweep_dir: Path, observer: SweepObserver | None = None,
-                 executor: Executor | None = None) -> SweepResult:
+                 executor: Executor | None = None, draw: Draw | None = None) -> SweepResult:
     """Run again the cells of ``sweep_dir`` that did not finish (never started,
     interrupted, or lost on their last attempt), with the grid and settings of its
     sweep.json, adding them to its files; the finished cells are kept as they are."""
@@ -197,7 +200,7 @@ def resume_sweep(sweep_dir: Path, observer: SweepObserver | None = None,
                                 {"at": _now(), "executor": executor.name,
                                  "cells": [p.index for p in work]}])
     return _drive(folder, cells, work, kept, folder.meta.get("budget_seconds"), observer,
-                  executor)
+                  executor, draw)
 
 
 def finished_cells(frame: pd.DataFrame, cells: Sequence[RunConfig]) -> set[int]:
@@ -223,11 +226,11 @@ def _next_attempt(frame: pd.DataFrame, index: int) -> int:
 
 def _drive(folder: storage.SweepWriter, cells: list[RunConfig], work: list[Pending],
            prior: pd.DataFrame, budget: float | None, observer: SweepObserver,
-           executor: Executor) -> SweepResult:
+           executor: Executor, draw: Draw | None) -> SweepResult:
     """Hand ``work`` to ``executor`` and write the folder as each cell arrives; the
     folder is complete however the executor ends (Ctrl-C, a cluster gone)."""
     sweep_id = folder.meta["sweep_id"]
-    files = _SweepFiles(folder, prior)
+    files = _SweepFiles(folder, prior, draw)
     runs: list[CellOutcome] = []
 
     def on_cell(outcome: CellOutcome) -> None:
@@ -248,19 +251,19 @@ def _drive(folder: storage.SweepWriter, cells: list[RunConfig], work: list[Pendi
         files.finish()
         result.frame, result.winners = files.frame, files.winners
         folder.update_meta(finished=_now(), exit_code=result.exit_code)
-        result.report = pages.write_report(folder.sweep_dir)
     return result
 
 
 class _SweepFiles:
-    """sweep.csv and winners.csv after every cell; the plots and the report too, at
-    most every ``REFRESH_SECONDS`` while cells arrive (drawing them takes a second or
-    two), and always at the end."""
+    """sweep.csv and winners.csv after every cell; with ``draw``, the plots and the
+    report too, at most every ``REFRESH_SECONDS`` while cells arrive (drawing them
+    takes a second or two); the last drawing, at the end, is the command's."""
 
     REFRESH_SECONDS = 20.0
 
-    def __init__(self, folder: storage.SweepWriter, prior: pd.DataFrame):
-        self.folder, self.frames = folder, [prior] if len(prior) else []
+    def __init__(self, folder: storage.SweepWriter, prior: pd.DataFrame,
+                 draw: Draw | None = None):
+        self.folder, self.frames, self.draw = folder, [prior] if len(prior) else [], draw
         self.frame = pd.DataFrame(columns=SWEEP_COLUMNS)
         self.winners = winner_map(self.frame)
         self._drawn = time.monotonic()
@@ -273,7 +276,6 @@ class _SweepFiles:
 
     def finish(self) -> None:
         self._write()
-        self._draw()
 
     def _write(self) -> None:
         frames = [f for f in self.frames if len(f)]
@@ -285,11 +287,8 @@ class _SweepFiles:
         self.folder.winners(self.winners)
 
     def _draw(self) -> None:
-        from harness.reporting import plots  # matplotlib, only once there is a figure
-
-        if not self.frame.empty:
-            plots.write_all(self.frame, self.winners, self.folder.sweep_dir)
-            pages.write_report(self.folder.sweep_dir)
+        if self.draw is not None and not self.frame.empty:
+            self.draw(self.folder.sweep_dir, self.frame, self.winners)
         self._drawn = time.monotonic()
 
 
