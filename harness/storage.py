@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness import stats
@@ -62,6 +63,7 @@ EPOCH_COLUMNS = list(EpochRecord.__dataclass_fields__)
 # not the amount of work.
 CONFIG_COLUMNS = ["dtype", "sizes", "batch_size", "eta", "dataset", "n_train", "threads"]
 REQUIRED_COLUMNS = ["backend", *CONFIG_COLUMNS, "seconds"]
+EPOCH_SECONDS_SEPARATOR = ";"  # sweep.csv's epoch_seconds: every timed epoch of a row
 
 class StorageError(UsageError):
     """A file of a run that cannot be written (a read-only folder, a full disk); the
@@ -120,6 +122,18 @@ def write_figure(fig, path: Path, **savefig) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format=Path(path).suffix.lstrip(".").lower(), **savefig)
     write_atomic(path, buffer.getvalue())
+
+
+def join_epoch_seconds(seconds: Iterable[float]) -> str:
+    """A row's timed epochs in one cell of sweep.csv: "0.091;0.090"."""
+    return EPOCH_SECONDS_SEPARATOR.join(f"{s:.6g}" for s in seconds)
+
+
+def split_epoch_seconds(text) -> np.ndarray:
+    """The timed epochs of a sweep.csv cell ("0.091;0.090"); none where it is empty
+    (an attempt without a run, or a row from before the epochs were kept)."""
+    text = "" if text is None or (isinstance(text, float) and np.isnan(text)) else str(text)
+    return np.array([float(v) for v in text.split(EPOCH_SECONDS_SEPARATOR) if v])
 
 
 def epochs_frame(records: Iterable[EpochRecord]) -> pd.DataFrame:

@@ -22,14 +22,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import backends
 from backends.base import DTYPES
 from harness import stats, storage
 from harness.config import RunConfig, UsageError
-from harness.records import INTERRUPTED, LOST, STANDING, BackendOutcome
+from harness.records import INTERRUPTED, LOST, BackendOutcome
 from harness.running import machine, provenance
 from harness.running.executors import (
     DONE,
@@ -61,13 +60,7 @@ CELL_KEYS = ["sizes", "dtype", "threads_requested", "batch_size"]
 SWEEP_COLUMNS = ["sweep_id", "cell", "threads_requested", "run_dir", *SUMMARY_COLUMNS,
                  "epoch_seconds", "attempt", "worker", "started", "finished", *provenance.COLUMNS]
 # Winners are per cell and per machine type: two fingerprints are never compared.
-WINNER_COLUMNS = [
-    *CELL_KEYS, "fingerprint", "winner", "winner_s", "runner_up", "runner_up_s", "lead",
-    "best_ours", "best_ours_s", "best_peer", "best_peer_s", "ours_vs_peer",
-    "ours_vs_peer_low", "ours_vs_peer_high", "ours_lead", "backends_timed",
-]
-# ``ours_lead``: the best of ours against the best peer, as the bootstrap reads it.
-LEAD_SUPPORTED, LEAD_NOT_SUPPORTED, PEER_LEADS = "ours", "not supported", "peer"
+WINNER_COLUMNS = [*CELL_KEYS, "fingerprint", *stats.WINNER_FIGURES]
 # What draws a sweep's figures and pages from its folder, its frame and its winners
 # while cells arrive (the command's: ``harness.reporting.pages.draw_sweep``).
 Draw = Callable[[Path, pd.DataFrame, pd.DataFrame], object]
@@ -325,68 +318,16 @@ def _check_budget(budget: float | None) -> None:
 
 
 def winner_map(frame: pd.DataFrame, peers: Sequence[str] | None = None) -> pd.DataFrame:
-    """One row per cell: the fastest backend by median epoch time, its lead (the
-    next backend's time over its own; 1.0 for a tie, whose winners are joined by
-    ' = '), and the best of ours against the best peer (``ours_vs_peer`` > 1: ours
-    is faster), per machine fingerprint where the frame has one. Only backends whose
-    epochs stand (ok, cut short) take part; a cell where none did has no winner.
-    ``peers`` defaults to the registry's.
-
-    ``ours_vs_peer_low``/``_high`` are the 95% bootstrap interval of that ratio,
-    from the two backends' epoch times, and ``ours_lead`` says what it supports:
-    "ours" where the whole interval is above 1, "peer" where the peer is faster,
-    "not supported" where ours is faster at the medians but the interval
-    reaches below 1."""
+    """One row per cell and machine fingerprint (``stats.winners``: the fastest
+    backend, its lead, the best of ours against the best peer), from the rows of
+    sweep.csv, their ``epoch_seconds`` read through storage. ``peers`` defaults to
+    the registry's."""
     peers = backends.peers() if peers is None else peers
     keys = CELL_KEYS + (["fingerprint"] if "fingerprint" in frame else [])
-    groups = frame.groupby(keys, sort=False, dropna=False)
-    rows = [{**dict(zip(keys, key)), **_cell_winner(group, peers)} for key, group in groups]
-    return pd.DataFrame(rows, columns=WINNER_COLUMNS)
-
-
-def _cell_winner(group: pd.DataFrame, peers: Sequence[str]) -> dict:
-    timed = group[group["status"].isin(STANDING) & group["median_s"].notna()]
-    timed = timed.sort_values("median_s", kind="stable")
-    seconds = dict(zip(timed["backend"], timed["median_s"]))
-    row = {"backends_timed": len(seconds)}
-    if not seconds:
-        return row
-    best = min(seconds.values())
-    tied = [name for name, s in seconds.items() if s == best]
-    slower = [(name, s) for name, s in seconds.items() if s > best]
-    row.update(winner=" = ".join(tied), winner_s=best)
-    if len(tied) > 1:
-        row.update(runner_up=tied[1], runner_up_s=best, lead=1.0)
-    elif slower:
-        row.update(runner_up=slower[0][0], runner_up_s=slower[0][1], lead=slower[0][1] / best)
-    ours = [(name, s) for name, s in seconds.items() if name not in peers]
-    theirs = [(name, s) for name, s in seconds.items() if name in peers]
-    if ours:
-        row.update(best_ours=ours[0][0], best_ours_s=ours[0][1])
-    if theirs:
-        row.update(best_peer=theirs[0][0], best_peer_s=theirs[0][1])
-    if ours and theirs:
-        row["ours_vs_peer"] = theirs[0][1] / ours[0][1]
-        row.update(_lead_interval(timed, ours[0][0], theirs[0][0]))
-    return row
-
-
-def _lead_interval(timed: pd.DataFrame, ours: str, peer: str) -> dict:
-    if "epoch_seconds" not in timed.columns:
-        return {}  # rows from before the epochs were kept: no interval
-    samples = {}
-    for name in (ours, peer):
-        text = timed.loc[timed["backend"] == name, "epoch_seconds"]
-        text = "" if text.empty or pd.isna(text.iloc[0]) else str(text.iloc[0])
-        samples[name] = np.array([float(v) for v in text.split(";") if v])
-    if not all(len(v) for v in samples.values()):
-        return {}  # rows from before the epochs were kept: no interval
-    estimate = stats.ratio_of_medians([samples[peer]], [samples[ours]],
-                                      np.random.default_rng(0))
-    lead = (PEER_LEADS if estimate.ratio <= 1 else
-            LEAD_SUPPORTED if estimate.low > 1 else LEAD_NOT_SUPPORTED)
-    return {"ours_vs_peer_low": estimate.low, "ours_vs_peer_high": estimate.high,
-            "ours_lead": lead}
+    if "epoch_seconds" in frame.columns:
+        frame = frame.assign(epoch_seconds=frame["epoch_seconds"].map(
+            storage.split_epoch_seconds))
+    return stats.winners(frame, keys, peers, WINNER_COLUMNS)
 
 
 def _now() -> str:
