@@ -16,6 +16,7 @@ import pytest
 from fake_backends import PLUGINS
 
 from harness.__main__ import build_parser, main
+from harness.commands.options import parse_list
 from harness.commands.progress import SweepProgress
 from harness.commands.sweep import sweep_cells
 from harness.config import RunConfig, UsageError
@@ -23,7 +24,7 @@ from harness.records import CUT_SHORT, FAILED, OK, TIMEOUT, BackendOutcome
 from harness.reporting.pages import draw_sweep
 from harness.reporting.plots import FILES, FORMATS
 from harness.reporting.tables import peer_text, winner_grid
-from harness.running.sweep import Grid, parse_list, run_sweep, winner_map
+from harness.running.sweep import Grid, run_sweep, winner_map
 from harness.summary import SUMMARY_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]

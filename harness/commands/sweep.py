@@ -65,13 +65,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def sweep_cells(args: argparse.Namespace, argv: list[str]) -> list:
     """The run settings of every cell of the grid, checked."""
-    from harness.config import parse_sizes
-
     grid = sweep.Grid(
-        batch_sizes=sweep.parse_list("--batch-size", args.batch_size, int, "1,10,100,1000"),
-        sizes=tuple(parse_sizes(text) for text in args.sizes),
-        dtypes=sweep.parse_list("--dtype", args.dtype, sweep.parse_dtype, "float64,float32"),
-        threads=sweep.parse_list("--threads", args.threads, sweep.parse_threads, "default,1,2"),
+        batch_sizes=options.parse_list("--batch-size", args.batch_size, int, "1,10,100,1000"),
+        sizes=tuple(options.parse_sizes(text) for text in args.sizes),
+        dtypes=options.parse_list("--dtype", args.dtype, options.parse_dtype,
+                                  "float64,float32"),
+        threads=options.parse_list("--threads", args.threads, options.parse_threads,
+                                   "default,1,2"),
     )
     base = options.config_from_args(args, argv, sizes=grid.sizes[0],
                                     batch_size=grid.batch_sizes[0], dtype=grid.dtypes[0],

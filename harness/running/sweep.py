@@ -25,7 +25,6 @@ from pathlib import Path
 import pandas as pd
 
 import backends
-from backends.base import DTYPES
 from harness import stats, storage
 from harness.config import RunConfig, UsageError
 from harness.records import INTERRUPTED, LOST, BackendOutcome
@@ -86,28 +85,6 @@ class Grid:
 
 def _unique(values: Iterable) -> list:
     return list(dict.fromkeys(values))
-
-
-def parse_list(option: str, text: str, convert: Callable[[str], object], example: str) -> tuple:
-    """'1,10,100' -> (1, 10, 100), with an error that names the option and the form."""
-    parts = [part.strip() for part in text.split(",")]
-    try:
-        if not all(parts):
-            raise ValueError(text)
-        return tuple(convert(part) for part in parts)
-    except ValueError:
-        raise UsageError(f"{option} {text!r} must be a comma list, e.g. {example}") from None
-
-
-def parse_dtype(text: str) -> str:
-    if text not in DTYPES:
-        raise ValueError(text)
-    return text
-
-
-def parse_threads(text: str) -> int | None:
-    """A thread count, or 'default' for the libraries' own choice."""
-    return None if text == "default" else int(text)
 
 
 @dataclass
