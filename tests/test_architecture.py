@@ -13,7 +13,7 @@ COMMAND_LINE = ("harness.__main__", "harness.commands")
 # The layers, lowest first: a module may import its own layer's modules and those
 # of the layers below it, never one above. The data and the backends know nothing
 # of the rest; then the shared lower modules (a run's settings and records, every
-# statistic, the summary frame, every file format); the job every child process
+# statistic, the summary frame, atomic writing, every file format); the job every child process
 # starts from; the profiled children; the runs and sweeps, which may profile; the
 # reports, which read what runs wrote; the comparison and history; and the command
 # line on top, which alone writes the pages and parses arguments.
@@ -24,6 +24,7 @@ LAYERS = (
     "harness.records",
     "harness.stats",
     "harness.summary",
+    "harness.files",
     "harness.storage",
     "harness.jobs",
     "harness.profiling",
