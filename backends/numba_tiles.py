@@ -47,13 +47,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from backends.base import Params
-
-# Importing numba_fused keys Numba's cache by every kernel source, this one too.
 from backends.numba_fused import (
     SWEEP,
     NumbaFused,
-    _jit,
-    _sigmoid_inplace,
     backprop_delta,
     empty_at_offset,
     fill_rows,
@@ -64,6 +60,9 @@ from backends.numba_fused import (
     unit_block,
     update_rows,
 )
+
+# Importing numba_fused keys Numba's cache by every kernel source, this one too.
+from backends.numba_sigmoid import _jit, _sigmoid_inplace
 
 # Samples per pass of the update over W1ᵀ: the cache lines of their rows that a
 # run of features touches stay in L1 while the next runs reuse them (tiles.rs).

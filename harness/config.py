@@ -87,14 +87,3 @@ class RunConfig:
 def _positive(option: str, value: int) -> None:
     if value < 1:
         raise UsageError(f"{option} must be a positive whole number, got {value}")
-
-
-def parse_sizes(text: str) -> tuple[int, ...]:
-    """'784,30,10' -> (784, 30, 10), with an error that shows the expected form."""
-    try:
-        sizes = tuple(int(part) for part in text.split(","))
-        return validate_sizes(sizes)
-    except ValueError:
-        raise UsageError(
-            f"--sizes {text!r} must be layer widths separated by commas, e.g. 784,30,10"
-        ) from None

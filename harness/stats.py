@@ -1,6 +1,7 @@
 """The statistics of epoch seconds, defined once: the median and the spread that
 the summary, the history and the comparison show, and bootstrap confidence
-intervals of ratios of medians.
+intervals of ratios of medians, and the winner map's figures (the fastest backend
+of a cell and its lead).
 
 A handful of epochs per backend, timed on a shared machine, is too few and too
 skewed (an epoch can be hit by a neighbour's burst of work) for a t-test. The
@@ -11,13 +12,13 @@ the ratio over many resamples.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from harness.records import OK
+from harness.records import OK, STANDING
 
 RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -85,3 +86,77 @@ def _product(values):
     for v in values:
         out = out * v
     return out
+
+
+# The winner map's figures: the fastest backend of a cell, its lead over the next, and
+# the best of ours against the best peer, with the bootstrap interval of that ratio.
+WINNER_FIGURES = [
+    "winner", "winner_s", "runner_up", "runner_up_s", "lead",
+    "best_ours", "best_ours_s", "best_peer", "best_peer_s", "ours_vs_peer",
+    "ours_vs_peer_low", "ours_vs_peer_high", "ours_lead", "backends_timed",
+]
+# ``ours_lead``: the best of ours against the best peer, as the bootstrap reads it.
+LEAD_SUPPORTED, LEAD_NOT_SUPPORTED, PEER_LEADS = "ours", "not supported", "peer"
+
+
+def winners(frame: pd.DataFrame, keys: list[str], peers: Sequence[str],
+            columns: list[str]) -> pd.DataFrame:
+    """One row per group of ``keys`` (a sweep's cell, per machine fingerprint where
+    the frame has one): the fastest backend by median epoch time, its lead (the
+    next backend's time over its own; 1.0 for a tie, whose winners are joined by
+    ' = '), and the best of ours against the best peer (``ours_vs_peer`` > 1: ours
+    is faster). Only backends whose epochs stand (ok, cut short) take part; a cell
+    where none did has no winner.
+
+    ``ours_vs_peer_low``/``_high`` are the 95% bootstrap interval of that ratio,
+    from the two backends' epoch times, and ``ours_lead`` says what it supports:
+    "ours" where the whole interval is above 1, "peer" where the peer is faster,
+    "not supported" where ours is faster at the medians but the interval
+    reaches below 1, from ``epoch_seconds`` (each row's timed epochs, where the
+    frame has them)."""
+    groups = frame.groupby(keys, sort=False, dropna=False)
+    rows = [{**dict(zip(keys, key)), **_cell_winner(group, peers)} for key, group in groups]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _cell_winner(group: pd.DataFrame, peers: Sequence[str]) -> dict:
+    timed = group[group["status"].isin(STANDING) & group["median_s"].notna()]
+    timed = timed.sort_values("median_s", kind="stable")
+    seconds = dict(zip(timed["backend"], timed["median_s"]))
+    row = {"backends_timed": len(seconds)}
+    if not seconds:
+        return row
+    best = min(seconds.values())
+    tied = [name for name, s in seconds.items() if s == best]
+    slower = [(name, s) for name, s in seconds.items() if s > best]
+    row.update(winner=" = ".join(tied), winner_s=best)
+    if len(tied) > 1:
+        row.update(runner_up=tied[1], runner_up_s=best, lead=1.0)
+    elif slower:
+        row.update(runner_up=slower[0][0], runner_up_s=slower[0][1], lead=slower[0][1] / best)
+    ours = [(name, s) for name, s in seconds.items() if name not in peers]
+    theirs = [(name, s) for name, s in seconds.items() if name in peers]
+    if ours:
+        row.update(best_ours=ours[0][0], best_ours_s=ours[0][1])
+    if theirs:
+        row.update(best_peer=theirs[0][0], best_peer_s=theirs[0][1])
+    if ours and theirs:
+        row["ours_vs_peer"] = theirs[0][1] / ours[0][1]
+        row.update(_lead_interval(timed, ours[0][0], theirs[0][0]))
+    return row
+
+
+def _lead_interval(timed: pd.DataFrame, ours: str, peer: str) -> dict:
+    if "epoch_seconds" not in timed.columns:
+        return {}  # rows from before the epochs were kept: no interval
+    samples = {}
+    for name in (ours, peer):
+        seconds = timed.loc[timed["backend"] == name, "epoch_seconds"]
+        samples[name] = np.asarray(seconds.iloc[0] if len(seconds) else [], dtype=float)
+    if not all(len(v) for v in samples.values()):
+        return {}  # rows from before the epochs were kept: no interval
+    estimate = ratio_of_medians([samples[peer]], [samples[ours]], np.random.default_rng(0))
+    lead = (PEER_LEADS if estimate.ratio <= 1 else
+            LEAD_SUPPORTED if estimate.low > 1 else LEAD_NOT_SUPPORTED)
+    return {"ours_vs_peer_low": estimate.low, "ours_vs_peer_high": estimate.high,
+            "ours_lead": lead}

@@ -23,18 +23,22 @@ reader would misread: a column renamed, removed, or given another meaning.
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness import stats
 from harness.config import UsageError
+from harness.files import StorageError as StorageError
+from harness.files import write_atomic as write_atomic
+from harness.files import write_csv as write_csv
+from harness.files import write_figure as write_figure
+from harness.files import write_json as write_json
 from harness.records import BackendOutcome, EpochRecord
 
 FORMAT_VERSION = 1
@@ -62,64 +66,19 @@ EPOCH_COLUMNS = list(EpochRecord.__dataclass_fields__)
 # not the amount of work.
 CONFIG_COLUMNS = ["dtype", "sizes", "batch_size", "eta", "dataset", "n_train", "threads"]
 REQUIRED_COLUMNS = ["backend", *CONFIG_COLUMNS, "seconds"]
-
-class StorageError(UsageError):
-    """A file of a run that cannot be written (a read-only folder, a full disk); the
-    message names it. The file's last complete version, if any, is left as it was."""
+EPOCH_SECONDS_SEPARATOR = ";"  # sweep.csv's epoch_seconds: every timed epoch of a row
 
 
-def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write to a temporary file in the same folder, flushed to disk, then rename
-    over ``path``: a reader, a crash or a full disk leaves either the old file or
-    the new one, never a part of either."""
-    path = Path(path)
-    data = content.encode() if isinstance(content, str) else content
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise StorageError(f"{path}: cannot write ({e.strerror or e})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from other users
-        os.replace(tmp, path)
-    except OSError as e:
-        _discard(tmp)
-        raise StorageError(f"{path}: cannot write ({e.strerror or e})") from None
-    except BaseException:
-        _discard(tmp)
-        raise
+def join_epoch_seconds(seconds: Iterable[float]) -> str:
+    """A row's timed epochs in one cell of sweep.csv: "0.091;0.090"."""
+    return EPOCH_SECONDS_SEPARATOR.join(f"{s:.6g}" for s in seconds)
 
 
-def _discard(tmp: str) -> None:
-    try:
-        os.unlink(tmp)
-    except OSError:
-        pass
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    write_atomic(path, frame.to_csv(index=False))
-
-
-def write_json(data: dict, path: Path) -> None:
-    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
-
-
-def write_figure(fig, path: Path, **savefig) -> None:
-    """A matplotlib figure, in the format its suffix names, written atomically."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=Path(path).suffix.lstrip(".").lower(), **savefig)
-    write_atomic(path, buffer.getvalue())
+def split_epoch_seconds(text) -> np.ndarray:
+    """The timed epochs of a sweep.csv cell ("0.091;0.090"); none where it is empty
+    (an attempt without a run, or a row from before the epochs were kept)."""
+    text = "" if text is None or (isinstance(text, float) and np.isnan(text)) else str(text)
+    return np.array([float(v) for v in text.split(EPOCH_SECONDS_SEPARATOR) if v])
 
 
 def epochs_frame(records: Iterable[EpochRecord]) -> pd.DataFrame:

@@ -13,12 +13,13 @@ import pytest
 from fake_backends import AllocatesPerBatch
 
 from harness.config import RunConfig
+from harness.jobs.job import Job
 from harness.profiling.allocations import MISSING, count_allocations
 from harness.profiling.profile import ProfileResult, ProfileSettings
+from harness.reporting.pages import write_report
 from harness.reporting.tables import format_table
 from harness.running import run
 from harness.running.run import execute
-from harness.running.worker import Job
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["allocations_per_epoch", "bytes_allocated_per_epoch"]
@@ -95,7 +96,7 @@ def test_a_profiled_run_fills_the_columns_the_report_and_the_table(tmp_path, no_
     assert per_sample > summary.loc["numpy-gemm", "allocations_per_epoch"]
     meta = json.loads((result.run_dir / "run.json").read_text())
     assert [c["backend"] for c in meta["allocations"]["counts"]] == list(summary.index)
-    page = (result.run_dir / "index.html").read_text()
+    page = write_report(result.run_dir).read_text()
     assert "allocations/epoch" in page and f"{per_sample:,}" in page
     assert "allocs/epoch" in format_table(result.summary)
 
@@ -108,5 +109,5 @@ def test_without_memray_the_cells_stay_empty_with_a_note_and_the_run_succeeds(
     summary = pd.read_csv(result.run_dir / "summary.csv")
     assert list(summary.columns[-2:]) == COLUMNS and summary[COLUMNS].isna().all().all()
     assert result.allocations.notes == [f"no allocation counts: {MISSING}"]
-    assert MISSING in (result.run_dir / "index.html").read_text()
+    assert MISSING in write_report(result.run_dir).read_text()
     assert "allocs/epoch" not in format_table(result.summary)

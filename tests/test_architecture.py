@@ -1,6 +1,7 @@
-"""The shape of the harness: no import cycle inside harness/, and nothing in the
-core (or the backends) imports the command line. Imports inside functions count:
-deferring an import hides a cycle from Python, not from a reader."""
+"""The shape of the harness: its layers, each importing only the layers below it
+(docs/architecture.md draws them), no import cycle inside harness/, and nothing
+in the core (or the backends) imports the command line. Imports inside functions
+count: deferring an import hides a cycle from Python, not from a reader."""
 
 from __future__ import annotations
 
@@ -9,15 +10,40 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND_LINE = ("harness.__main__", "harness.commands")
+# The layers, lowest first: a module may import its own layer's modules and those
+# of the layers below it, never one above. The data and the backends know nothing
+# of the rest; then the shared lower modules (a run's settings and records, every
+# statistic, the summary frame, atomic writing, every file format); the job every child process
+# starts from; the profiled children; the runs and sweeps, which may profile; the
+# reports, which read what runs wrote; the comparison and history; and the command
+# line on top, which alone writes the pages and parses arguments.
+LAYERS = (
+    "harness.data",
+    "backends",
+    "harness.config",
+    "harness.records",
+    "harness.stats",
+    "harness.summary",
+    "harness.files",
+    "harness.storage",
+    "harness.jobs",
+    "harness.profiling",
+    "harness.running",
+    "harness.reporting",
+    "harness.compare",
+    "harness.commands",
+    "harness.__main__",
+)
+ROOTS = ("harness",)  # the package itself: an empty __init__.py, below everything
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def modules(package: str) -> dict[str, Path]:
-    return {module_name(p): p for p in sorted((ROOT / package).rglob("*.py"))}
+def modules(package: str, root: Path = ROOT) -> dict[str, Path]:
+    return {module_name(p, root): p for p in sorted((root / package).rglob("*.py"))}
 
 
 def imports(path: Path, known: set[str]) -> set[str]:
@@ -33,9 +59,33 @@ def imports(path: Path, known: set[str]) -> set[str]:
     return found & known
 
 
-def import_graph(*packages: str) -> dict[str, set[str]]:
-    found = {name: path for package in packages for name, path in modules(package).items()}
+def import_graph(*packages: str, root: Path = ROOT) -> dict[str, set[str]]:
+    found = {name: path for package in packages
+             for name, path in modules(package, root).items()}
     return {name: imports(path, set(found)) - {name} for name, path in found.items()}
+
+
+def layer(name: str, layers: tuple[str, ...] = LAYERS, roots: tuple[str, ...] = ROOTS) -> int:
+    """The index of ``name``'s layer (the declared package or module it is, or is
+    inside); -1 for a root package; None for a module no layer declares."""
+    if name in roots:
+        return -1
+    found = [i for i, unit in enumerate(layers)
+             if name == unit or name.startswith(unit + ".")]
+    return max(found, key=lambda i: len(layers[i])) if found else None
+
+
+def upward_imports(graph: dict[str, set[str]], layers: tuple[str, ...] = LAYERS,
+                   roots: tuple[str, ...] = ROOTS) -> dict[str, list[str]]:
+    """Every module that imports one of a higher layer, with what it imports."""
+    found = {}
+    for name, deps in graph.items():
+        up = sorted(d for d in deps if layer(d, layers, roots) is not None
+                    and layer(name, layers, roots) is not None
+                    and layer(d, layers, roots) > layer(name, layers, roots))
+        if up:
+            found[name] = up
+    return found
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -100,3 +150,29 @@ def test_every_module_is_seen():
     graph = import_graph("harness")
     assert {"harness.storage", "harness.running.run", "harness.commands.run"} <= set(graph)
     assert "harness.storage" in graph["harness.running.run"]
+
+
+def test_every_module_belongs_to_a_declared_layer():
+    graph = import_graph("harness", "backends")
+    assert sorted(name for name in graph if layer(name) is None) == []
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    assert upward_imports(import_graph("harness", "backends")) == {}
+
+
+def test_the_layer_check_reports_an_upward_import(tmp_path):
+    """A lower layer that imports a higher one, inside a function as a deferred
+    import would, is reported; the downward import beside it is not."""
+    package = tmp_path / "pkg"
+    (package / "high").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "high" / "__init__.py").write_text("")
+    (package / "high" / "view.py").write_text("from pkg import low\n")
+    (package / "low.py").write_text("def f():\n    from pkg.high import view\n    return view\n")
+    graph = import_graph("pkg", root=tmp_path)
+    assert graph["pkg.low"] == {"pkg.high.view"} and graph["pkg.high.view"] == {"pkg.low"}
+    layers = ("pkg.low", "pkg.high")
+    assert upward_imports(graph, layers, roots=("pkg",)) == {"pkg.low": ["pkg.high.view"]}
+    assert upward_imports({"pkg.high.view": {"pkg.low"}}, layers, roots=("pkg",)) == {}
+

@@ -17,6 +17,7 @@ from harness.__main__ import main
 from harness.config import RunConfig
 from harness.profiling import classify, pyspy
 from harness.profiling.profile import PERF_SAMPLER, ProfileSettings
+from harness.reporting.pages import draw_sweep, write_report
 from harness.running.run import execute
 
 CHROMIUM = os.environ.get("NNDL_BENCH_CHROMIUM", "/usr/bin/chromium")
@@ -91,7 +92,7 @@ def folded(path: Path) -> Counter:
 
 
 def test_the_report_loads_without_error_and_its_table_sorts(browser, profiled):
-    page = Page(browser, profiled.report.resolve().as_uri())
+    page = Page(browser, write_report(profiled.run_dir).resolve().as_uri())
     page.shot("report")
     assert page.errors == []
     for target in page.page.eval_on_selector_all(
@@ -140,7 +141,7 @@ def text_path(frames: list[dict], path: str) -> tuple:
 @pytest.mark.parametrize("view, frame", [
     ("epochs", "[main thread]"),
     ("epochs", "profiled_epochs"),
-    ("startup", "prepare (harness/running/worker.py"),
+    ("startup", "prepare (harness/jobs/job.py"),
     ("python", "NumpyGemm._update_mini_batch"),
     ("training", "[main thread]"),
 ])
@@ -286,7 +287,8 @@ def test_a_sweep_report_links_every_cell_to_its_run_report(browser, tmp_path):
     cells = Grid(batch_sizes=(10, 100), sizes=((784, 30, 10),), dtypes=("float64",)).cells(base)
     result = run_sweep(cells, budget=60)
     assert result.exit_code == 0
-    page = Page(browser, result.report.resolve().as_uri())
+    report = draw_sweep(result.sweep_dir, result.frame, result.winners)
+    page = Page(browser, report.resolve().as_uri())
     page.shot("sweep")
     links = page.page.eval_on_selector_all("#winners-table a", "as => as.map(a => a.href)")
     assert len(links) == 2

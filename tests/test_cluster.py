@@ -26,6 +26,7 @@ from fake_backends import PLUGINS  # noqa: E402
 from harness.__main__ import main  # noqa: E402
 from harness.config import RunConfig  # noqa: E402
 from harness.records import LOST, OK  # noqa: E402
+from harness.reporting.pages import draw_sweep  # noqa: E402
 from harness.running import provenance  # noqa: E402
 from harness.running.cluster import (  # noqa: E402
     ClusterError,
@@ -203,7 +204,7 @@ def test_a_local_cluster_of_two_pinned_workers_runs_one_cell_at_a_time_on_each(
         assert list(summary["status"]) == [OK]
     winners = pd.read_csv(result.sweep_dir / "winners.csv")
     assert len(winners) == 4 and set(winners["fingerprint"]) == set(frame["fingerprint"])
-    assert (result.sweep_dir / "index.html").exists()
+    assert draw_sweep(result.sweep_dir, result.frame, result.winners).exists()
 
 
 @pytest.mark.slow

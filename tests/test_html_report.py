@@ -84,7 +84,8 @@ def test_report_rebuilds_from_the_files_with_every_section(tmp_path, capsys):
 
 
 def test_an_epoch_plot_has_a_dot_per_epoch_and_the_median():
-    page = html.run_page({}, [], [{"backend": "a", "seconds": s} for s in (1.0, 2.0, 4.0)],
+    page = html.run_page({}, [{"backend": "a", "median_s": 2.0}],
+                         [{"backend": "a", "seconds": s} for s in (1.0, 2.0, 4.0)],
                          [], [], [], {})
     assert page.count('class="epoch"') == 3
     assert "median 2.0000 s" in page

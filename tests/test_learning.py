@@ -8,7 +8,7 @@ import pytest
 import backends
 from backends.base import init_params
 from harness.data.catalogue import load_dataset
-from harness.running.worker import epoch_orders
+from harness.jobs.job import epoch_orders
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from harness.__main__ import main
 from harness.config import RunConfig, UsageError
 from harness.data.catalogue import DataError
 from harness.records import CRASHED, DIVERGED, FAILED, OK, TIMEOUT
-from harness.reporting.summary import SUMMARY_COLUMNS
 from harness.running.run import check_data, execute
+from harness.summary import SUMMARY_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

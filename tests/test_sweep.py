@@ -16,14 +16,16 @@ import pytest
 from fake_backends import PLUGINS
 
 from harness.__main__ import build_parser, main
+from harness.commands.options import parse_list
 from harness.commands.progress import SweepProgress
 from harness.commands.sweep import sweep_cells
 from harness.config import RunConfig, UsageError
 from harness.records import CUT_SHORT, FAILED, OK, TIMEOUT, BackendOutcome
+from harness.reporting.pages import draw_sweep
 from harness.reporting.plots import FILES, FORMATS
-from harness.reporting.summary import SUMMARY_COLUMNS
 from harness.reporting.tables import peer_text, winner_grid
-from harness.running.sweep import Grid, parse_list, run_sweep, winner_map
+from harness.running.sweep import Grid, run_sweep, winner_map
+from harness.summary import SUMMARY_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,6 +94,7 @@ def test_small_sweep_writes_a_row_per_cell_and_backend_and_the_plots(tmp_path):
     cells = grid.cells(base(tmp_path, ["numpy-gemm", "numpy-per-sample"]))
     result = run_sweep(cells, budget=60)
     assert result.exit_code == 0
+    draw_sweep(result.sweep_dir, result.frame, result.winners)
 
     frame = pd.read_csv(result.sweep_dir / "sweep.csv")
     assert set(SUMMARY_COLUMNS) <= set(frame.columns)

@@ -5,13 +5,48 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
-from harness.config import RunConfig, parse_sizes
+from backends.base import DTYPES, validate_sizes
+from harness.config import RunConfig, UsageError
 
 EXIT_USAGE = 2
 _DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """'784,30,10' -> (784, 30, 10), with an error that shows the expected form."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+        return validate_sizes(sizes)
+    except ValueError:
+        raise UsageError(
+            f"--sizes {text!r} must be layer widths separated by commas, e.g. 784,30,10"
+        ) from None
+
+
+def parse_list(option: str, text: str, convert: Callable[[str], object], example: str) -> tuple:
+    """'1,10,100' -> (1, 10, 100), with an error that names the option and the form."""
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        if not all(parts):
+            raise ValueError(text)
+        return tuple(convert(part) for part in parts)
+    except ValueError:
+        raise UsageError(f"{option} {text!r} must be a comma list, e.g. {example}") from None
+
+
+def parse_dtype(text: str) -> str:
+    if text not in DTYPES:
+        raise ValueError(text)
+    return text
+
+
+def parse_threads(text: str) -> int | None:
+    """A thread count, or 'default' for the libraries' own choice."""
+    return None if text == "default" else int(text)
 
 
 class Parser(argparse.ArgumentParser):

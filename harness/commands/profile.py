@@ -26,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     from harness.commands.progress import ConsoleProgress
+    from harness.reporting.pages import write_report
     from harness.running.run import profile_only
 
     result = profile_only(options.config_from_args(args, argv), profile_settings(args),
@@ -33,8 +34,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     print_profile(result.profile)
     if result.profile.interrupted:
         print("interrupted: the backends profiled before it are kept", file=sys.stderr)
+    report = write_report(result.run_dir)
     print(f"results: {result.run_dir}")
-    print(f"report: {result.report.resolve().as_uri()}")
+    print(f"report: {report.resolve().as_uri()}")
     return result.exit_code
 
 

@@ -22,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     from harness.commands.profile import print_profile, profile_settings
     from harness.commands.progress import ConsoleProgress
+    from harness.reporting.pages import write_report
     from harness.reporting.tables import format_table
     from harness.running.run import execute
 
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     elif result.allocations is not None and result.allocations.interrupted:
         print("interrupted while counting allocations: the timings, the profiles and the "
               "backends counted before it are kept", file=sys.stderr)
+    report = write_report(result.run_dir)
     print(f"results: {result.run_dir}")
-    print(f"report: {result.report.resolve().as_uri()}")
+    print(f"report: {report.resolve().as_uri()}")
     return result.exit_code

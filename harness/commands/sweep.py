@@ -65,13 +65,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def sweep_cells(args: argparse.Namespace, argv: list[str]) -> list:
     """The run settings of every cell of the grid, checked."""
-    from harness.config import parse_sizes
-
     grid = sweep.Grid(
-        batch_sizes=sweep.parse_list("--batch-size", args.batch_size, int, "1,10,100,1000"),
-        sizes=tuple(parse_sizes(text) for text in args.sizes),
-        dtypes=sweep.parse_list("--dtype", args.dtype, sweep.parse_dtype, "float64,float32"),
-        threads=sweep.parse_list("--threads", args.threads, sweep.parse_threads, "default,1,2"),
+        batch_sizes=options.parse_list("--batch-size", args.batch_size, int, "1,10,100,1000"),
+        sizes=tuple(options.parse_sizes(text) for text in args.sizes),
+        dtypes=options.parse_list("--dtype", args.dtype, options.parse_dtype,
+                                  "float64,float32"),
+        threads=options.parse_list("--threads", args.threads, options.parse_threads,
+                                   "default,1,2"),
     )
     base = options.config_from_args(args, argv, sizes=grid.sizes[0],
                                     batch_size=grid.batch_sizes[0], dtype=grid.dtypes[0],
@@ -108,6 +108,7 @@ def _refuse_given(args: argparse.Namespace, names: tuple[str, ...], why: str) ->
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     from harness.commands.progress import SweepProgress
+    from harness.reporting.pages import draw_sweep
     from harness.reporting.tables import format_winners
 
     if args.resume is not None:
@@ -120,18 +121,20 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         with where:
             if args.resume is not None:
-                result = sweep.resume_sweep(args.resume, observer=progress, executor=where)
+                result = sweep.resume_sweep(args.resume, observer=progress, executor=where,
+                                            draw=draw_sweep)
             else:
                 result = sweep.run_sweep(cells, budget=args.max_seconds_per_cell,
-                                         observer=progress, executor=where)
+                                         observer=progress, executor=where, draw=draw_sweep)
     finally:
         progress.close()
+    report = draw_sweep(result.sweep_dir, result.frame, result.winners)
     print(format_winners(result.winners))
     if result.interrupted:
         print("interrupted: the completed cells are kept; --resume "
               f"{result.sweep_dir} runs the others", file=sys.stderr)
     print(f"results: {result.sweep_dir}")
-    print(f"report: {result.report.resolve().as_uri()}")
+    print(f"report: {report.resolve().as_uri()}")
     return result.exit_code
 
 

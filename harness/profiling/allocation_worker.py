@@ -1,7 +1,7 @@
 """The child that counts allocations: ``python -m harness.profiling.allocation_worker FOLDER``.
 
-It builds the trainer exactly as the timed worker does (``worker.prepare``, from
-the same pickled ``worker.Job``, on the threads the timed run asked for, so the
+It builds the trainer exactly as the timed worker does (``harness.jobs.job.prepare``, from
+the same pickled ``Job``, on the threads the timed run asked for, so the
 two cannot drift apart), trains the warm-up epochs, at least one, so that JIT
 compilation and the buffers a trainer makes once stay out of the count, then
 trains ``epochs`` more under memray's ``Tracker`` and tallies the capture.
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.running.lifeline import die_with_parent
+from harness.jobs.lifeline import die_with_parent
 
 if TYPE_CHECKING:
-    from harness.running.worker import Job
+    from harness.jobs.job import Job
 
 JOB_FILE, CAPTURE_FILE, RESULT_FILE = "job.pickle", "capture.bin", "result.json"
 # What counts as an allocation: a call that asks the C allocator for a block.
@@ -91,7 +91,7 @@ def tracked_epochs(setup, cfg, orders, epochs: int, capture: Path) -> float:
 
 def run(allocation_job: AllocationJob, folder: Path) -> dict:
     """Start-up, warm-up, the counted epochs and their tally, as result.json says them."""
-    from harness.running.worker import epoch_orders, prepare
+    from harness.jobs.job import epoch_orders, prepare
 
     started = time.perf_counter()
     cfg = allocation_job.job.config

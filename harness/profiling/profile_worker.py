@@ -1,7 +1,7 @@
 """The profiled child: ``python -m harness.profiling.profile_worker FOLDER``, sampled by py-spy.
 
 It loads the data and builds the trainer exactly as the timed worker does
-(``worker.prepare``, from the same pickled ``worker.Job``, so the two cannot
+(``harness.jobs.job.prepare``, from the same pickled ``Job``, so the two cannot
 drift apart), runs the warm-up epochs, at least one, so that JIT compilation
 stays out of the profiled epochs, then trains in ``profiled_epochs`` until
 they have lasted long enough for the sampler to take the samples asked for.
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.jobs.lifeline import die_with_parent
 from harness.profiling.pyspy import allow_parent_to_trace, wait_for_sampler
-from harness.running.lifeline import die_with_parent
 
 if TYPE_CHECKING:
-    from harness.running.worker import Job, Setup
+    from harness.jobs.job import Job, Setup
 
 # The name of the function whose frames mark the profiled epochs.
 PROFILED_FRAME = "profiled_epochs"
@@ -71,7 +71,7 @@ def run(profile_job: ProfileJob, folder: Path, started: float) -> dict:
     """Start-up, warm-up, then the profiled epochs; ``started`` is when phase 1 began."""
     from threadpoolctl import threadpool_limits
 
-    from harness.running.worker import epoch_orders, prepare
+    from harness.jobs.job import epoch_orders, prepare
 
     cfg = profile_job.job.config
     setup = prepare(profile_job.job)

@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.jobs.lifeline import parent_gone
 from harness.profiling import perf as perf_module
-from harness.running.lifeline import parent_gone
 
 # The child's function that waits for the sampler: its samples are the
 # handshake's, not the program's, and are dropped from every count.

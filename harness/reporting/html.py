@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from pathlib import Path
 
-from harness import stats
 from harness.profiling.classify import CATEGORIES
 from harness.profiling.flameview import shade
 from harness.reporting.tables import bytes_text
@@ -52,7 +51,8 @@ def run_page(meta: Mapping, summary: Sequence[Mapping], epochs: Sequence[Mapping
         _section("Summary", (_table(summary, SUMMARY, "summary") + _allocations(meta))
                  if summary else "<p>No backend was timed in this run.</p>"),
         _section("Failures", _failures(failures)),
-        _section("Epoch times", _epoch_plot(epochs) if epochs else "<p>No timed epoch.</p>"),
+        _section("Epoch times", _epoch_plot(epochs, _medians(summary)) if epochs
+                 else "<p>No timed epoch.</p>"),
         _section("Where the training time goes", _breakdown_plot(breakdown) if breakdown
                  else "<p>No profile in this run.</p>"),
         _section("Flamegraphs", _flamegraph_links(flamegraphs)),
@@ -206,8 +206,15 @@ def _log_ticks(low: float, high: float) -> list[float]:
     return ticks
 
 
-def _epoch_plot(epochs: Sequence[Mapping]) -> str:
-    """Each backend's timed epochs as dots on one log-scaled axis, the median as a bar."""
+def _medians(summary: Sequence[Mapping]) -> dict[str, float]:
+    """Each backend's median epoch time, as the summary computed it."""
+    return {str(row["backend"]): float(row["median_s"]) for row in summary
+            if not _missing(row.get("median_s"))}
+
+
+def _epoch_plot(epochs: Sequence[Mapping], medians: Mapping[str, float]) -> str:
+    """Each backend's timed epochs as dots on one log-scaled axis, its median (from
+    the summary: computed once, drawn here) as a bar."""
     by_backend: dict[str, list[float]] = {}
     for row in epochs:
         if not _missing(row.get("seconds")) and row["seconds"] > 0:
@@ -227,12 +234,14 @@ def _epoch_plot(epochs: Sequence[Mapping]) -> str:
                      f'text-anchor="middle">{tick:g}</text>')
     for i, (backend, times) in enumerate(by_backend.items()):
         y = 18 + i * row_h
-        median = stats.median(times)
+        median = medians.get(backend)
         parts.append(_label(left - 8, y + 4, backend))
         parts += [f'<circle cx="{x(s):.1f}" cy="{y}" r="3.5" class="epoch">'
                   f"<title>{escape(backend)}: {s:.4f} s</title></circle>" for s in times]
-        parts.append(f'<line x1="{x(median):.1f}" x2="{x(median):.1f}" y1="{y - 9}" '
-                     f'y2="{y + 9}" class="median"><title>median {median:.4f} s</title></line>')
+        if median is not None:
+            parts.append(f'<line x1="{x(median):.1f}" x2="{x(median):.1f}" y1="{y - 9}" '
+                         f'y2="{y + 9}" class="median"><title>median {median:.4f} s</title>'
+                         '</line>')
     parts.append(f'<text x="{left + width / 2}" y="{height - 1}" text-anchor="middle">'
                  "seconds per epoch (log scale); bar: median</text></svg>")
     return "".join(parts)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
+
 from harness import storage
 from harness.profiling import flamegraph
 from harness.records import STANDING
@@ -32,6 +34,24 @@ def write_report(folder: Path) -> Path:
     path = folder / storage.INDEX_HTML
     storage.write_atomic(path, text)
     return path
+
+
+def draw_sweep(sweep_dir: Path, frame: pd.DataFrame, winners: pd.DataFrame) -> Path:
+    """A sweep's plots (once it has a row) and its report, as its files stand, with
+    the report of every cell's run that has none yet (a run writes no page; a
+    cluster's cell comes back as its files): what ``run_sweep`` draws as cells
+    arrive, and the command once more at the end. Returns the sweep's index.html."""
+    sweep_dir = Path(sweep_dir)
+    runs = frame["run_dir"].dropna().unique() if "run_dir" in frame else []
+    for run in runs:
+        run_dir = sweep_dir / str(run)
+        if (run_dir / storage.RUN_JSON).is_file() and not (run_dir / storage.INDEX_HTML).exists():
+            write_report(run_dir)
+    if not frame.empty:
+        from harness.reporting import plots  # matplotlib, only once there is a figure
+
+        plots.write_all(frame, winners, sweep_dir)
+    return write_report(sweep_dir)
 
 
 def run_report(run_dir: Path) -> str:

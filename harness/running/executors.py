@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness import storage
 from harness.config import RunConfig
 from harness.running import provenance
 from harness.running.run import EXIT_FAILED, Observer, execute
@@ -101,7 +102,8 @@ class SerialExecutor(Executor):
 def rows_with_epochs(run) -> list[dict]:
     """The summary rows, each with its backend's timed epochs ("0.091;0.090"),
     for the bootstrap of the winner map's lead."""
-    timed = {o.backend: ";".join(f"{e.seconds:.6g}" for e in o.epochs) for o in run.outcomes}
+    timed = {o.backend: storage.join_epoch_seconds(e.seconds for e in o.epochs)
+             for o in run.outcomes}
     return [{**row, "epoch_seconds": timed.get(row["backend"], "")}
             for row in run.summary.to_dict("records")]
 

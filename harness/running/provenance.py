@@ -2,7 +2,11 @@
 fingerprint built from them, and the check that refuses a worker whose harness
 is not the client's.
 
-The fingerprint leaves out the hostname (two machines of one type share it)
+The fingerprint is the machine key (``harness.running.machine.machine_key``: the
+CPU, its count of CPUs and NumPy's BLAS kernels, the one name of a kind of
+machine, which also keeps baselines apart) with what a sweep's cell also depends
+on: the BLAS of every library, the package versions, the commit and the number
+of pinned cores. It leaves out the hostname (two machines of one type share it)
 and the times, and counts the pinned cores rather than naming them: a worker
 pinned to cores 0-3 and one pinned to 4-7 of the same machine are of one type,
 so a cell lost on one may be retried on the other, and their figures are
@@ -23,7 +27,7 @@ CORES_VARIABLE = "NNDL_BENCH_CORES"  # a worker's core set, e.g. "0-3"; set by i
 # The columns of sweep.csv that say where a row was measured, in this order.
 COLUMNS = ["hostname", "cpu_model", "cpu_count", "pinned_cores", "blas", "packages",
            "commit", "fingerprint"]
-_FINGERPRINTED = ("cpu_model", "cpu_count", "blas", "packages", "commit")
+_FINGERPRINTED = ("machine_key", "blas", "packages", "commit")
 
 
 def format_cores(cores) -> str:
@@ -90,7 +94,8 @@ def packages_label(versions: dict[str, str | None]) -> str:
 
 def describe() -> dict:
     """This process's machine as sweep.csv records it, fingerprint included; the
-    versions also as a mapping (``versions``), for :func:`mismatch`."""
+    versions also as a mapping (``versions``), for :func:`mismatch`, and the machine
+    key the fingerprint starts from (``machine_key``)."""
     versions = {**machine.package_versions(), "python": sys.version.split()[0]}
     facts = {
         "hostname": platform.node(),
@@ -101,6 +106,7 @@ def describe() -> dict:
         "packages": packages_label(versions),
         "commit": machine.git_commit(),
     }
+    facts["machine_key"] = machine.machine_key()
     facts["fingerprint"] = fingerprint(facts)
     facts["versions"] = versions
     return facts
@@ -108,8 +114,9 @@ def describe() -> dict:
 
 def fingerprint(facts: dict) -> str:
     """Twelve hex digits that two workers share exactly when they are the same
-    machine type running the same harness: the CPU, the number of pinned cores,
-    the BLAS, the package versions and the commit; not the host, nor the times."""
+    machine type running the same harness: the machine key (the CPU and NumPy's
+    BLAS kernels), the number of pinned cores, every library's BLAS, the package
+    versions and the commit; not the host, nor the times."""
     kept = {key: facts.get(key) for key in _FINGERPRINTED}
     kept["cores"] = len(parse_cores(facts["pinned_cores"])) if facts.get("pinned_cores") else None
     digest = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()

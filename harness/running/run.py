@@ -1,5 +1,6 @@
 """A run: check the settings and the data, run every backend in its own worker,
-and write the reports as the epochs come in."""
+and write the run folder as the epochs come in (its page is the command's to
+write, from the folder: ``harness.reporting.pages``)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,14 @@ import pandas as pd
 from backends import REFERENCE
 from harness import storage
 from harness.config import RunConfig, UsageError
+from harness.jobs.job import Job
 from harness.profiling.allocations import AllocationResult, count_backends
 from harness.profiling.profile import ProfileResult, ProfileSettings, profile_backends
 from harness.records import INTERRUPTED, BackendOutcome, EpochRecord
-from harness.reporting import pages
-from harness.reporting.summary import summarize, with_allocations
 from harness.running import machine
 from harness.running.manager import Interrupted, run_worker
 from harness.running.peak import calibrate
-from harness.running.worker import Job
+from harness.summary import summarize, with_allocations
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -52,7 +52,6 @@ class RunResult:
     interrupted: bool = False
     profile: ProfileResult | None = None  # flamegraphs and time breakdown, when asked for
     allocations: AllocationResult | None = None  # allocations per epoch, counted with them
-    report: Path | None = None  # the run's index.html
 
     @property
     def exit_code(self) -> int:
@@ -141,7 +140,6 @@ def execute(config: RunConfig, observer: Observer | None = None,
             reports.summary(result.summary)
             reports.update_meta(finished=_now(), allocations=result.allocations.to_meta())
     reports.update_meta(exit_code=result.exit_code)  # last: the code the command exits with
-    result.report = pages.write_report(run_dir)
     return result
 
 
@@ -161,7 +159,6 @@ def profile_only(config: RunConfig, settings: ProfileSettings,
                               observer)
     folder.update_meta(finished=_now(), flamegraphs=_folder(result.profile),
                        exit_code=result.exit_code)
-    result.report = pages.write_report(run_dir)
     return result
 
 

@@ -22,16 +22,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import backends
-from backends.base import DTYPES
 from harness import stats, storage
 from harness.config import RunConfig, UsageError
-from harness.records import INTERRUPTED, LOST, STANDING, BackendOutcome
-from harness.reporting import pages
-from harness.reporting.summary import SUMMARY_COLUMNS, summarize
+from harness.records import INTERRUPTED, LOST, BackendOutcome
 from harness.running import machine, provenance
 from harness.running.executors import (
     DONE,
@@ -48,6 +44,7 @@ from harness.running.run import (
     check_data,
     new_run_id,
 )
+from harness.summary import SUMMARY_COLUMNS, summarize
 
 DEFAULT_BUDGET = 60.0
 DEFAULT_BATCH_SIZES = (1, 10, 100, 1000)
@@ -62,13 +59,10 @@ CELL_KEYS = ["sizes", "dtype", "threads_requested", "batch_size"]
 SWEEP_COLUMNS = ["sweep_id", "cell", "threads_requested", "run_dir", *SUMMARY_COLUMNS,
                  "epoch_seconds", "attempt", "worker", "started", "finished", *provenance.COLUMNS]
 # Winners are per cell and per machine type: two fingerprints are never compared.
-WINNER_COLUMNS = [
-    *CELL_KEYS, "fingerprint", "winner", "winner_s", "runner_up", "runner_up_s", "lead",
-    "best_ours", "best_ours_s", "best_peer", "best_peer_s", "ours_vs_peer",
-    "ours_vs_peer_low", "ours_vs_peer_high", "ours_lead", "backends_timed",
-]
-# ``ours_lead``: the best of ours against the best peer, as the bootstrap reads it.
-LEAD_SUPPORTED, LEAD_NOT_SUPPORTED, PEER_LEADS = "ours", "not supported", "peer"
+WINNER_COLUMNS = [*CELL_KEYS, "fingerprint", *stats.WINNER_FIGURES]
+# What draws a sweep's figures and pages from its folder, its frame and its winners
+# while cells arrive (the command's: ``harness.reporting.pages.draw_sweep``).
+Draw = Callable[[Path, pd.DataFrame, pd.DataFrame], object]
 
 
 @dataclass(frozen=True)
@@ -93,28 +87,6 @@ def _unique(values: Iterable) -> list:
     return list(dict.fromkeys(values))
 
 
-def parse_list(option: str, text: str, convert: Callable[[str], object], example: str) -> tuple:
-    """'1,10,100' -> (1, 10, 100), with an error that names the option and the form."""
-    parts = [part.strip() for part in text.split(",")]
-    try:
-        if not all(parts):
-            raise ValueError(text)
-        return tuple(convert(part) for part in parts)
-    except ValueError:
-        raise UsageError(f"{option} {text!r} must be a comma list, e.g. {example}") from None
-
-
-def parse_dtype(text: str) -> str:
-    if text not in DTYPES:
-        raise ValueError(text)
-    return text
-
-
-def parse_threads(text: str) -> int | None:
-    """A thread count, or 'default' for the libraries' own choice."""
-    return None if text == "default" else int(text)
-
-
 @dataclass
 class SweepResult:
     sweep_id: str
@@ -123,7 +95,6 @@ class SweepResult:
     winners: pd.DataFrame
     runs: list[CellOutcome] = field(default_factory=list)  # this invocation's attempts
     interrupted: bool = False
-    report: Path | None = None  # the sweep's index.html
 
     @property
     def exit_code(self) -> int:
@@ -154,10 +125,12 @@ def run_sweep(
     budget: float | None = DEFAULT_BUDGET,
     observer: SweepObserver | None = None,
     executor: Executor | None = None,
+    draw: Draw | None = None,
 ) -> SweepResult:
     """Run every cell and write ``<results_dir>/<sweep-id>/``: sweep.csv and winners.csv
-    (rewritten as each cell arrives), sweep.json, the plots, the report, and
-    cells/<run-id>/. ``executor`` runs the cells (default: here, one by one)."""
+    (rewritten as each cell arrives), sweep.json, and cells/<run-id>/; ``draw``, when
+    given, draws the plots and the report as the cells arrive. ``executor`` runs the
+    cells (default: here, one by one)."""
     _check_budget(budget)
     observer = observer or SweepObserver()
     executor = executor or SerialExecutor()
@@ -170,11 +143,11 @@ def run_sweep(
     folder = storage.SweepWriter(sweep_dir, meta)
     work = [Pending(index, 1, cell) for index, cell in enumerate(cells)]
     return _drive(folder, cells, work, pd.DataFrame(columns=SWEEP_COLUMNS), budget, observer,
-                  executor)
+                  executor, draw)
 
 
 def resume_sweep(sweep_dir: Path, observer: SweepObserver | None = None,
-                 executor: Executor | None = None) -> SweepResult:
+                 executor: Executor | None = None, draw: Draw | None = None) -> SweepResult:
     """Run again the cells of ``sweep_dir`` that did not finish (never started,
     interrupted, or lost on their last attempt), with the grid and settings of its
     sweep.json, adding them to its files; the finished cells are kept as they are."""
@@ -197,7 +170,7 @@ def resume_sweep(sweep_dir: Path, observer: SweepObserver | None = None,
                                 {"at": _now(), "executor": executor.name,
                                  "cells": [p.index for p in work]}])
     return _drive(folder, cells, work, kept, folder.meta.get("budget_seconds"), observer,
-                  executor)
+                  executor, draw)
 
 
 def finished_cells(frame: pd.DataFrame, cells: Sequence[RunConfig]) -> set[int]:
@@ -223,11 +196,11 @@ def _next_attempt(frame: pd.DataFrame, index: int) -> int:
 
 def _drive(folder: storage.SweepWriter, cells: list[RunConfig], work: list[Pending],
            prior: pd.DataFrame, budget: float | None, observer: SweepObserver,
-           executor: Executor) -> SweepResult:
+           executor: Executor, draw: Draw | None) -> SweepResult:
     """Hand ``work`` to ``executor`` and write the folder as each cell arrives; the
     folder is complete however the executor ends (Ctrl-C, a cluster gone)."""
     sweep_id = folder.meta["sweep_id"]
-    files = _SweepFiles(folder, prior)
+    files = _SweepFiles(folder, prior, draw)
     runs: list[CellOutcome] = []
 
     def on_cell(outcome: CellOutcome) -> None:
@@ -248,19 +221,19 @@ def _drive(folder: storage.SweepWriter, cells: list[RunConfig], work: list[Pendi
         files.finish()
         result.frame, result.winners = files.frame, files.winners
         folder.update_meta(finished=_now(), exit_code=result.exit_code)
-        result.report = pages.write_report(folder.sweep_dir)
     return result
 
 
 class _SweepFiles:
-    """sweep.csv and winners.csv after every cell; the plots and the report too, at
-    most every ``REFRESH_SECONDS`` while cells arrive (drawing them takes a second or
-    two), and always at the end."""
+    """sweep.csv and winners.csv after every cell; with ``draw``, the plots and the
+    report too, at most every ``REFRESH_SECONDS`` while cells arrive (drawing them
+    takes a second or two); the last drawing, at the end, is the command's."""
 
     REFRESH_SECONDS = 20.0
 
-    def __init__(self, folder: storage.SweepWriter, prior: pd.DataFrame):
-        self.folder, self.frames = folder, [prior] if len(prior) else []
+    def __init__(self, folder: storage.SweepWriter, prior: pd.DataFrame,
+                 draw: Draw | None = None):
+        self.folder, self.frames, self.draw = folder, [prior] if len(prior) else [], draw
         self.frame = pd.DataFrame(columns=SWEEP_COLUMNS)
         self.winners = winner_map(self.frame)
         self._drawn = time.monotonic()
@@ -273,7 +246,6 @@ class _SweepFiles:
 
     def finish(self) -> None:
         self._write()
-        self._draw()
 
     def _write(self) -> None:
         frames = [f for f in self.frames if len(f)]
@@ -285,11 +257,8 @@ class _SweepFiles:
         self.folder.winners(self.winners)
 
     def _draw(self) -> None:
-        from harness.reporting import plots  # matplotlib, only once there is a figure
-
-        if not self.frame.empty:
-            plots.write_all(self.frame, self.winners, self.folder.sweep_dir)
-            pages.write_report(self.folder.sweep_dir)
+        if self.draw is not None and not self.frame.empty:
+            self.draw(self.folder.sweep_dir, self.frame, self.winners)
         self._drawn = time.monotonic()
 
 
@@ -326,68 +295,16 @@ def _check_budget(budget: float | None) -> None:
 
 
 def winner_map(frame: pd.DataFrame, peers: Sequence[str] | None = None) -> pd.DataFrame:
-    """One row per cell: the fastest backend by median epoch time, its lead (the
-    next backend's time over its own; 1.0 for a tie, whose winners are joined by
-    ' = '), and the best of ours against the best peer (``ours_vs_peer`` > 1: ours
-    is faster), per machine fingerprint where the frame has one. Only backends whose
-    epochs stand (ok, cut short) take part; a cell where none did has no winner.
-    ``peers`` defaults to the registry's.
-
-    ``ours_vs_peer_low``/``_high`` are the 95% bootstrap interval of that ratio,
-    from the two backends' epoch times, and ``ours_lead`` says what it supports:
-    "ours" where the whole interval is above 1, "peer" where the peer is faster,
-    "not supported" where ours is faster at the medians but the interval
-    reaches below 1."""
+    """One row per cell and machine fingerprint (``stats.winners``: the fastest
+    backend, its lead, the best of ours against the best peer), from the rows of
+    sweep.csv, their ``epoch_seconds`` read through storage. ``peers`` defaults to
+    the registry's."""
     peers = backends.peers() if peers is None else peers
     keys = CELL_KEYS + (["fingerprint"] if "fingerprint" in frame else [])
-    groups = frame.groupby(keys, sort=False, dropna=False)
-    rows = [{**dict(zip(keys, key)), **_cell_winner(group, peers)} for key, group in groups]
-    return pd.DataFrame(rows, columns=WINNER_COLUMNS)
-
-
-def _cell_winner(group: pd.DataFrame, peers: Sequence[str]) -> dict:
-    timed = group[group["status"].isin(STANDING) & group["median_s"].notna()]
-    timed = timed.sort_values("median_s", kind="stable")
-    seconds = dict(zip(timed["backend"], timed["median_s"]))
-    row = {"backends_timed": len(seconds)}
-    if not seconds:
-        return row
-    best = min(seconds.values())
-    tied = [name for name, s in seconds.items() if s == best]
-    slower = [(name, s) for name, s in seconds.items() if s > best]
-    row.update(winner=" = ".join(tied), winner_s=best)
-    if len(tied) > 1:
-        row.update(runner_up=tied[1], runner_up_s=best, lead=1.0)
-    elif slower:
-        row.update(runner_up=slower[0][0], runner_up_s=slower[0][1], lead=slower[0][1] / best)
-    ours = [(name, s) for name, s in seconds.items() if name not in peers]
-    theirs = [(name, s) for name, s in seconds.items() if name in peers]
-    if ours:
-        row.update(best_ours=ours[0][0], best_ours_s=ours[0][1])
-    if theirs:
-        row.update(best_peer=theirs[0][0], best_peer_s=theirs[0][1])
-    if ours and theirs:
-        row["ours_vs_peer"] = theirs[0][1] / ours[0][1]
-        row.update(_lead_interval(timed, ours[0][0], theirs[0][0]))
-    return row
-
-
-def _lead_interval(timed: pd.DataFrame, ours: str, peer: str) -> dict:
-    if "epoch_seconds" not in timed.columns:
-        return {}  # rows from before the epochs were kept: no interval
-    samples = {}
-    for name in (ours, peer):
-        text = timed.loc[timed["backend"] == name, "epoch_seconds"]
-        text = "" if text.empty or pd.isna(text.iloc[0]) else str(text.iloc[0])
-        samples[name] = np.array([float(v) for v in text.split(";") if v])
-    if not all(len(v) for v in samples.values()):
-        return {}  # rows from before the epochs were kept: no interval
-    estimate = stats.ratio_of_medians([samples[peer]], [samples[ours]],
-                                      np.random.default_rng(0))
-    lead = (PEER_LEADS if estimate.ratio <= 1 else
-            LEAD_SUPPORTED if estimate.low > 1 else LEAD_NOT_SUPPORTED)
-    return {"ours_vs_peer_low": estimate.low, "ours_vs_peer_high": estimate.high,
-            "ours_lead": lead}
+    if "epoch_seconds" in frame.columns:
+        frame = frame.assign(epoch_seconds=frame["epoch_seconds"].map(
+            storage.split_epoch_seconds))
+    return stats.winners(frame, keys, peers, WINNER_COLUMNS)
 
 
 def _now() -> str:

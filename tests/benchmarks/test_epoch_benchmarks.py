@@ -18,7 +18,7 @@ import pytest
 import backends
 from backends.base import epoch_flops, init_params
 from harness.data.catalogue import load_dataset
-from harness.running.worker import epoch_orders
+from harness.jobs.job import epoch_orders
 
 DATASET, N_TRAIN, SIZES, BATCH_SIZE, ETA, DTYPE, SEED = (
     "mnist-sample", 5000, (784, 30, 10), 10, 3.0, "float64", 0)
