@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fake_backends import PLUGINS
 
 from harness.__main__ import build_parser, main
 from harness.commands.progress import SweepProgress
@@ -177,12 +176,6 @@ def test_the_lead_over_the_peers_counts_only_where_the_bootstrap_supports_it():
     assert behind["ours_lead"] == "peer" and behind["ours_vs_peer_high"] < 1
     assert peer_text(clear) == "vs jax x2.00"
     assert peer_text(overlap) == "vs jax x1.10 (n.s.)"
-
-
-@pytest.fixture
-def plugins(monkeypatch):
-    monkeypatch.setenv("NNDL_BENCH_PLUGINS", PLUGINS)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
 
 
 @pytest.mark.slow
