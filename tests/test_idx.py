@@ -66,125 +66,68 @@ def test_returned_array_is_writable(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- faults
 
 
-def test_empty_file(tmp_path: Path) -> None:
-    path = write(tmp_path / "empty-idx1-ubyte", b"")
-    with pytest.raises(DataError, match=r"empty-idx1-ubyte: the file is empty \(0 bytes\)"):
+GOOD_GZIP = gzip.compress(idx_bytes(images(2)), mtime=0)
+SHORT = idx_header(0x08, (3, 28, 28)) + bytes(2 * 784 + 5)
+
+# Each broken file: its name, its content (None: no file at all), whether it is
+# written gzip-compressed, and what the error says of it.
+FAULTS = [
+    pytest.param("empty-idx1-ubyte", b"", False,
+                 r"empty-idx1-ubyte: the file is empty \(0 bytes\)", id="empty file"),
+    pytest.param("nothing.gz", b"", True,
+                 r"nothing\.gz: contains no data after decompression", id="empty gzip content"),
+    pytest.param("absent-idx1-ubyte", None, False, r"absent-idx1-ubyte: no such file",
+                 id="missing file"),
+    pytest.param("labels.gz", idx_bytes(labels(4)), False,
+                 r"labels\.gz: named \.gz but is not gzip-compressed \(starts with 0x0000,",
+                 id="named gz but not gzip"),
+    pytest.param("broken.gz", GOOD_GZIP[:10] + bytes(b ^ 0x5A for b in GOOD_GZIP[10:]), False,
+                 r"broken\.gz: corrupt or truncated gzip data", id="corrupt gzip"),
+    pytest.param("cut.gz", GOOD_GZIP[: len(GOOD_GZIP) // 2], False,
+                 r"cut\.gz: corrupt or truncated gzip data", id="truncated gzip stream"),
+    pytest.param("magic", b"\x12\x34\x08\x01" + struct.pack(">I", 2) + b"\x01\x02", False,
+                 r"magic: bad IDX magic number 0x12340801: its first two bytes must be zero",
+                 id="wrong magic"),
+    pytest.param("typed", idx_header(0x0A, (2,)) + b"\x01\x02", False,
+                 r"typed: unknown IDX data type code 0x0A; expected one of 0x08",
+                 id="wrong type code"),
+    *[pytest.param("dims", bytes([0, 0, 0x08, ndim]) + b"\x00" * 4 * ndim, False,
+                   rf"dims: the IDX header declares {ndim} dimensions; expected 1 to 4",
+                   id=f"{ndim} dimensions") for ndim in (0, 5)],
+    pytest.param("tiny", b"\x00\x00", False,
+                 r"tiny: truncated: 2 bytes, shorter than the 4-byte IDX magic number",
+                 id="truncated magic"),
+    pytest.param("hdr", bytes([0, 0, 0x08, 3]) + struct.pack(">I", 10), False,
+                 r"hdr: truncated header: 3 dimension sizes need 12 bytes .* found 4",
+                 id="truncated dimensions"),
+    *[pytest.param("short-idx3-ubyte", SHORT, compress,
+                   r"short-idx3-ubyte: truncated.*promises 2,352 data bytes "
+                   r"\(shape 3x28x28 of unsigned byte\) but only 1,573 follow",
+                   id=f"payload shorter than the header promises, {kind}")
+      for compress, kind in [(False, "raw"), (True, "gzip")]],
+    *[pytest.param("long-idx1-ubyte", idx_bytes(labels(5)) + b"\x00", compress,
+                   r"long-idx1-ubyte: trailing bytes after the 5 data bytes the IDX header",
+                   id=f"trailing bytes after the payload, {kind}")
+      for compress, kind in [(False, "raw"), (True, "gzip")]],
+    pytest.param("doubles", idx_header(0x0E, (2,)) + bytes(12), False,
+                 r"promises 16 data bytes \(shape 2 of double\) but only 12 follow",
+                 id="wider type payload size checked"),
+    # ~4 GB promised over a few bytes of gzip data: fails fast, allocating nothing of it.
+    pytest.param("liar.gz", idx_header(0x08, (65535, 65535)) + bytes(10), True,
+                 r"truncated: the IDX header promises 4,294,836,225 data bytes",
+                 id="lying header does not allocate its claim"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "compress", "error"), FAULTS)
+def test_a_broken_file_is_a_data_error_that_names_it(
+    tmp_path: Path, name: str, content: bytes | None, compress: bool, error: str
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        write(path, content, compress=compress)
+    with pytest.raises(DataError, match=error):
         read_idx(path)
-
-
-def test_empty_gzip_content(tmp_path: Path) -> None:
-    path = write(tmp_path / "nothing.gz", b"", compress=True)
-    with pytest.raises(DataError, match=r"nothing\.gz: contains no data after decompression"):
-        read_idx(path)
-
-
-def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"absent-idx1-ubyte: no such file"):
-        read_idx(tmp_path / "absent-idx1-ubyte")
-
-
-def test_named_gz_but_not_gzip(tmp_path: Path) -> None:
-    path = write(tmp_path / "labels.gz", idx_bytes(labels(4)))
-    with pytest.raises(
-        DataError, match=r"labels\.gz: named \.gz but is not gzip-compressed \(starts with 0x0000,"
-    ):
-        read_idx(path)
-
-
-def test_corrupt_gzip(tmp_path: Path) -> None:
-    good = gzip.compress(idx_bytes(images(2)), mtime=0)
-    path = write(tmp_path / "broken.gz", good[:10] + bytes(b ^ 0x5A for b in good[10:]))
-    with pytest.raises(DataError, match=r"broken\.gz: corrupt or truncated gzip data"):
-        read_idx(path)
-
-
-def test_truncated_gzip_stream(tmp_path: Path) -> None:
-    good = gzip.compress(idx_bytes(images(2)), mtime=0)
-    path = write(tmp_path / "cut.gz", good[: len(good) // 2])
-    with pytest.raises(DataError, match=r"cut\.gz: corrupt or truncated gzip data"):
-        read_idx(path)
-
-
-def test_wrong_magic(tmp_path: Path) -> None:
-    path = write(tmp_path / "magic", b"\x12\x34\x08\x01" + struct.pack(">I", 2) + b"\x01\x02")
-    with pytest.raises(
-        DataError, match=r"magic: bad IDX magic number 0x12340801: its first two bytes must be zero"
-    ):
-        read_idx(path)
-
-
-def test_wrong_type_code(tmp_path: Path) -> None:
-    path = write(tmp_path / "typed", idx_header(0x0A, (2,)) + b"\x01\x02")
-    with pytest.raises(
-        DataError, match=r"typed: unknown IDX data type code 0x0A; expected one of 0x08"
-    ):
-        read_idx(path)
-
-
-@pytest.mark.parametrize("ndim", [0, 5])
-def test_bad_dimension_count(tmp_path: Path, ndim: int) -> None:
-    path = write(tmp_path / "dims", bytes([0, 0, 0x08, ndim]) + b"\x00" * 4 * ndim)
-    with pytest.raises(
-        DataError, match=rf"dims: the IDX header declares {ndim} dimensions; expected 1 to 4"
-    ):
-        read_idx(path)
-
-
-def test_truncated_magic(tmp_path: Path) -> None:
-    path = write(tmp_path / "tiny", b"\x00\x00")
-    with pytest.raises(
-        DataError, match=r"tiny: truncated: 2 bytes, shorter than the 4-byte IDX magic number"
-    ):
-        read_idx(path)
-
-
-def test_truncated_dimensions(tmp_path: Path) -> None:
-    path = write(tmp_path / "hdr", bytes([0, 0, 0x08, 3]) + struct.pack(">I", 10))
-    with pytest.raises(
-        DataError, match=r"hdr: truncated header: 3 dimension sizes need 12 bytes .* found 4"
-    ):
-        read_idx(path)
-
-
-@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gzip"])
-def test_payload_shorter_than_header_promises(tmp_path: Path, compress: bool) -> None:
-    content = idx_header(0x08, (3, 28, 28)) + bytes(2 * 784 + 5)
-    path = write(tmp_path / "short-idx3-ubyte", content, compress=compress)
-    with pytest.raises(DataError) as caught:
-        read_idx(path)
-    message = str(caught.value)
-    assert "short-idx3-ubyte: truncated" in message
-    assert (
-        "promises 2,352 data bytes (shape 3x28x28 of unsigned byte) but only 1,573 follow"
-        in message
-    )
-
-
-@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gzip"])
-def test_trailing_bytes_after_payload(tmp_path: Path, compress: bool) -> None:
-    content = idx_bytes(labels(5)) + b"\x00"
-    path = write(tmp_path / "long-idx1-ubyte", content, compress=compress)
-    with pytest.raises(
-        DataError, match=r"long-idx1-ubyte: trailing bytes after the 5 data bytes the IDX header"
-    ):
-        read_idx(path)
-
-
-def test_wider_type_payload_size_checked(tmp_path: Path) -> None:
-    content = idx_header(0x0E, (2,)) + bytes(12)
-    with pytest.raises(
-        DataError, match=r"promises 16 data bytes \(shape 2 of double\) but only 12 follow"
-    ):
-        read_idx(write(tmp_path / "doubles", content))
-
-
-def test_lying_header_does_not_allocate_its_claim(tmp_path: Path) -> None:
-    """A header promising ~4 GB over a few bytes of gzip data fails fast as truncated."""
-    content = idx_header(0x08, (65535, 65535)) + bytes(10)
-    with pytest.raises(
-        DataError, match=r"truncated: the IDX header promises 4,294,836,225 data bytes"
-    ):
-        read_idx(write(tmp_path / "liar.gz", content, compress=True))
 
 
 # --------------------------------------------------------------------------- image and label pairs
