@@ -1,5 +1,6 @@
 """The flamegraph files of a profile: the views, the .folded and speedscope files
-of exactly what the SVG draws, and the data the SVG carries."""
+of exactly what the SVG draws, the data the SVG carries, and the layout of the
+folder (the viewer itself: test_flameview.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness.profiling import classify, flamegraph, pyspy
-from harness.profiling.flameview import View, build_svg, shade
 from harness.profiling.profile import WITHIN
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -70,19 +70,6 @@ def test_frames_carry_their_library_and_category():
         ("dgemm_kernel_HASWELL", "blas"), ("exp", "caller"), ("NumpyGemm.train_epoch",
                                                               "interpreter")]
     assert info["exp (libm.so.6)"].library == "libm.so.6"
-
-
-def test_shades_differ_within_a_category_and_stay_apart_across():
-    blas = {shade("blas", f) for f in ("dgemm_kernel", "dgemv_t", "dgemm_beta", "daxpy")}
-    assert len(blas) == 4
-    assert not blas & {shade("numpy", f) for f in ("dgemm_kernel", "dgemv_t", "DOUBLE_add")}
-
-
-def test_a_script_closing_string_in_a_frame_cannot_end_the_script():
-    frame = "weird]]></script><x> (lib.so)"
-    view = View("training", "training", {(frame,): 3})
-    text = build_svg([view], flamegraph.frame_info([frame]), "t")
-    assert svg_data(text)["frames"][0][0] == frame
 
 
 def test_a_diff_is_written_for_the_backends_profiled_in_both(tmp_path):
