@@ -86,7 +86,9 @@ class GemmWithSlowerStep(GemmWithStep):
 PLUGINS = ",".join(
     f"{name}=fake_backends:{cls}"
     for name, cls in [("fails", "FailsInSecondEpoch"), ("crashes", "CrashesInSecondTimedEpoch"),
-                      ("diverges", "Diverges"), ("sleepy", "Sleepy")]
+                      ("diverges", "Diverges"), ("sleepy", "Sleepy"),
+                      ("allocates", "AllocatesPerBatch"),
+                      ("allocates-nothing", "AllocatesNothingPerBatch")]
 )
 
 

@@ -4,7 +4,6 @@ into summary.csv, run.json, the report and the printed table."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -21,20 +20,10 @@ from harness.reporting.tables import format_table
 from harness.running import run
 from harness.running.run import execute
 
-ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["allocations_per_epoch", "bytes_allocated_per_epoch"]
 pytestmark = pytest.mark.slow  # every test starts child processes
 
 pytest.importorskip("memray")
-
-
-@pytest.fixture
-def plugins(monkeypatch):
-    monkeypatch.setenv("NNDL_BENCH_PLUGINS", ",".join([
-        "allocates=fake_backends:AllocatesPerBatch",
-        "allocates-nothing=fake_backends:AllocatesNothingPerBatch",
-        "fails=fake_backends:FailsInSecondEpoch"]))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
 
 
 @pytest.fixture

@@ -64,18 +64,13 @@ def test_gradient_matches_finite_differences(name, tiny):
     np.testing.assert_allclose(gradient, numeric, rtol=1e-5, atol=1e-8)
 
 
-@pytest.fixture(scope="module")
-def epoch_setup():
-    rng = np.random.default_rng(11)
-    X = rng.random((1000, 784))
-    y = rng.integers(0, 10, 1000)
-    order = rng.permutation(1000)
-    return init_params([784, 30, 10], seed=0), X, y, order
+# The conftest's small_problem: sizes, samples, seed of the data, seed of the parameters.
+SMALL_PROBLEM = ((784, 30, 10), 1000, 11, 0)
 
 
 @pytest.fixture(scope="module")
-def reference_after_epoch(epoch_setup):
-    params, X, y, order = epoch_setup
+def reference_after_epoch(small_problem):
+    params, X, y, order = small_problem
     results = {}
     for dtype in TOLERANCE:
         trainer = backends.create(backends.REFERENCE, params, dtype)
@@ -86,10 +81,10 @@ def reference_after_epoch(epoch_setup):
 
 @pytest.mark.parametrize("dtype", list(TOLERANCE))
 @pytest.mark.parametrize("name", ALL)
-def test_one_epoch_matches_reference(name, dtype, epoch_setup, reference_after_epoch):
+def test_one_epoch_matches_reference(name, dtype, small_problem, reference_after_epoch):
     """Same parameters, same order, one epoch at batch 10: every backend lands
     where the per-sample reference does."""
-    params, X, y, order = epoch_setup
+    params, X, y, order = small_problem
     trainer = backends.create(name, params, dtype)
     trainer.train_epoch(X.astype(dtype), y, order, 10, 3.0)
     got, want = trainer.params(), reference_after_epoch[dtype]
@@ -101,8 +96,8 @@ def test_one_epoch_matches_reference(name, dtype, epoch_setup, reference_after_e
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_short_last_batch_divides_by_its_true_size(name, epoch_setup):
-    params, X, y, order = epoch_setup
+def test_short_last_batch_divides_by_its_true_size(name, small_problem):
+    params, X, y, order = small_problem
     order = order[:995]  # 99 batches of 10, then one of 5
     ref = backends.create(backends.REFERENCE, params, "float64")
     ref.train_epoch(X, y, order, 10, 3.0)
@@ -112,8 +107,8 @@ def test_short_last_batch_divides_by_its_true_size(name, epoch_setup):
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_predict_is_the_argmax_of_the_output(name, epoch_setup):
-    params, X, _, _ = epoch_setup
+def test_predict_is_the_argmax_of_the_output(name, small_problem):
+    params, X, _, _ = small_problem
     trainer = backends.create(name, params, "float64")
     want = np.argmax(feedforward(params, X[:50]), axis=1)
     np.testing.assert_array_equal(np.asarray(trainer.predict(X[:50])), want)
@@ -148,8 +143,8 @@ def test_epoch_flops_of_the_default_configuration():
 
 
 @pytest.fixture(scope="module")
-def reference_float32_gap(epoch_setup):
-    return _float32_gap(backends.REFERENCE, epoch_setup)
+def reference_float32_gap(small_problem):
+    return _float32_gap(backends.REFERENCE, small_problem)
 
 
 def _float32_gap(name: str, setup) -> float:
@@ -166,10 +161,10 @@ def _float32_gap(name: str, setup) -> float:
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_float32_trains_in_float32(name, epoch_setup, reference_float32_gap):
+def test_float32_trains_in_float32(name, small_problem, reference_float32_gap):
     """Parameters stay float32, and the float32 epoch is about as far from the
     float64 one as the reference's float32 epoch is: float32 rounding compounded
     over 100 steps. A float64 epoch rounded to float32 at the end would be one
     rounding (6e-8) away; a wrong gradient, much further."""
-    gap = _float32_gap(name, epoch_setup)
+    gap = _float32_gap(name, small_problem)
     assert reference_float32_gap / 10 < gap < reference_float32_gap * 30, gap

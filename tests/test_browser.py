@@ -121,9 +121,10 @@ def python_view(profiled, backend: str) -> tuple[Path, str]:
     """The folded stacks and the URL of the view that holds the Python functions:
     py-spy's own where perf sampled the native frames, else the training view."""
     svg = flamegraph(profiled, backend)
+    stacks = profiled.profile.folder / "stacks" / backend
     if profiled.profile.sampler == PERF_SAMPLER:
-        return svg.with_name(f"{backend}.python.folded"), f"{svg.as_uri()}#view=python"
-    return svg.with_name(f"{backend}.folded"), svg.as_uri()
+        return stacks / f"{backend}.python.folded", f"{svg.as_uri()}#view=python"
+    return stacks / f"{backend}.folded", svg.as_uri()
 
 
 def subtree_nodes(stacks: Counter, prefix: tuple) -> set[tuple]:
@@ -150,7 +151,8 @@ def test_zoom_keeps_the_whole_subtree_inside_the_frame_and_reset_restores(
     if profiled.profile.sampler != PERF_SAMPLER and (view == "python" or "[" in frame):
         pytest.skip("py-spy alone sampled: no view of perf's threads")
     svg = flamegraph(profiled)
-    stacks = folded(svg.with_name(f"numpy-gemm{'' if view == 'training' else '.' + view}.folded"))
+    stacks = folded(profiled.profile.folder / "stacks" / "numpy-gemm"
+                    / f"numpy-gemm{'' if view == 'training' else '.' + view}.folded")
     page = Page(browser, f"{svg.as_uri()}#view={view}")
     whole = page.frames()
     assert len(whole) == len(subtree_nodes(stacks, ())) + 1  # every frame, and the root

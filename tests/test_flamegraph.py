@@ -1,5 +1,6 @@
 """The flamegraph files of a profile: the views, the .folded and speedscope files
-of exactly what the SVG draws, and the data the SVG carries."""
+of exactly what the SVG draws, the data the SVG carries, and the layout of the
+folder (the viewer itself: test_flameview.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness.profiling import classify, flamegraph, pyspy
-from harness.profiling.flameview import View, build_svg, shade
 from harness.profiling.profile import WITHIN
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -48,10 +48,13 @@ def test_the_files_hold_exactly_what_the_svg_draws(tmp_path):
     for view, drawn in zip(views, data["views"]):
         suffix = flamegraph.VIEWS[view.name][0]
         from_file = classify.parse_collapsed(
-            (tmp_path / f"numpy-per-sample{suffix}.folded").read_text())
+            (tmp_path / "stacks" / "numpy-per-sample" / f"numpy-per-sample{suffix}.folded")
+            .read_text())
         assert from_file == view.stacks
         assert {tuple(names[i] for i in s): n for s, n in drawn["stacks"]} == dict(from_file)
-    scope = json.loads((tmp_path / "numpy-per-sample.speedscope.json").read_text())
+    scope = json.loads(
+        (tmp_path / "stacks" / "numpy-per-sample" / "numpy-per-sample.speedscope.json")
+        .read_text())
     frames = [f["name"] for f in scope["shared"]["frames"]]
     first = scope["profiles"][0]
     assert sum(first["weights"]) == sum(views[0].stacks.values()) == first["endValue"]
@@ -69,19 +72,6 @@ def test_frames_carry_their_library_and_category():
     assert info["exp (libm.so.6)"].library == "libm.so.6"
 
 
-def test_shades_differ_within_a_category_and_stay_apart_across():
-    blas = {shade("blas", f) for f in ("dgemm_kernel", "dgemv_t", "dgemm_beta", "daxpy")}
-    assert len(blas) == 4
-    assert not blas & {shade("numpy", f) for f in ("dgemm_kernel", "dgemv_t", "DOUBLE_add")}
-
-
-def test_a_script_closing_string_in_a_frame_cannot_end_the_script():
-    frame = "weird]]></script><x> (lib.so)"
-    view = View("training", "training", {(frame,): 3})
-    text = build_svg([view], flamegraph.frame_info([frame]), "t")
-    assert svg_data(text)["frames"][0][0] == frame
-
-
 def test_a_diff_is_written_for_the_backends_profiled_in_both(tmp_path):
     for run, fixture in [("base", "numpy_per_sample.txt"), ("new", "numpy_per_sample.txt")]:
         views = flamegraph.views(phases(fixture), WITHIN)
@@ -91,3 +81,38 @@ def test_a_diff_is_written_for_the_backends_profiled_in_both(tmp_path):
     assert written.name == "numpy-per-sample.diff.svg"
     data = svg_data(written.read_text())
     assert all("baseline" in v for v in data["views"])
+
+
+def flatten(folder: Path) -> None:
+    """The folder as runs wrote it before the stacks had folders of their own: every
+    file of every backend side by side with the SVGs."""
+    for path in list((folder / "stacks").glob("*/*")):
+        path.rename(folder / path.name)
+    for backend in list((folder / "stacks").iterdir()):
+        backend.rmdir()
+    (folder / "stacks").rmdir()
+
+
+def test_the_svgs_are_alone_at_the_top_and_the_stacks_under_stacks(tmp_path):
+    for backend, fixture in [("numpy-per-sample", "numpy_per_sample.txt"), ("numba", "numba.txt")]:
+        flamegraph.write(tmp_path, backend, flamegraph.views(phases(fixture), WITHIN), "t", "s")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["numba.svg", "numpy-per-sample.svg",
+                                                          "stacks"]
+    assert sorted(p.name for p in (tmp_path / "stacks" / "numba").iterdir()) == [
+        "numba.epochs.folded", "numba.folded", "numba.speedscope.json", "numba.startup.folded"]
+    assert flamegraph.profiled_backends(tmp_path) == ["numba", "numpy-per-sample"]
+
+
+def test_a_folder_of_the_flat_layout_is_read_as_before(tmp_path):
+    views = flamegraph.views(phases("numpy_per_sample.txt"), WITHIN)
+    for run in ("flat", "nested"):
+        flamegraph.write(tmp_path / run, "numpy-per-sample", views, "t", "s")
+    flatten(tmp_path / "flat")
+    assert (tmp_path / "flat" / "numpy-per-sample.folded").is_file()
+    assert flamegraph.profiled_backends(tmp_path / "flat") == ["numpy-per-sample"]
+    assert flamegraph.read_views(tmp_path / "flat", "numpy-per-sample") == flamegraph.read_views(
+        tmp_path / "nested", "numpy-per-sample") == {v.name: v.stacks for v in views}
+    meta = {"flamegraphs": str(tmp_path / "flat")}
+    assert flamegraph.flamegraph_folder(tmp_path / "results" / "run", meta) == tmp_path / "flat"
+    (written,) = flamegraph.write_diff(tmp_path / "flat", tmp_path / "nested", tmp_path / "diff")
+    assert written.name == "numpy-per-sample.diff.svg"

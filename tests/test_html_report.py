@@ -13,7 +13,7 @@ from harness.__main__ import main
 from harness.profiling import flamegraph
 from harness.profiling.profile import WITHIN
 from harness.reporting import html
-from tests.test_flamegraph import phases
+from tests.test_flamegraph import flatten, phases
 
 
 class _Links(HTMLParser):
@@ -81,6 +81,17 @@ def test_report_rebuilds_from_the_files_with_every_section(tmp_path, capsys):
         "</section>")[0])  # a package that is not installed is left out
     assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "https://" not in text
+
+
+def test_report_links_the_flamegraphs_of_a_run_written_before_stacks(tmp_path, capsys):
+    run_dir = run_folder(tmp_path)
+    flatten(tmp_path / "flamegraphs" / run_dir.name)
+    assert main(["report", str(run_dir)]) == 0
+    parser = _Links()
+    parser.feed((run_dir / "index.html").read_text())
+    svg_links = [href for href in parser.links if href.endswith(".svg")]
+    assert [Path(href).name for href in svg_links] == ["numba.svg"]
+    assert (run_dir / svg_links[0]).is_file()
 
 
 def test_an_epoch_plot_has_a_dot_per_epoch_and_the_median():

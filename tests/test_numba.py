@@ -20,12 +20,8 @@ def _flat(params: Params) -> np.ndarray:
     return np.concatenate([a.ravel() for a in params.weights + params.biases]).astype(np.float64)
 
 
-@pytest.fixture(scope="module")
-def data():
-    rng = np.random.default_rng(5)
-    X = rng.random((1000, 784))
-    y = rng.integers(0, 10, 1000)
-    return init_params([784, 30, 10], seed=2), X, y, rng.permutation(1000)
+# The conftest's small_problem: sizes, samples, seed of the small_problem, seed of the parameters.
+SMALL_PROBLEM = ((784, 30, 10), 1000, 5, 2)
 
 
 # Any double-precision arithmetic or conversion to double in LLVM IR.
@@ -58,8 +54,8 @@ def test_float32_kernels_contain_no_double_arithmetic(kernel):
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="Numba has a single thread here")
 @pytest.mark.parametrize("batch_size", [10, 100])
-def test_parallel_result_does_not_depend_on_the_thread_count(data, batch_size):
-    params, X, y, order = data
+def test_parallel_result_does_not_depend_on_the_thread_count(small_problem, batch_size):
+    params, X, y, order = small_problem
     results = []
     for threads in (1, 2):
         trainer = NumbaParallel(params, "float64", threads=threads)
@@ -75,8 +71,8 @@ def test_parallel_rejects_more_threads_than_numba_has():
 
 
 @pytest.mark.parametrize("name", ["numba", "numba-parallel", "numba-tiles"])
-def test_compile_seconds_is_a_non_negative_float(name, data):
-    params, X, y, order = data
+def test_compile_seconds_is_a_non_negative_float(name, small_problem):
+    params, X, y, order = small_problem
     trainer = backends.create(name, params, "float64")
     assert trainer.compile_seconds == 0.0
     trainer.train_epoch(X[:50], y, order[order < 50], 10, 3.0)
@@ -84,12 +80,12 @@ def test_compile_seconds_is_a_non_negative_float(name, data):
 
 
 @pytest.mark.parametrize("name", ["numba", "numba-parallel", "numba-tiles"])
-def test_an_epoch_allocates_nothing_per_mini_batch(name, data):
+def test_an_epoch_allocates_nothing_per_mini_batch(name, small_problem):
     """Numba's allocation count for an epoch (arguments handed in, a fixed few)
     is the same for 10 mini-batches as for 100."""
     from numba.core.runtime import _nrt_python, rtsys
 
-    params, X, y, _ = data
+    params, X, y, _ = small_problem
     trainer = backends.create(name, params, "float64")
     trainer.train_epoch(X, y, np.arange(100), 10, 3.0)  # compile, and make the buffers
     _nrt_python.memsys_enable_stats()
@@ -104,10 +100,10 @@ def test_an_epoch_allocates_nothing_per_mini_batch(name, data):
     assert counts[0] == counts[1]
 
 
-def test_first_layer_weights_follow_the_inputs_alignment(data):
+def test_first_layer_weights_follow_the_inputs_alignment(small_problem):
     """W1 is kept at X's offset from a 64-byte boundary, whatever X's is, and
     training from a shifted X gives the same result."""
-    params, X, y, order = data
+    params, X, y, order = small_problem
     results = []
     for shift in (0, 1, 3):  # X's data shifted by 8 bytes a step
         buffer = np.empty(X.size + 16)

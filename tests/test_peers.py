@@ -10,18 +10,13 @@ import numpy as np
 import pytest
 
 import backends
-from backends.base import init_params
 
 PEERS = ["torch", "jax"]
 
 
-@pytest.fixture(scope="module")
-def small():
-    """A network small enough that JAX compiles it in a moment."""
-    rng = np.random.default_rng(5)
-    X = rng.random((205, 20))
-    y = rng.integers(0, 4, 205)
-    return init_params([20, 8, 4], seed=2), X, y, rng.permutation(205)
+# The conftest's small_problem, a network small_problem enough that JAX compiles it in a
+# moment: sizes, samples, seed of the data, seed of the parameters.
+SMALL_PROBLEM = ((20, 8, 4), 205, 5, 2)
 
 
 @pytest.mark.parametrize("package", PEERS)
@@ -41,11 +36,11 @@ def test_a_missing_package_makes_the_backend_unavailable_with_the_install_hint(
 
 
 @pytest.mark.parametrize("name", PEERS)
-def test_new_data_arrays_replace_the_cached_ones(name, small):
+def test_new_data_arrays_replace_the_cached_ones(name, small_problem):
     """The device copy of the data is keyed on the arrays passed in: a second
     epoch on other arrays trains on those, as the reference does."""
     pytest.importorskip(name)
-    params, X, y, order = small
+    params, X, y, order = small_problem
     X2, y2 = X[::-1].copy(), y[::-1].copy()
     trainer = backends.create(name, params, "float64")
     reference = backends.create(backends.REFERENCE, params, "float64")
@@ -56,20 +51,20 @@ def test_new_data_arrays_replace_the_cached_ones(name, small):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
-def test_torch_honours_threads(small):
+def test_torch_honours_threads(small_problem):
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
     try:
-        trainer = backends.create("torch", small[0], "float64", threads=1)
+        trainer = backends.create("torch", small_problem[0], "float64", threads=1)
         assert trainer.threads == 1
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
 
 
-def test_jax_compiles_in_the_first_epoch_only(small):
+def test_jax_compiles_in_the_first_epoch_only(small_problem):
     pytest.importorskip("jax")
-    params, X, y, order = small  # 205 samples: 20 full batches of 10 and a short one
+    params, X, y, order = small_problem  # 205 samples: 20 full batches of 10 and a short one
     trainer = backends.create("jax", params, "float64")
     assert trainer.compile_seconds == 0
     trainer.train_epoch(X, y, order, 10, 3.0)
@@ -101,9 +96,9 @@ def test_naming_a_peer_does_not_import_it_into_the_harness():
     assert seen["torch,jax"][1] == seen["numpy-gemm"][1]
 
 
-def test_the_peers_report_the_threads_their_frameworks_run(small):
+def test_the_peers_report_the_threads_their_frameworks_run(small_problem):
     torch = pytest.importorskip("torch")
-    params = small[0]
+    params = small_problem[0]
     before = torch.get_num_threads()
     try:
         assert backends.create("torch", params).threads == before

@@ -51,15 +51,22 @@ def test_a_short_run_records_flamegraphs_and_the_breakdown(tmp_path, use_perf):
     if use_perf and not with_perf:
         pytest.skip(f"perf cannot sample here: {result.profile.notes}")
     folder = tmp_path / "flamegraphs" / result.run_id
+    # A reader of the folder sees a flamegraph per backend; the stacks are apart.
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "numpy-gemm.svg", "numpy-per-sample.svg", "stacks"]
     for backend, method in [("numpy-gemm", "NumpyGemm._update_mini_batch"),
                             ("numpy-per-sample", "NumpyPerSample._backprop")]:
         svg = (folder / f"{backend}.svg").read_text()
         assert method in svg and "train_epoch" in svg and backend in svg
-        assert classify.parse_collapsed((folder / f"{backend}.txt").read_text())
-        python_view = folder / (f"{backend}.python.folded" if with_perf else f"{backend}.folded")
+        stacks = folder / "stacks" / backend
+        assert {p.name for p in stacks.iterdir()} >= {
+            f"{backend}{s}" for s in (".folded", ".epochs.folded", ".startup.folded",
+                                      ".speedscope.json", ".txt", ".startup.txt")}
+        assert classify.parse_collapsed((stacks / f"{backend}.txt").read_text())
+        python_view = stacks / (f"{backend}.python.folded" if with_perf else f"{backend}.folded")
         assert method in python_view.read_text()
         if with_perf:  # the training view is perf's: native frames under the thread
-            training = (folder / f"{backend}.folded").read_text()
+            training = (stacks / f"{backend}.folded").read_text()
             assert "[main thread]" in training and "gemm" in training
     breakdown = pd.read_csv(result.run_dir / "time_breakdown.csv")
     assert list(breakdown.columns) == BREAKDOWN_COLUMNS

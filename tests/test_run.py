@@ -26,12 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def plugins(monkeypatch):
-    monkeypatch.setenv("NNDL_BENCH_PLUGINS", PLUGINS)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
-
-
 def small(tmp_path, backends, **kw) -> RunConfig:
     settings = dict(epochs=2, warmup_epochs=1, dataset="mnist-sample", n_train=500,
                     results_dir=tmp_path, peak_seconds=0)

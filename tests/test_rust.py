@@ -50,17 +50,13 @@ def test_without_the_extension_they_are_left_out_with_one_notice(monkeypatch, ca
 rust = pytest.importorskip(MODULE)
 
 
-@pytest.fixture(scope="module")
-def data():
-    rng = np.random.default_rng(8)
-    X = rng.random((600, 784))
-    y = rng.integers(0, 10, 600)
-    return init_params([784, 30, 10], seed=4), X, y, rng.permutation(600)
+# The conftest's small_problem: sizes, samples, seed of the small_problem, seed of the parameters.
+SMALL_PROBLEM = ((784, 30, 10), 600, 8, 4)
 
 
 @pytest.mark.parametrize("batch_size", [10, 100])
-def test_rayon_gives_the_same_bits_on_one_and_two_threads(data, batch_size):
-    params, X, y, order = data
+def test_rayon_gives_the_same_bits_on_one_and_two_threads(small_problem, batch_size):
+    params, X, y, order = small_problem
     results = []
     for threads in (1, 2):
         trainer = backends.create("rust-rayon", params, "float64", threads=threads)
@@ -78,13 +74,13 @@ def _isas() -> list[str]:
 @pytest.mark.parametrize("isa", _isas())
 @pytest.mark.parametrize("batch_size", [10, 100])
 def test_fused_matches_the_reference_on_every_instruction_set_and_kernel(
-    data, isa, kernel, batch_size
+    small_problem, isa, kernel, batch_size
 ):
     """Each compiled version this CPU can run, and the GEMM kernel, not only
     the ones the defaults pick here."""
     from backends.rust_fused import RustFused
 
-    params, X, y, order = data
+    params, X, y, order = small_problem
     ref = backends.create(backends.REFERENCE, params, "float64")
     ref.train_epoch(X, y, order, batch_size, 3.0)
     trainer = RustFused(params, "float64", isa=isa, kernel=kernel)
@@ -96,10 +92,10 @@ def test_fused_matches_the_reference_on_every_instruction_set_and_kernel(
     assert np.max(np.abs(_flat(trainer.params()) - want)) <= 1e-9 * np.max(np.abs(want))
 
 
-def test_fused_times_its_kernels_once_per_batch_size_and_keeps_the_fastest(data):
+def test_fused_times_its_kernels_once_per_batch_size_and_keeps_the_fastest(small_problem):
     from backends.rust_fused import CALIBRATE_GEMM_FROM, RustFused
 
-    params, X, y, order = data
+    params, X, y, order = small_problem
     trainer = RustFused(params, "float64")
     for batch_size, timed in ((10, {"sweep", "tiles"}),
                               (CALIBRATE_GEMM_FROM, {"sweep", "tiles", "gemm"})):
@@ -140,8 +136,8 @@ def test_fused_picks_the_widest_instruction_set_and_says_so():
 
 
 @pytest.fixture
-def trainer_and_data(data):
-    params, X, y, order = data
+def trainer_and_data(small_problem):
+    params, X, y, order = small_problem
     return backends.create("rust-fused", params, "float64"), X, y, order
 
 
@@ -158,8 +154,8 @@ def trainer_and_data(data):
     ("short labels", ValueError, "599 labels"),
     ("batch size 0", ValueError, "batch_size"),
 ])
-def test_bad_inputs_raise_python_exceptions(name, case, error, message, data):
-    params, X, y, order = data
+def test_bad_inputs_raise_python_exceptions(name, case, error, message, small_problem):
+    params, X, y, order = small_problem
     trainer = backends.create(name, params, "float64")
     args = {"X": X, "y": y, "order": order, "batch_size": 10}
     bad = {
@@ -188,9 +184,9 @@ def test_mismatched_parameters_are_refused():
         backends.create("rust-ndarray", broken)
 
 
-def test_the_epoch_runs_without_the_gil(data):
+def test_the_epoch_runs_without_the_gil(small_problem):
     """While one thread trains, another keeps running Python."""
-    params, X, y, _ = data
+    params, X, y, _ = small_problem
     trainer = backends.create("rust-ndarray", params, "float64")
     order = np.tile(np.arange(600), 4)
     started = threading.Event()
@@ -210,8 +206,8 @@ def test_the_epoch_runs_without_the_gil(data):
 
 
 @pytest.mark.parametrize("threads, expected", [(None, 1), (2, 2)])
-def test_the_extensions_blas_threads_are_pinned_and_restored(threads, expected, data):
-    params, X, y, order = data
+def test_the_extensions_blas_threads_are_pinned_and_restored(threads, expected, small_problem):
+    params, X, y, order = small_problem
     before = rust.blas_threads()
     trainer = backends.create("rust-ndarray-batched", params, "float64", threads=threads)
     assert trainer.threads == expected

@@ -1,9 +1,8 @@
 """The sweep: its grid, a small real sweep end to end, the winner map, the
-per-cell budget, the progress it shows and its command line."""
+per-cell budget and its command line (the progress it shows: test_progress.py)."""
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
@@ -13,14 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fake_backends import PLUGINS
 
 from harness.__main__ import build_parser, main
 from harness.commands.options import parse_list
-from harness.commands.progress import SweepProgress
 from harness.commands.sweep import sweep_cells
 from harness.config import RunConfig, UsageError
-from harness.records import CUT_SHORT, FAILED, OK, TIMEOUT, BackendOutcome
+from harness.records import CUT_SHORT, FAILED, OK, TIMEOUT
 from harness.reporting.pages import draw_sweep
 from harness.reporting.plots import FILES, FORMATS
 from harness.reporting.tables import peer_text, winner_grid
@@ -182,12 +179,6 @@ def test_the_lead_over_the_peers_counts_only_where_the_bootstrap_supports_it():
     assert peer_text(overlap) == "vs jax x1.10 (n.s.)"
 
 
-@pytest.fixture
-def plugins(monkeypatch):
-    monkeypatch.setenv("NNDL_BENCH_PLUGINS", PLUGINS)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
-
-
 @pytest.mark.slow
 def test_the_budget_cuts_a_slow_backend_short(tmp_path, plugins, monkeypatch):
     monkeypatch.setenv("FAKE_SLEEP_SECONDS", "0.7")
@@ -201,22 +192,6 @@ def test_the_budget_cuts_a_slow_backend_short(tmp_path, plugins, monkeypatch):
     assert frame.loc[1, "status"] == TIMEOUT and frame.loc[1, "epochs"] == 0
     assert result.runs[0].exit_code == 0  # cut short is not a failure...
     assert result.exit_code == 1  # ...but no timed epoch at all is
-
-
-def test_progress_shows_each_cell_and_the_time_left(tmp_path):
-    now = [0.0]
-    stream = io.StringIO()
-    progress = SweepProgress(stream, bars=False, clock=lambda: now[0])
-    cells = Grid(batch_sizes=(10, 100), sizes=((784, 30, 10),), dtypes=("float64",)).cells(
-        base(tmp_path, ["numpy-gemm", "numpy-book"]))
-    progress.sweep_started(cells)
-    progress.cell_started(0, cells[0])
-    now[0] = 30.0
-    progress.backend_finished(BackendOutcome("numpy-gemm"))
-    lines = stream.getvalue().splitlines()
-    assert lines[0] == "sweep: 2 cells, 4 backend runs"
-    assert "cell 1/2: 784,30,10 float64 batch 10 threads default" in lines
-    assert lines[-1] == "sweep: 1/4 backend runs, 0:30 elapsed, about 1:30 left"
 
 
 def test_without_dask_a_serial_sweep_runs_and_cluster_says_what_to_install(tmp_path):

@@ -4,12 +4,9 @@ reports every epoch; the manager turns its messages, or its end, into an outcome
 from __future__ import annotations
 
 import multiprocessing
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_backends import PLUGINS
 
 from backends.base import init_params
 from backends.numpy_gemm import NumpyGemm
@@ -18,8 +15,6 @@ from harness.data.catalogue import load_dataset
 from harness.records import FAILED, OK, TIMEOUT
 from harness.running import worker
 from harness.running.manager import run_worker
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def job(backend: str, epochs: int = 2) -> worker.Job:
@@ -38,12 +33,6 @@ def messages(job: worker.Job) -> list[tuple]:
             out.append(receiver.recv())
         except EOFError:  # the worker closed its end: nothing more to come
             return out
-
-
-@pytest.fixture
-def plugins(monkeypatch):
-    monkeypatch.setenv("NNDL_BENCH_PLUGINS", PLUGINS)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
 
 
 def test_a_worker_reports_the_epochs_it_trained(plugins):

@@ -124,7 +124,7 @@ def add_flamegraph_options(p: argparse.ArgumentParser, optional: bool) -> None:
 
     out_dir = ProfileSettings.out_dir
     p.add_argument("--flamegraph-dir", type=Path, default=out_dir,
-                   help="where <run-id>/<backend>.svg and the collapsed stacks are written "
+                   help="where <run-id>/<backend>.svg and <run-id>/stacks/ are written "
                         f"(default: {out_dir}/)")
     if optional:
         p.add_argument("--no-flamegraphs", action="store_true",

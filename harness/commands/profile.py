@@ -13,7 +13,8 @@ DESCRIPTION = (
     "least 1,000 samples. perf samples the CPU time of every thread (its native frames, "
     "named from each library's symbols) and py-spy the main thread's Python functions; "
     "without perf, py-spy samples native frames too, with threads pinned to one. Writes "
-    "<flamegraph-dir>/<run-id>/<backend>.svg, .folded, .speedscope.json and .txt, and "
+    "<flamegraph-dir>/<run-id>/<backend>.svg, with its .folded, .speedscope.json and .txt "
+    "files under <flamegraph-dir>/<run-id>/stacks/<backend>/, and "
     "results/<run-id>/"
     "time_breakdown.csv and hot_functions.csv. Exit 0: all went well (or py-spy cannot run "
     "here, which is said); 1: a backend's profile failed; 2: unusable arguments or data.")

@@ -13,10 +13,16 @@ samples of a single sampling rate, so that a frame's width is its time:
 - ``startup``: start-up, imports, data and warm-up (JIT compilation), sampled
   at a lower rate.
 
-Files, per backend: ``<backend>.svg`` (the viewer, training first),
-``<backend>.folded`` with ``<backend>.epochs.folded`` and
-``<backend>.startup.folded`` (the stacks of each view, integer counts), and
-``<backend>.speedscope.json`` (the three views as speedscope profiles).
+Files, per backend, in a run's flamegraph folder: ``<backend>.svg`` (the viewer,
+training first) at the top, the one file a reader opens; and, for other tools,
+under ``stacks/<backend>/``: ``<backend>.folded`` with ``<backend>.python.folded``,
+``<backend>.epochs.folded`` and ``<backend>.startup.folded`` (the stacks of each
+view, integer counts), ``<backend>.speedscope.json`` (the views as speedscope
+profiles), and py-spy's raw ``<backend>.txt`` and ``<backend>.startup.txt``
+(written by ``harness.profiling.profile``). The files keep the backend's name
+there too, so that one copied out, or opened in speedscope, still says whose
+it is. Folders written before ``stacks/`` held every file side by side at the
+top; they are read as they are.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from harness.profiling.classify import CALLER, Frame, Stack
 from harness.profiling.flameview import FrameInfo, View, build_svg, folded, speedscope
 
 TRAINING = "train_epoch"
+STACKS_DIR = "stacks"  # <flamegraph folder>/stacks/<backend>/: the stacks for other tools
 # view name -> (file suffix, button label, what it holds)
 VIEWS = {
     "training": ("", "training", "the profiled epochs inside train_epoch"),
@@ -112,13 +119,27 @@ def _seconds_per_sample(phase: pyspy.Phase) -> float | None:
     return phase.seconds / total if total else None
 
 
+def stacks_dir(folder: Path, backend: str) -> Path:
+    """Where the stacks of ``backend`` are written: ``folder/stacks/<backend>/``."""
+    return folder / STACKS_DIR / backend
+
+
+def _stacks_of(folder: Path, backend: str) -> Path:
+    """Where the stacks of ``backend`` are read from: its stacks folder, or ``folder``
+    itself for a run written before the stacks had folders of their own."""
+    nested = stacks_dir(folder, backend)
+    return nested if nested.is_dir() else folder
+
+
 def write(folder: Path, backend: str, shown: Sequence[View], title: str,
           subtitle: str) -> Path:
-    """Write the SVG, the .folded files and the speedscope JSON; the SVG's path."""
+    """Write the SVG into ``folder``, the .folded files and the speedscope JSON into
+    the backend's stacks folder; the SVG's path."""
+    stacks = stacks_dir(folder, backend)
     for view in shown:
-        storage.write_atomic(folder / f"{backend}{VIEWS[view.name][0]}.folded",
+        storage.write_atomic(stacks / f"{backend}{VIEWS[view.name][0]}.folded",
                             folded(view.stacks))
-    storage.write_atomic(folder / f"{backend}.speedscope.json", speedscope(shown, title))
+    storage.write_atomic(stacks / f"{backend}.speedscope.json", speedscope(shown, title))
     names = {f for v in shown for s in v.stacks for f in s}
     svg = folder / f"{backend}.svg"
     storage.write_atomic(svg, build_svg(shown, frame_info(names), title, subtitle))
@@ -126,19 +147,24 @@ def write(folder: Path, backend: str, shown: Sequence[View], title: str,
 
 
 def read_views(folder: Path, backend: str) -> dict[str, Counter[Stack]]:
-    """The views of ``backend`` whose .folded files are in ``folder``."""
+    """The views of ``backend`` whose .folded files are in ``folder`` (either layout)."""
     out = {}
     for name, (suffix, _, _) in VIEWS.items():
-        path = folder / f"{backend}{suffix}.folded"
+        path = _stacks_of(folder, backend) / f"{backend}{suffix}.folded"
         if path.is_file():
             out[name] = classify.parse_collapsed(path.read_text())
     return out
 
 
 def profiled_backends(folder: Path) -> list[str]:
+    """The backends with a training view in ``folder``: under ``stacks/``, or at the
+    top in a folder written before it."""
+    nested = {p.parent.name for p in folder.glob(f"{STACKS_DIR}/*/*.folded")
+              if p.name == f"{p.parent.name}.folded"}
     suffixes = tuple(f"{s}.folded" for s, _, _ in VIEWS.values() if s)
-    return sorted(p.name.removesuffix(".folded") for p in folder.glob("*.folded")
-                  if not p.name.endswith(suffixes))
+    flat = {p.name.removesuffix(".folded") for p in folder.glob("*.folded")
+            if not p.name.endswith(suffixes)}
+    return sorted(nested | flat)
 
 
 def flamegraph_folder(run_dir: Path, meta: Mapping) -> Path | None:
@@ -147,7 +173,7 @@ def flamegraph_folder(run_dir: Path, meta: Mapping) -> Path | None:
     recorded = meta.get("flamegraphs")
     candidates = [Path(recorded), run_dir.parent.parent / recorded] if recorded else []
     for folder in [*candidates, run_dir]:
-        if folder.is_dir() and any(folder.glob("*.folded")):
+        if folder.is_dir() and profiled_backends(folder):
             return folder
     return None
 

@@ -20,10 +20,11 @@ through threadpoolctl, Numba and PyTorch through ``--threads``), since py-spy
 samples only threads that run Python; its names of a library with two
 executable segments are off by the segments' distance; the run says so.
 
-Files: ``<flamegraph-dir>/<run-id>/<backend>.svg`` with its ``.folded`` and
-``.speedscope.json`` (see ``harness.profiling.flamegraph``), ``<backend>.txt`` (py-spy's raw
-output for the profiled epochs) and ``<backend>.startup.txt`` (for start-up and
-warm-up); in the run folder ``time_breakdown.csv`` and ``hot_functions.csv``.
+Files: ``<flamegraph-dir>/<run-id>/<backend>.svg``, and under
+``<flamegraph-dir>/<run-id>/stacks/<backend>/`` its ``.folded`` and ``.speedscope.json``
+files (see ``harness.profiling.flamegraph``), ``<backend>.txt`` (py-spy's raw output for
+the profiled epochs) and ``<backend>.startup.txt`` (for start-up and warm-up); in the
+run folder ``time_breakdown.csv`` and ``hot_functions.csv``.
 """
 
 from __future__ import annotations
@@ -173,8 +174,9 @@ def _profile_one(config, backend, dataset, run_id, settings, py_spy, out_dir,
             recorded = retry
     phases, child, samples = recorded
     startup, training = phases
-    storage.write_atomic(out_dir / f"{backend}.txt", training.collapsed)
-    storage.write_atomic(out_dir / f"{backend}.startup.txt", startup.collapsed)
+    stacks = flamegraph.stacks_dir(out_dir, backend)
+    storage.write_atomic(stacks / f"{backend}.txt", training.collapsed)
+    storage.write_atomic(stacks / f"{backend}.startup.txt", startup.collapsed)
     weighted = _weighted_stacks(phases)
     if samples is None:
         counted = classify.breakdown({s: n for s, (_, n) in weighted.items()}, within=WITHIN,
