@@ -13,11 +13,12 @@ use pyo3::types::PyDict;
 use rayon::ThreadPool;
 
 use crate::data::Epoch;
-use crate::fused::{Fused, Kernel};
-use crate::port::Network;
-use crate::simd::{Isa, SUBNORMALS};
-use crate::team::{FusedParallel, TeamKernels, BARRIER_KIND, SPLIT_KIND, TASK_KIND, TEAM_KERNEL};
-use crate::{batched, openblas, parallel};
+use crate::kernels::isa::Isa;
+use crate::kernels::team::{FusedParallel, BARRIER_KIND, SPLIT_KIND, TASK_KIND, TEAM_KERNEL};
+use crate::kernels::vector::{Lane, SUBNORMALS};
+use crate::kernels::{Fused, Kernel};
+use crate::port::{batched, parallel, Network};
+use crate::openblas;
 
 pub const STRATEGIES: [&str; 5] = ["port", "batched", "rayon", "fused", "fused-parallel"];
 
@@ -29,7 +30,7 @@ enum Strategy<T> {
     FusedParallel(FusedParallel<T>),
 }
 
-impl<T: TeamKernels> Strategy<T> {
+impl<T: Lane> Strategy<T> {
     fn new(
         name: &str,
         weights: Vec<Array2<T>>,
@@ -176,7 +177,7 @@ struct EpochCall<'a, 'py> {
     dtype: &'a str,
 }
 
-fn train<T: TeamKernels + Element>(py: Python<'_>, strategy: &mut Strategy<T>, call: EpochCall) -> PyResult<()> {
+fn train<T: Lane + Element>(py: Python<'_>, strategy: &mut Strategy<T>, call: EpochCall) -> PyResult<()> {
     let EpochCall { x, y, order, batch_size, eta, sizes, blas_threads, dtype } = call;
     let x = array2::<T>(x, "X", dtype)?;
     let (y, order) = (indices(y, "y")?, indices(order, "order")?);
@@ -321,7 +322,7 @@ impl Trainer {
 }
 
 /// The team's choices: instruction set, lanes, threads, the split and its parts, barrier.
-fn team_choices<T: TeamKernels>(py: Python<'_>, team: &FusedParallel<T>, lanes: usize) -> PyResult<Option<Py<PyDict>>> {
+fn team_choices<T: Lane>(py: Python<'_>, team: &FusedParallel<T>, lanes: usize) -> PyResult<Option<Py<PyDict>>> {
     let d = PyDict::new(py);
     d.set_item("isa", team.isa().name())?;
     d.set_item("lanes", lanes)?;
