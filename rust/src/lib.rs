@@ -7,9 +7,11 @@
 //! - [`kernels`]: Rust written for the CPU: one call per epoch, nothing
 //!   allocated in it, every inner loop vectorised for the running CPU; on one
 //!   thread or on a team.
+//! - [`strategy`]: which of them a trainer runs, on how many threads, and what
+//!   it chose.
 //!
 //! Each module imports only those below it: `data` and `real` at the bottom,
-//! then `port` and `kernels`, then `python`.
+//! then `port` and `kernels`, then `strategy`, then `python`.
 
 // ndarray's `dot` calls CBLAS; these forward to the OpenBLAS NumPy runs (its
 // ILP64 scipy_openblas, linked by build.rs), so that both share one BLAS.
@@ -19,6 +21,7 @@ pub mod kernels;
 pub mod openblas;
 pub mod port;
 pub mod real;
+pub mod strategy;
 
 #[cfg(feature = "python")]
 mod python;
