@@ -1,10 +1,41 @@
 //! The sweep's vector loops: the dot products and outer products of five
-//! samples with one weight row or two, in one pass over the row.
+//! samples with one weight row or two, in one pass over the row. Each is
+//! written once for the whole vectors and the row's tail (`along!`).
 
 use num_traits::Zero;
 
 use crate::kernels::layout::SWEEP;
 use crate::kernels::vector::Vector;
+
+// Each kernel's step over one vector is written once, for `lanes` either
+// `V::LANES` (the whole vectors: a constant, so `load_n` and `store_n` fold to
+// plain loads and stores) or the fewer left at the row's tail (masked), and
+// `along!` lays it out as two loops, the whole vectors and then the tail.
+// Measured in one process against the two forms written out by hand,
+// interleaved, it runs the same (-3% to +1.5%). Two other folds lost, and are not used: one loop
+// with the lane count computed per step (`(n - k).min(V::LANES)`, the masked
+// tail inside the loop) made AVX2 epochs up to 1.5x slower (a sweep at batch
+// 10, [784, 30, 10], f32 18.8 -> 24-28 ms), and a closure passed to a helper
+// function, which LLVM left out of line, 25-60x; hence a macro.
+
+/// Runs `$step(k, lanes)` for the vectors along a row of `$n`: every whole
+/// vector with `lanes` = `V::LANES`, then the tail, if any, with the rest.
+macro_rules! along {
+    ($v:ty, $n:expr, |$k:ident, $lanes:ident| $step:block) => {{
+        let n = $n;
+        let full = n - n % <$v>::LANES;
+        let mut $k = 0;
+        while $k < full {
+            let $lanes = <$v>::LANES;
+            $step
+            $k += <$v>::LANES;
+        }
+        if full < n {
+            let ($k, $lanes) = (full, n - full);
+            $step
+        }
+    }};
+}
 
 /// The five dot products w . x_q in one sweep over w.
 ///
@@ -14,27 +45,15 @@ use crate::kernels::vector::Vector;
 pub unsafe fn dot5<V: Vector>(w: &[V::Elem], x: [&[V::Elem]; SWEEP]) -> [V::Elem; SWEEP] {
     let n = w.len();
     let x = x.map(|row| &row[..n]); // every row as long as w: the loads below stay inside
-    let full = n - n % V::LANES;
     let mut acc = [unsafe { V::splat(V::Elem::zero()) }; SWEEP];
-    let mut k = 0;
-    while k < full {
+    along!(V, n, |k, lanes| {
         unsafe {
-            let wv = V::load(w.as_ptr().add(k));
+            let wv = V::load_n(w.as_ptr().add(k), lanes);
             for q in 0..SWEEP {
-                acc[q] = V::mul_add(wv, V::load(x[q].as_ptr().add(k)), acc[q]);
+                acc[q] = V::mul_add(wv, V::load_n(x[q].as_ptr().add(k), lanes), acc[q]);
             }
         }
-        k += V::LANES;
-    }
-    if full < n {
-        let r = n - full;
-        unsafe {
-            let wv = V::load_first(w.as_ptr().add(full), r);
-            for q in 0..SWEEP {
-                acc[q] = V::mul_add(wv, V::load_first(x[q].as_ptr().add(full), r), acc[q]);
-            }
-        }
-    }
+    });
     acc.map(|a| unsafe { a.sum() })
 }
 
@@ -53,32 +72,18 @@ pub unsafe fn dot5x2<V: Vector>(
     let n = w0.len();
     let w1 = &w1[..n];
     let x = x.map(|row| &row[..n]);
-    let full = n - n % V::LANES;
     let zero = unsafe { V::splat(V::Elem::zero()) };
     let (mut a0, mut a1) = ([zero; SWEEP], [zero; SWEEP]);
-    let mut k = 0;
-    while k < full {
+    along!(V, n, |k, lanes| {
         unsafe {
-            let (v0, v1) = (V::load(w0.as_ptr().add(k)), V::load(w1.as_ptr().add(k)));
+            let (v0, v1) = (V::load_n(w0.as_ptr().add(k), lanes), V::load_n(w1.as_ptr().add(k), lanes));
             for q in 0..SWEEP {
-                let xv = V::load(x[q].as_ptr().add(k));
+                let xv = V::load_n(x[q].as_ptr().add(k), lanes);
                 a0[q] = V::mul_add(v0, xv, a0[q]);
                 a1[q] = V::mul_add(v1, xv, a1[q]);
             }
         }
-        k += V::LANES;
-    }
-    if full < n {
-        let r = n - full;
-        unsafe {
-            let (v0, v1) = (V::load_first(w0.as_ptr().add(full), r), V::load_first(w1.as_ptr().add(full), r));
-            for q in 0..SWEEP {
-                let xv = V::load_first(x[q].as_ptr().add(full), r);
-                a0[q] = V::mul_add(v0, xv, a0[q]);
-                a1[q] = V::mul_add(v1, xv, a1[q]);
-            }
-        }
-    }
+    });
     [a0.map(|a| unsafe { a.sum() }), a1.map(|a| unsafe { a.sum() })]
 }
 
@@ -97,36 +102,19 @@ pub unsafe fn sub_outer5x2<V: Vector>(
     let w1 = &mut w1[..n];
     let x = x.map(|row| &row[..n]);
     let minus = d.map(|row| row.map(|v| unsafe { V::splat(-v) }));
-    let full = n - n % V::LANES;
-    let mut k = 0;
-    while k < full {
+    along!(V, n, |k, lanes| {
         unsafe {
             let (p0, p1) = (w0.as_mut_ptr().add(k), w1.as_mut_ptr().add(k));
-            let (mut v0, mut v1) = (V::load(p0), V::load(p1));
+            let (mut v0, mut v1) = (V::load_n(p0, lanes), V::load_n(p1, lanes));
             for q in 0..SWEEP {
-                let xv = V::load(x[q].as_ptr().add(k));
+                let xv = V::load_n(x[q].as_ptr().add(k), lanes);
                 v0 = V::mul_add(minus[0][q], xv, v0);
                 v1 = V::mul_add(minus[1][q], xv, v1);
             }
-            v0.store(p0);
-            v1.store(p1);
+            v0.store_n(p0, lanes);
+            v1.store_n(p1, lanes);
         }
-        k += V::LANES;
-    }
-    if full < n {
-        let r = n - full;
-        unsafe {
-            let (p0, p1) = (w0.as_mut_ptr().add(full), w1.as_mut_ptr().add(full));
-            let (mut v0, mut v1) = (V::load_first(p0, r), V::load_first(p1, r));
-            for q in 0..SWEEP {
-                let xv = V::load_first(x[q].as_ptr().add(full), r);
-                v0 = V::mul_add(minus[0][q], xv, v0);
-                v1 = V::mul_add(minus[1][q], xv, v1);
-            }
-            v0.store_first(p0, r);
-            v1.store_first(p1, r);
-        }
-    }
+    });
 }
 
 /// w -= sum_q d_q x_q, in one sweep over w.
@@ -138,30 +126,16 @@ pub unsafe fn sub_outer5<V: Vector>(w: &mut [V::Elem], d: [V::Elem; SWEEP], x: [
     let n = w.len();
     let x = x.map(|row| &row[..n]);
     let minus = d.map(|v| unsafe { V::splat(-v) });
-    let full = n - n % V::LANES;
-    let mut k = 0;
-    while k < full {
+    along!(V, n, |k, lanes| {
         unsafe {
             let p = w.as_mut_ptr().add(k);
-            let mut wv = V::load(p);
+            let mut wv = V::load_n(p, lanes);
             for q in 0..SWEEP {
-                wv = V::mul_add(minus[q], V::load(x[q].as_ptr().add(k)), wv);
+                wv = V::mul_add(minus[q], V::load_n(x[q].as_ptr().add(k), lanes), wv);
             }
-            wv.store(p);
+            wv.store_n(p, lanes);
         }
-        k += V::LANES;
-    }
-    if full < n {
-        let r = n - full;
-        unsafe {
-            let p = w.as_mut_ptr().add(full);
-            let mut wv = V::load_first(p, r);
-            for q in 0..SWEEP {
-                wv = V::mul_add(minus[q], V::load_first(x[q].as_ptr().add(full), r), wv);
-            }
-            wv.store_first(p, r);
-        }
-    }
+    });
 }
 
 /// o_q += d_q w for the five rows o_q, in one sweep over w.
@@ -175,28 +149,15 @@ pub unsafe fn add_outer5<V: Vector>(w: &[V::Elem], d: [V::Elem; SWEEP], o: &mut 
         assert!(row.len() >= n, "output rows as long as w");
     }
     let dv = d.map(|v| unsafe { V::splat(v) });
-    let full = n - n % V::LANES;
-    let mut k = 0;
-    while k < full {
+    along!(V, n, |k, lanes| {
         unsafe {
-            let wv = V::load(w.as_ptr().add(k));
+            let wv = V::load_n(w.as_ptr().add(k), lanes);
             for q in 0..SWEEP {
                 let p = o[q].as_mut_ptr().add(k);
-                V::mul_add(dv[q], wv, V::load(p)).store(p);
+                V::mul_add(dv[q], wv, V::load_n(p, lanes)).store_n(p, lanes);
             }
         }
-        k += V::LANES;
-    }
-    if full < n {
-        let r = n - full;
-        unsafe {
-            let wv = V::load_first(w.as_ptr().add(full), r);
-            for q in 0..SWEEP {
-                let p = o[q].as_mut_ptr().add(full);
-                V::mul_add(dv[q], wv, V::load_first(p, r)).store_first(p, r);
-            }
-        }
-    }
+    });
 }
 
 #[cfg(test)]

@@ -14,6 +14,10 @@
 //! plain loop over a run of values, which LLVM vectorises by itself once exp
 //! is arithmetic rather than a libm call.
 
+mod exp;
+
+pub use self::exp::{exp32, exp64};
+
 use crate::real::Real;
 
 /// The element types the vectors hold, f64 and f32: each with its vector for
@@ -78,6 +82,28 @@ pub trait Vector: Copy {
     /// a * b + c, one fused multiply-add where the CPU has it.
     unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
     unsafe fn sum(self) -> Self::Elem;
+
+    /// The first `n` (at most `LANES`) elements from p: `load` when n is
+    /// `LANES`, else `load_first`. Called with n a constant, as for whole
+    /// vectors, the test folds away.
+    #[inline(always)]
+    unsafe fn load_n(p: *const Self::Elem, n: usize) -> Self {
+        if n == Self::LANES {
+            unsafe { Self::load(p) }
+        } else {
+            unsafe { Self::load_first(p, n) }
+        }
+    }
+
+    /// Stores the first `n` (at most `LANES`) lanes, as `load_n` loads them.
+    #[inline(always)]
+    unsafe fn store_n(self, p: *mut Self::Elem, n: usize) {
+        if n == Self::LANES {
+            unsafe { self.store(p) }
+        } else {
+            unsafe { self.store_first(p, n) }
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -286,85 +312,9 @@ pub fn sigmoid_in_place<T: Lane>(z: &mut [T]) {
     }
 }
 
-/// exp(x) within about 1 ulp for x in [-708, 709], clamped outside it (which
-/// moves a sigmoid by less than 1e-307). x = n ln2 + r with |r| <= ln2/2; e^r
-/// by Horner's rule on its Taylor series to r^13 (the remainder is below 5e-18
-/// of the result); 2^n built in the exponent bits. Adding 1.5 * 2^52 rounds
-/// x/ln2 to an integer n and leaves n in the low bits, so nothing converts a
-/// float to an integer (which AVX2 cannot do in vectors).
-#[inline(always)]
-pub fn exp64(x: f64) -> f64 {
-    const ROUND: f64 = 6755399441055744.0; // 1.5 * 2^52
-    const LN2_HI: f64 = 0.693_147_180_369_123_8; // ln 2 to 32 bits: n * LN2_HI is exact
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
-    let x = x.clamp(-708.0, 709.0); // NaN stays NaN
-    let t = x * std::f64::consts::LOG2_E + ROUND;
-    let n = t - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let mut p = 1.0 / 6_227_020_800.0; // 1/13!
-    for c in [
-        1.0 / 479_001_600.0,
-        1.0 / 39_916_800.0,
-        1.0 / 3_628_800.0,
-        1.0 / 362_880.0,
-        1.0 / 40_320.0,
-        1.0 / 5_040.0,
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-        1.0,
-        1.0,
-    ] {
-        p = p * r + c;
-    }
-    p * f64::from_bits(t.to_bits().wrapping_add(1023) << 52)
-}
-
-/// exp(x) in f32 within 2 ulp for x in [-87, 88], clamped outside (a sigmoid
-/// moves by less than 1e-38): as `exp64`, to r^7.
-#[inline(always)]
-pub fn exp32(x: f32) -> f32 {
-    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let x = x.clamp(-87.0, 88.0);
-    let t = x * std::f32::consts::LOG2_E + ROUND;
-    let n = t - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let mut p = 1.0 / 5_040.0;
-    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
-        p = p * r + c;
-    }
-    p * f32::from_bits(t.to_bits().wrapping_add(127) << 23)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp64_is_within_two_ulp_of_libm() {
-        let mut x: f64 = -708.0;
-        while x < 709.0 {
-            let (want, got) = (x.exp(), exp64(x));
-            assert!(((got - want) / want).abs() < 4.5e-16, "exp64({x}) = {got}, libm {want}");
-            x += 0.0137;
-        }
-        assert!(exp64(f64::NAN).is_nan());
-        assert!(exp64(-1e4) > 0.0 && exp64(-1e4) < 1e-307);
-    }
-
-    #[test]
-    fn exp32_is_within_three_ulp_of_libm() {
-        let mut x = -87.0f32;
-        while x < 88.0 {
-            let (want, got) = ((x as f64).exp(), exp32(x) as f64);
-            assert!(((got - want) / want).abs() < 3.6e-7, "exp32({x}) = {got}, exact {want}");
-            x += 0.0071;
-        }
-    }
 
     #[test]
     fn subnormals_are_flushed_while_the_guard_lives_and_only_then() {
