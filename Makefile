@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 RUN_ARGS ?= --backend all
 CARGO ?= cargo
-RUST_SOURCES := rust/Cargo.toml rust/Cargo.lock rust/build.rs rust/pyproject.toml $(wildcard rust/src/*.rs)
+RUST_SOURCES := rust/Cargo.toml rust/Cargo.lock rust/build.rs rust/pyproject.toml $(wildcard rust/src/*.rs rust/src/*/*.rs rust/src/*/*/*.rs)
 RUST_WHEELS := rust/target/wheels
 HAVE_CARGO := $(shell command -v $(CARGO) 2>/dev/null)
 

@@ -1,6 +1,7 @@
-//! An epoch's inputs as the caller owns them, checked once before any training.
+//! A trainer's inputs as the caller owns them, checked once before any training:
+//! the layers' shapes, and each epoch's data.
 
-use ndarray::{ArrayView1, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 
 use crate::real::Real;
 
@@ -58,4 +59,29 @@ impl<'a, T: Real> Epoch<'a, T> {
     pub fn x_slice(&self) -> &'a [T] {
         self.x.to_slice().unwrap_or(&[])
     }
+}
+
+/// The layer widths, after checking that the shapes chain: (n_out, n_in) and (n_out, 1).
+pub fn check_layers<T>(weights: &[Array2<T>], biases: &[Array2<T>]) -> Result<Vec<usize>, String> {
+    if weights.is_empty() || weights.len() != biases.len() {
+        return Err(format!(
+            "{} weight matrices and {} bias vectors: need one of each per layer, at least one",
+            weights.len(), biases.len()
+        ));
+    }
+    let mut sizes = vec![weights[0].ncols()];
+    for (l, (w, b)) in weights.iter().zip(biases).enumerate() {
+        let (n_out, n_in) = w.dim();
+        if n_in != sizes[l] || n_in == 0 || n_out == 0 {
+            return Err(format!(
+                "weights[{l}] is {n_out}x{n_in}; it must take the {} outputs of the layer below",
+                sizes[l]
+            ));
+        }
+        if b.dim() != (n_out, 1) {
+            return Err(format!("biases[{l}] is {:?}; expected ({n_out}, 1)", b.dim()));
+        }
+        sizes.push(n_out);
+    }
+    Ok(sizes)
 }

@@ -1,111 +1,37 @@
-//! The extension module `nndl_bench_rust`: converts NumPy arrays to ndarray
-//! views (no copies of X, labels or order), checks them, and runs each epoch
-//! with the GIL released. Bad input is a TypeError or ValueError; a panic is
-//! caught and raised as RuntimeError rather than aborting the interpreter.
+//! The extension module `nndl_bench_rust`, conversion only: NumPy arrays in as
+//! ndarray views (no copies of X, labels or order), each epoch run with the
+//! GIL released, errors out as Python exceptions. Bad input is a TypeError or
+//! ValueError; a panic is caught and raised as RuntimeError rather than
+//! aborting the interpreter. What runs, on how many threads, and what it
+//! chose are `strategy`'s.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::Array2;
 use numpy::{Element, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use rayon::ThreadPool;
 
 use crate::data::Epoch;
-use crate::fused::{Fused, Kernel};
-use crate::port::Network;
-use crate::simd::{Isa, SUBNORMALS};
-use crate::team::{FusedParallel, TeamKernels, BARRIER_KIND, SPLIT_KIND, TASK_KIND, TEAM_KERNEL};
-use crate::{batched, openblas, parallel};
+use crate::kernels::isa::Isa;
+use crate::kernels::vector::Lane;
+use crate::openblas;
+use crate::strategy::{self, Choices, Settings, STRATEGIES};
 
-pub const STRATEGIES: [&str; 5] = ["port", "batched", "rayon", "fused", "fused-parallel"];
-
-enum Strategy<T> {
-    Port(Network<T>),
-    Batched(Network<T>),
-    Rayon(Network<T>, ThreadPool),
-    Fused(Fused<T>),
-    FusedParallel(FusedParallel<T>),
-}
-
-impl<T: TeamKernels> Strategy<T> {
-    fn new(
-        name: &str,
-        weights: Vec<Array2<T>>,
-        biases: Vec<Array2<T>>,
-        threads: usize,
-        isa: Option<Isa>,
-        gemm_from_batch: Option<usize>,
-        parts: Option<usize>,
-    ) -> Result<Self, String> {
-        Ok(match name {
-            "port" => Strategy::Port(Network::new(weights, biases)?),
-            "batched" => Strategy::Batched(Network::new(weights, biases)?),
-            "rayon" => Strategy::Rayon(Network::new(weights, biases)?, parallel::pool(threads)?),
-            "fused" => {
-                let w: Vec<ArrayView2<T>> = weights.iter().map(|w| w.view()).collect();
-                let b: Vec<ArrayView2<T>> = biases.iter().map(|b| b.view()).collect();
-                Strategy::Fused(Fused::new(&w, &b, isa, gemm_from_batch)?)
-            }
-            "fused-parallel" => {
-                let w: Vec<ArrayView2<T>> = weights.iter().map(|w| w.view()).collect();
-                let b: Vec<ArrayView2<T>> = biases.iter().map(|b| b.view()).collect();
-                Strategy::FusedParallel(FusedParallel::new(&w, &b, isa, threads, parts)?)
-            }
-            other => return Err(format!("unknown strategy {other:?}; one of {STRATEGIES:?}")),
-        })
-    }
-
-    fn sizes(&self) -> Vec<usize> {
-        match self {
-            Strategy::Port(n) | Strategy::Batched(n) | Strategy::Rayon(n, _) => n.sizes.clone(),
-            Strategy::Fused(f) => f.sizes.clone(),
-            Strategy::FusedParallel(f) => f.sizes().to_vec(),
-        }
-    }
-
-    fn train_epoch(&mut self, data: &Epoch<T>, batch_size: usize, eta: f64) {
-        match self {
-            Strategy::Port(net) => net.train_epoch(data, batch_size, eta),
-            Strategy::Batched(net) => batched::train_epoch(net, data, batch_size, eta),
-            Strategy::Rayon(net, pool) => parallel::train_epoch(net, data, batch_size, eta, pool),
-            Strategy::Fused(f) => f.train_epoch(data, batch_size, eta),
-            Strategy::FusedParallel(f) => f.train_epoch(data, batch_size, eta),
-        }
-    }
-
-    /// Copies of the weights (n_out, n_in) and biases (n_out, 1).
-    fn params(&self) -> (Vec<Array2<T>>, Vec<Array2<T>>) {
-        match self {
-            Strategy::Port(n) | Strategy::Batched(n) | Strategy::Rayon(n, _) => {
-                (n.weights.clone(), n.biases.clone())
-            }
-            Strategy::Fused(f) => owned_params(&f.weights(), f.biases()),
-            Strategy::FusedParallel(f) => owned_params(&f.weights(), f.biases()),
-        }
-    }
-}
-
-/// Weights (n_out, n_in) and biases as columns (n_out, 1), copied.
-fn owned_params<T: Copy>(weights: &[ArrayView2<T>], biases: &[Vec<T>]) -> (Vec<Array2<T>>, Vec<Array2<T>>) {
-    (
-        weights.iter().map(|w| w.to_owned()).collect(),
-        biases.iter().map(|b| Array2::from_shape_fn((b.len(), 1), |(i, _)| b[i])).collect(),
-    )
-}
-
+/// A trainer in the dtype Python asked for.
 enum Typed {
-    F64(Strategy<f64>),
-    F32(Strategy<f32>),
+    F64(strategy::Trainer<f64>),
+    F32(strategy::Trainer<f32>),
 }
 
-/// `$body` with `$s` bound to the strategy, whichever its dtype.
+/// `$body` with `$t` bound to the trainer, whichever its dtype: the one place
+/// that tells float64 from float32 after construction.
 macro_rules! each_dtype {
-    ($typed:expr, $s:ident => $body:expr) => {
+    ($typed:expr, $t:ident => $body:expr) => {
         match $typed {
-            Typed::F64($s) => $body,
-            Typed::F32($s) => $body,
+            Typed::F64($t) => $body,
+            Typed::F32($t) => $body,
         }
     };
 }
@@ -123,7 +49,10 @@ struct Trainer {
     blas_threads: usize,
     #[pyo3(get)]
     threads: usize,
-    sizes: Vec<usize>,
+}
+
+fn value_error(message: String) -> PyErr {
+    PyValueError::new_err(message)
 }
 
 fn describe(obj: &Bound<'_, PyAny>) -> String {
@@ -156,6 +85,18 @@ fn owned<T: Element + Copy>(list: &[Bound<'_, PyAny>], what: &str, dtype: &str) 
         .collect()
 }
 
+/// The trainer of `name` in T from Python's lists of arrays.
+fn build<T: Lane + Element>(
+    name: &str,
+    dtype: &str,
+    weights: &[Bound<'_, PyAny>],
+    biases: &[Bound<'_, PyAny>],
+    settings: Settings,
+) -> PyResult<strategy::Trainer<T>> {
+    let (w, b) = (owned(weights, "weights", dtype)?, owned(biases, "biases", dtype)?);
+    strategy::Trainer::new(name, w, b, settings).map_err(value_error)
+}
+
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
@@ -164,29 +105,25 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "no message".into())
 }
 
-/// One epoch's arguments as Python passed them, and the trainer's settings.
+/// One epoch's arguments as Python passed them.
 struct EpochCall<'a, 'py> {
     x: &'a Bound<'py, PyAny>,
     y: &'a Bound<'py, PyAny>,
     order: &'a Bound<'py, PyAny>,
     batch_size: usize,
     eta: f64,
-    sizes: &'a [usize],
-    blas_threads: usize,
     dtype: &'a str,
 }
 
-fn train<T: TeamKernels + Element>(py: Python<'_>, strategy: &mut Strategy<T>, call: EpochCall) -> PyResult<()> {
-    let EpochCall { x, y, order, batch_size, eta, sizes, blas_threads, dtype } = call;
+/// Views of the arrays, checked, and the epoch with the GIL released; a panic
+/// comes back as RuntimeError.
+fn train<T: Lane + Element>(py: Python<'_>, trainer: &mut strategy::Trainer<T>, call: EpochCall) -> PyResult<()> {
+    let EpochCall { x, y, order, batch_size, eta, dtype } = call;
     let x = array2::<T>(x, "X", dtype)?;
     let (y, order) = (indices(y, "y")?, indices(order, "order")?);
     let (ys, os) = (y.as_slice().unwrap_or(&[]), order.as_slice().unwrap_or(&[]));
-    let data = Epoch::new(x.as_array(), ys, os, sizes, batch_size).map_err(PyValueError::new_err)?;
-    let outcome = py.detach(|| {
-        catch_unwind(AssertUnwindSafe(|| {
-            openblas::with_threads(blas_threads, || strategy.train_epoch(&data, batch_size, eta))
-        }))
-    });
+    let data = Epoch::new(x.as_array(), ys, os, &trainer.sizes, batch_size).map_err(value_error)?;
+    let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(|| trainer.train_epoch(&data, batch_size, eta))));
     outcome.map_err(|payload| {
         PyRuntimeError::new_err(format!(
             "the Rust kernel panicked ({}); the trainer's parameters are no longer defined",
@@ -197,6 +134,27 @@ fn train<T: TeamKernels + Element>(py: Python<'_>, strategy: &mut Strategy<T>, c
 
 fn to_python<'py, T: Element>(py: Python<'py>, arrays: Vec<Array2<T>>) -> Vec<Bound<'py, PyAny>> {
     arrays.into_iter().map(|a| PyArray2::from_owned_array(py, a).into_any()).collect()
+}
+
+/// The choices as the dict `choices()` returns, its keys in their order.
+fn choices_dict(py: Python<'_>, c: Choices) -> PyResult<Py<PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("isa", c.isa.name())?;
+    d.set_item("lanes", c.lanes)?;
+    d.set_item("kernel", c.kernel)?;
+    if let Some(from) = c.gemm_from_batch {
+        d.set_item("gemm_from_batch", from)?;
+    }
+    if let Some(team) = c.team {
+        d.set_item("threads", team.threads)?;
+        d.set_item("split", team.split)?;
+        d.set_item("parts", team.parts)?;
+        d.set_item("features_per_part", team.features_per_part)?;
+        d.set_item("tasks", team.tasks)?;
+        d.set_item("barrier", team.barrier)?;
+    }
+    d.set_item("subnormals", c.subnormals)?;
+    Ok(d.unbind())
 }
 
 #[pymethods]
@@ -219,38 +177,20 @@ impl Trainer {
         gemm_from_batch: Option<usize>,
         parts: Option<usize>,
     ) -> PyResult<Self> {
-        if threads == 0 {
-            return Err(PyValueError::new_err("threads must be at least 1"));
-        }
-        let isa = match isa {
-            None => None,
-            Some(name) => Some(Isa::from_name(name).ok_or_else(|| {
-                let names: Vec<_> = Isa::ALL.iter().map(|i| i.name()).collect();
-                PyValueError::new_err(format!("unknown instruction set {name:?}; one of {names:?}"))
-            })?),
-        };
-        let build = |e: String| PyValueError::new_err(e);
+        let settings = Settings::new(threads, isa, gemm_from_batch, parts).map_err(value_error)?;
         let inner = match dtype {
-            "float64" => Typed::F64(
-                Strategy::new(strategy, owned(&weights, "weights", dtype)?, owned(&biases, "biases", dtype)?, threads, isa, gemm_from_batch, parts)
-                    .map_err(build)?,
-            ),
-            "float32" => Typed::F32(
-                Strategy::new(strategy, owned(&weights, "weights", dtype)?, owned(&biases, "biases", dtype)?, threads, isa, gemm_from_batch, parts)
-                    .map_err(build)?,
-            ),
+            "float64" => Typed::F64(build(strategy, dtype, &weights, &biases, settings)?),
+            "float32" => Typed::F32(build(strategy, dtype, &weights, &biases, settings)?),
             other => return Err(PyValueError::new_err(format!("dtype {other:?}: float64 or float32"))),
         };
-        let sizes = each_dtype!(&inner, s => s.sizes());
-        // rayon's workers each run the port's small BLAS calls, and the team calls no BLAS:
-        // OpenBLAS stays on one thread there.
-        let blas_threads = if strategy == "rayon" || strategy == "fused-parallel" { 1 } else { threads };
-        let threads = match &inner {
-            Typed::F64(Strategy::FusedParallel(f)) => f.threads(),
-            Typed::F32(Strategy::FusedParallel(f)) => f.threads(),
-            _ => threads,
-        };
-        Ok(Trainer { inner, strategy: strategy.into(), dtype: dtype.into(), blas_threads, threads, sizes })
+        let chosen = each_dtype!(&inner, t => t.threads);
+        Ok(Trainer {
+            inner,
+            strategy: strategy.into(),
+            dtype: dtype.into(),
+            blas_threads: chosen.blas,
+            threads: chosen.threads,
+        })
     }
 
     fn train_epoch(
@@ -262,78 +202,34 @@ impl Trainer {
         batch_size: usize,
         eta: f64,
     ) -> PyResult<()> {
-        let call = EpochCall {
-            x, y, order, batch_size, eta,
-            sizes: &self.sizes, blas_threads: self.blas_threads, dtype: &self.dtype,
-        };
-        each_dtype!(&mut self.inner, s => train(py, s, call))
+        let call = EpochCall { x, y, order, batch_size, eta, dtype: &self.dtype };
+        each_dtype!(&mut self.inner, t => train(py, t, call))
     }
 
     /// (weights, biases) as new NumPy arrays in the book's layout.
     fn params<'py>(&self, py: Python<'py>) -> (Vec<Bound<'py, PyAny>>, Vec<Bound<'py, PyAny>>) {
-        each_dtype!(&self.inner, s => {
-            let (w, b) = s.params();
+        each_dtype!(&self.inner, t => {
+            let (w, b) = t.params();
             (to_python(py, w), to_python(py, b))
         })
     }
 
     /// From which batch size the fused kernel runs its products as BLAS GEMMs.
     fn set_gemm_from_batch(&mut self, batch_size: usize) -> PyResult<()> {
-        match &mut self.inner {
-            Typed::F64(Strategy::Fused(f)) => f.gemm_from_batch = batch_size,
-            Typed::F32(Strategy::Fused(f)) => f.gemm_from_batch = batch_size,
-            _ => return Err(PyValueError::new_err("only the fused strategy has a GEMM kernel")),
-        }
-        Ok(())
+        each_dtype!(&mut self.inner, t => t.set_gemm_from_batch(batch_size)).map_err(value_error)
     }
 
     /// Runs the fused strategy's `kernel` (sweep, tiles or gemm) at every batch size.
     fn set_kernel(&mut self, kernel: &str) -> PyResult<()> {
-        let chosen = Kernel::from_name(kernel).ok_or_else(|| {
-            let names: Vec<_> = Kernel::ALL.iter().map(|k| k.name()).collect();
-            PyValueError::new_err(format!("unknown kernel {kernel:?}; one of {names:?}"))
-        })?;
-        match &mut self.inner {
-            Typed::F64(Strategy::Fused(f)) => f.set_kernel(chosen),
-            Typed::F32(Strategy::Fused(f)) => f.set_kernel(chosen),
-            _ => return Err(PyValueError::new_err("only the fused strategy has a choice of kernels")),
-        }
-        Ok(())
+        each_dtype!(&mut self.inner, t => t.set_kernel(kernel)).map_err(value_error)
     }
 
-    /// The fused kernel's choices: instruction set, lanes, and the kernel for a batch size.
+    /// The fused kernels' choices: instruction set, lanes, and the kernel for a
+    /// batch size; the team's threads, split, parts and barrier.
     fn choices(&self, py: Python<'_>, batch_size: usize) -> PyResult<Option<Py<PyDict>>> {
-        let (isa, kernel, gemm_from, lanes) = match &self.inner {
-            Typed::F64(Strategy::Fused(f)) => (f.isa, f.kernel_for(batch_size), f.gemm_from_batch, f.isa.lanes::<f64>()),
-            Typed::F32(Strategy::Fused(f)) => (f.isa, f.kernel_for(batch_size), f.gemm_from_batch, f.isa.lanes::<f32>()),
-            Typed::F64(Strategy::FusedParallel(f)) => return team_choices(py, f, f.isa().lanes::<f64>()),
-            Typed::F32(Strategy::FusedParallel(f)) => return team_choices(py, f, f.isa().lanes::<f32>()),
-            _ => return Ok(None),
-        };
-        let d = PyDict::new(py);
-        d.set_item("isa", isa.name())?;
-        d.set_item("lanes", lanes)?;
-        d.set_item("kernel", kernel.name())?;
-        d.set_item("gemm_from_batch", gemm_from)?;
-        d.set_item("subnormals", SUBNORMALS)?;
-        Ok(Some(d.unbind()))
+        let chosen = each_dtype!(&self.inner, t => t.choices(batch_size));
+        chosen.map(|c| choices_dict(py, c)).transpose()
     }
-}
-
-/// The team's choices: instruction set, lanes, threads, the split and its parts, barrier.
-fn team_choices<T: TeamKernels>(py: Python<'_>, team: &FusedParallel<T>, lanes: usize) -> PyResult<Option<Py<PyDict>>> {
-    let d = PyDict::new(py);
-    d.set_item("isa", team.isa().name())?;
-    d.set_item("lanes", lanes)?;
-    d.set_item("kernel", TEAM_KERNEL)?;
-    d.set_item("threads", team.threads())?;
-    d.set_item("split", SPLIT_KIND)?;
-    d.set_item("parts", team.parts())?;
-    d.set_item("features_per_part", team.features_per_part())?;
-    d.set_item("tasks", TASK_KIND)?;
-    d.set_item("barrier", BARRIER_KIND)?;
-    d.set_item("subnormals", SUBNORMALS)?;
-    Ok(Some(d.unbind()))
 }
 
 /// What the extension was built with and runs on: for the run's metadata.

@@ -21,27 +21,17 @@ pub trait Real:
 {
     /// The nearest value of this type: how eta and 1/m enter the arithmetic.
     fn of(x: f64) -> Self;
-    /// e^x in arithmetic the compiler can vectorise (no libm call): see `simd`.
-    fn exp_vectorisable(self) -> Self;
 }
 
 impl Real for f64 {
     fn of(x: f64) -> Self {
         x
     }
-    #[inline(always)]
-    fn exp_vectorisable(self) -> Self {
-        crate::simd::exp64(self)
-    }
 }
 
 impl Real for f32 {
     fn of(x: f64) -> Self {
         x as f32
-    }
-    #[inline(always)]
-    fn exp_vectorisable(self) -> Self {
-        crate::simd::exp32(self)
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::problem;
 use nndl_bench_rust::data::Epoch;
-use nndl_bench_rust::fused::{Fused, Kernel};
+use nndl_bench_rust::kernels::{Fused, Kernel};
 
 struct Counting;
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);

@@ -5,10 +5,10 @@ mod common;
 use common::{problem, relative_gap, Problem};
 use ndarray::{Array2, ArrayView2};
 use nndl_bench_rust::data::Epoch;
-use nndl_bench_rust::fused::{Fused, Kernel};
+use nndl_bench_rust::kernels::{Fused, Kernel};
 use nndl_bench_rust::port::Network;
-use nndl_bench_rust::simd::Isa;
-use nndl_bench_rust::{batched, parallel};
+use nndl_bench_rust::kernels::isa::Isa;
+use nndl_bench_rust::port::{batched, parallel};
 
 const SIZES: [usize; 4] = [64, 17, 9, 4];
 

@@ -7,10 +7,10 @@ mod common;
 use common::{problem, relative_gap, Problem};
 use ndarray::{Array2, ArrayView2};
 use nndl_bench_rust::data::Epoch;
-use nndl_bench_rust::fused::{Fused, Kernel};
+use nndl_bench_rust::kernels::{Fused, Kernel};
 use nndl_bench_rust::port::Network;
-use nndl_bench_rust::simd::Isa;
-use nndl_bench_rust::team::FusedParallel;
+use nndl_bench_rust::kernels::isa::Isa;
+use nndl_bench_rust::kernels::team::FusedParallel;
 
 fn views(arrays: &[Array2<f64>]) -> Vec<ArrayView2<'_, f64>> {
     arrays.iter().map(|a| a.view()).collect()

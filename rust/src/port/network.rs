@@ -8,7 +8,7 @@
 
 use ndarray::{Array2, ArrayView1, Axis};
 
-use crate::data::Epoch;
+use crate::data::{check_layers, Epoch};
 use crate::real::{sigmoid, sigmoid_prime, Real};
 
 #[derive(Debug, Clone)]
@@ -104,29 +104,4 @@ impl<T: Real> Network<T> {
         y[[label, 0]] = T::one();
         output_activations - &y
     }
-}
-
-/// The layer widths, after checking that the shapes chain: (n_out, n_in) and (n_out, 1).
-pub fn check_layers<T>(weights: &[Array2<T>], biases: &[Array2<T>]) -> Result<Vec<usize>, String> {
-    if weights.is_empty() || weights.len() != biases.len() {
-        return Err(format!(
-            "{} weight matrices and {} bias vectors: need one of each per layer, at least one",
-            weights.len(), biases.len()
-        ));
-    }
-    let mut sizes = vec![weights[0].ncols()];
-    for (l, (w, b)) in weights.iter().zip(biases).enumerate() {
-        let (n_out, n_in) = w.dim();
-        if n_in != sizes[l] || n_in == 0 || n_out == 0 {
-            return Err(format!(
-                "weights[{l}] is {n_out}x{n_in}; it must take the {} outputs of the layer below",
-                sizes[l]
-            ));
-        }
-        if b.dim() != (n_out, 1) {
-            return Err(format!("biases[{l}] is {:?}; expected ({n_out}, 1)", b.dim()));
-        }
-        sizes.push(n_out);
-    }
-    Ok(sizes)
 }

@@ -20,7 +20,7 @@
 //! (about 1/78 of the arithmetic at [784, 30, 10]) every thread computes
 //! itself, on its own copy of the deeper weights and of b1, with the
 //! single-thread kernel's code in its order, so the copies stay identical.
-//! With one part the result is `fused`'s tiles kernel's, bit for bit.
+//! With one part the result is `Fused`'s tiles kernel's, bit for bit.
 //!
 //! The team is spawned once per epoch (`std::thread::scope`, the caller being
 //! thread 0) and meets at one barrier per mini-batch, after the partial sums
@@ -30,33 +30,27 @@
 //! had read batch k-1's (the same buffer). No thread reads or writes another's
 //! rows of W1ᵀ, so W1ᵀ needs no barrier at all.
 //!
-//! The barrier is a generation counter: a waiting thread spins a bounded
-//! number of times, then yields its core, so that a neighbour on one of the
-//! cores slows the team down by the share it takes rather than stalling it
-//! while a spinning thread holds the core the late one needs.
+//!
+//! The barrier, the shared W1ᵀ and the partial sums are in `sync`.
 
-use std::cell::UnsafeCell;
-use std::marker::PhantomData;
+mod sync;
+
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::ArrayView2;
 
+use self::sync::{Barrier, BreakOnPanic, Partials, SharedMatrix};
+use super::isa::{dispatch, Isa};
+use super::layout::{pad_rows, padded, rows_ahead, stride, Aligned, Matrix, Rows, CACHE_LINE, SWEEP};
+use super::sweep::{after_first_layer, update_bias, Batch};
+use super::tiles;
+use super::vector::{sigmoid_in_place, FlushSubnormals, Lane, Vector};
+use super::Fused;
 use crate::data::Epoch;
-use crate::fused::{after_first_layer, pad_rows, padded, rows_ahead, update_bias, Aligned, Batch, Fused, Kernels, Rows, CACHE_LINE};
-use crate::real::Real;
-use crate::simd::{self, Isa, Scalar, Vector, SWEEP};
-use crate::tiles;
-#[cfg(target_arch = "x86_64")]
-use crate::simd::{F32x16, F32x8, F64x4, F64x8};
 
-/// Spins at the barrier before a waiting thread starts yielding its core: a
-/// few microseconds (a pause is 10-140 cycles, by CPU), the spread between the
-/// threads' arrivals on idle cores. Measured under a load of 4-5 on 2 cores,
-/// 200 000 spins made batch 1 six times slower than 200 did; on an idle
-/// machine a yield with nothing else to run returns at once, so yielding early
-/// costs little there.
-pub const SPINS_BEFORE_YIELD: u32 = 200;
+pub use self::sync::SPINS_BEFORE_YIELD;
+
 /// What `choices()` reports as the barrier.
 pub const BARRIER_KIND: &str = "generation counter: spin, then yield";
 /// What `choices()` reports as the split.
@@ -74,11 +68,6 @@ pub struct FusedParallel<T> {
     transposed: Aligned<T>,
 }
 
-/// Elements of T in one cache line.
-fn line<T>() -> usize {
-    CACHE_LINE / std::mem::size_of::<T>()
-}
-
 /// The rows of W1ᵀ (of `stride` elements of T) that make up whole cache lines.
 fn rows_per_line<T>(stride: usize) -> usize {
     let bytes = stride * std::mem::size_of::<T>();
@@ -89,7 +78,7 @@ fn rows_per_line<T>(stride: usize) -> usize {
     CACHE_LINE / gcd.0
 }
 
-impl<T: TeamKernels> FusedParallel<T> {
+impl<T: Lane> FusedParallel<T> {
     /// `parts` (default: `threads`) fixes how the first layer's sums are
     /// grouped, and with it the result; it is capped by the cache lines in a
     /// row of X, and `threads` by `parts`: each thread owns at least one part.
@@ -104,7 +93,7 @@ impl<T: TeamKernels> FusedParallel<T> {
             return Err("threads and parts must be at least 1".into());
         }
         let fused = Fused::new(weights, biases, isa, None)?;
-        let stride = tiles::stride(fused.sizes[1], fused.isa.lanes::<T>());
+        let stride = stride(fused.sizes[1], fused.isa.lanes::<T>());
         let parts = parts.unwrap_or(threads).min((fused.sizes[0] / rows_per_line::<T>(stride)).max(1));
         Ok(FusedParallel { fused, threads: threads.min(parts), parts, transposed: Aligned::default() })
     }
@@ -135,7 +124,7 @@ impl<T: TeamKernels> FusedParallel<T> {
 
     /// W1ᵀ's row length: the hidden units padded to whole vectors.
     fn stride(&self) -> usize {
-        tiles::stride(self.fused.sizes[1], self.fused.isa.lanes::<T>())
+        stride(self.fused.sizes[1], self.fused.isa.lanes::<T>())
     }
 
     /// The input features of each part: whole cache lines of W1ᵀ.
@@ -175,11 +164,11 @@ impl<T: TeamKernels> FusedParallel<T> {
                 let own = Own { index: t + 1, b1, weights: w, biases: b };
                 std::thread::Builder::new()
                     .name(format!("nndl-team-{}", t + 1))
-                    .spawn_scoped(scope, move || T::team_epoch(isa, team, own))
+                    .spawn_scoped(scope, move || run(isa, team, own))
                     .expect("a thread of the team could not start");
             }
             let own = Own { index: 0, b1, weights: deeper_w, biases: deeper_b };
-            T::team_epoch(isa, team, own);
+            run(isa, team, own);
         });
         tiles::transpose_back(self.transposed.values_mut(sizes[0] * stride), stride, w1.values_mut(), sizes[1], sizes[0]);
     }
@@ -222,187 +211,19 @@ pub struct Team<'a, T> {
 pub struct Own<'a, T> {
     index: usize,
     b1: &'a mut [T],
-    weights: &'a mut [crate::fused::Matrix<T>],
+    weights: &'a mut [Matrix<T>],
     biases: &'a mut [Vec<T>],
 }
 
-/// W1ᵀ (rows, cols) row-major, written by several threads at once, each in
-/// its own rows.
-struct SharedMatrix<'a, T> {
-    data: *mut T,
-    rows: usize,
-    cols: usize,
-    _borrow: PhantomData<&'a mut [T]>,
+
+/// One thread's epoch, in the instantiation for `isa`; a panic breaks the
+/// barrier, so that the others panic too rather than wait for it forever.
+fn run<T: Lane>(isa: Isa, team: &Team<T>, own: Own<T>) {
+    let _guard = BreakOnPanic(&team.barrier);
+    let _flush = FlushSubnormals::new();
+    dispatch!(isa, T, team_epoch(team: &Team<T>, own: Own<T>));
 }
 
-// SAFETY: the threads touch disjoint rows (see `rows_mut`).
-unsafe impl<T: Send> Sync for SharedMatrix<'_, T> {}
-unsafe impl<T: Send> Send for SharedMatrix<'_, T> {}
-
-impl<'a, T> SharedMatrix<'a, T> {
-    fn new(values: &'a mut [T], rows: usize, cols: usize) -> Self {
-        assert_eq!(values.len(), rows * cols, "a matrix of {rows} x {cols}");
-        SharedMatrix { data: values.as_mut_ptr(), rows, cols, _borrow: PhantomData }
-    }
-
-    /// The rows `rows`.
-    ///
-    /// # Safety
-    /// No other thread may write these rows while the slice lives.
-    #[inline(always)]
-    unsafe fn rows(&self, rows: &Range<usize>) -> &[T] {
-        assert!(rows.start <= rows.end && rows.end <= self.rows);
-        unsafe { std::slice::from_raw_parts(self.data.add(rows.start * self.cols), rows.len() * self.cols) }
-    }
-
-    /// The rows `rows`, to write.
-    ///
-    /// # Safety
-    /// No other thread may touch these rows while the slice lives.
-    #[allow(clippy::mut_from_ref)] // the team's protocol, not the borrow checker, makes it exclusive
-    #[inline(always)]
-    unsafe fn rows_mut(&self, rows: &Range<usize>) -> &mut [T] {
-        assert!(rows.start <= rows.end && rows.end <= self.rows);
-        unsafe { std::slice::from_raw_parts_mut(self.data.add(rows.start * self.cols), rows.len() * self.cols) }
-    }
-}
-
-/// The partial sums of one mini-batch's first layer: part p's (capacity, n)
-/// row-major, each part on cache lines of its own, so that threads writing
-/// different parts never share a line.
-struct Partials<T> {
-    cells: Box<[UnsafeCell<T>]>,
-    start: usize,
-    stride: usize,
-}
-
-// SAFETY: the threads write disjoint parts, and read a buffer only between the
-// barrier after its writes and the barrier before its next ones (see the module).
-unsafe impl<T: Send> Sync for Partials<T> {}
-
-impl<T: Real> Partials<T> {
-    fn new(parts: usize, len: usize) -> Self {
-        let line = line::<T>();
-        let stride = len.div_ceil(line) * line;
-        let cells: Box<[UnsafeCell<T>]> = (0..parts * stride + line).map(|_| UnsafeCell::new(T::zero())).collect();
-        let base = cells.as_ptr() as usize;
-        let start = (0..line).find(|s| (base + s * std::mem::size_of::<T>()).is_multiple_of(CACHE_LINE)).unwrap_or(0);
-        Partials { cells, start, stride }
-    }
-
-    fn range(&self, part: usize, len: usize) -> Range<usize> {
-        assert!(len <= self.stride);
-        let from = self.start + part * self.stride;
-        from..from + len
-    }
-
-    /// # Safety
-    /// No other thread may read or write this part until the next barrier.
-    #[allow(clippy::mut_from_ref)] // the team's protocol, not the borrow checker, makes it exclusive
-    unsafe fn part_mut(&self, part: usize, len: usize) -> &mut [T] {
-        let cells = &self.cells[self.range(part, len)];
-        unsafe { std::slice::from_raw_parts_mut(cells.as_ptr() as *mut T, cells.len()) }
-    }
-
-    /// # Safety
-    /// No thread may write this part while the slice lives.
-    unsafe fn part(&self, part: usize, len: usize) -> &[T] {
-        let cells = &self.cells[self.range(part, len)];
-        unsafe { std::slice::from_raw_parts(cells.as_ptr() as *const T, cells.len()) }
-    }
-}
-
-/// A reusable barrier for a fixed team: the last to arrive resets the count and
-/// advances the generation the others wait on. If a thread panics (its `Drop`
-/// guard marks the barrier broken) the others panic at the barrier instead of
-/// waiting for it forever.
-struct Barrier {
-    threads: usize,
-    arrived: AtomicUsize,
-    generation: AtomicUsize,
-    broken: AtomicBool,
-}
-
-impl Barrier {
-    fn new(threads: usize) -> Self {
-        Barrier { threads, arrived: AtomicUsize::new(0), generation: AtomicUsize::new(0), broken: AtomicBool::new(false) }
-    }
-
-    fn wait(&self) {
-        let generation = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
-            self.arrived.store(0, Ordering::Relaxed);
-            self.generation.fetch_add(1, Ordering::Release);
-            return;
-        }
-        let mut spins = 0u32;
-        while self.generation.load(Ordering::Acquire) == generation {
-            if self.broken.load(Ordering::Relaxed) {
-                panic!("another thread of the team panicked");
-            }
-            if spins < SPINS_BEFORE_YIELD {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-    }
-}
-
-/// Marks the barrier broken if its thread unwinds.
-struct BreakOnPanic<'a>(&'a Barrier);
-
-impl Drop for BreakOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.broken.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-/// One thread's epoch, instantiated for each instruction set with its vector type.
-pub trait TeamKernels: Kernels {
-    #[doc(hidden)]
-    fn team_epoch(isa: Isa, team: &Team<Self>, own: Own<Self>);
-}
-
-macro_rules! team_kernels {
-    ($t:ty, $v512:ty, $v256:ty, $avx512:ident, $avx2:ident) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
-        fn $avx512(team: &Team<$t>, own: Own<$t>) {
-            // SAFETY: this function only runs where AVX-512 was detected.
-            unsafe { team_epoch::<$t, $v512>(team, own) }
-        }
-
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        fn $avx2(team: &Team<$t>, own: Own<$t>) {
-            // SAFETY: this function only runs where AVX2 and FMA were detected.
-            unsafe { team_epoch::<$t, $v256>(team, own) }
-        }
-
-        impl TeamKernels for $t {
-            fn team_epoch(isa: Isa, team: &Team<$t>, own: Own<$t>) {
-                let _guard = BreakOnPanic(&team.barrier);
-                let _flush = simd::FlushSubnormals::new();
-                match isa {
-                    // SAFETY: `Fused::new` checked that the CPU supports `isa`.
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => unsafe { $avx512(team, own) },
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2Fma => unsafe { $avx2(team, own) },
-                    // SAFETY: one scalar lane runs anywhere.
-                    _ => unsafe { team_epoch::<$t, Scalar<$t>>(team, own) },
-                }
-            }
-        }
-    };
-}
-
-team_kernels!(f64, F64x8, F64x4, team_avx512_f64, team_avx2_f64);
-team_kernels!(f32, F32x16, F32x8, team_avx512_f32, team_avx2_f32);
 
 /// One thread's share of the epoch.
 ///
@@ -424,7 +245,7 @@ team_kernels!(f32, F32x16, F32x8, team_avx512_f32, team_avx2_f32);
 /// # Safety
 /// Only on a CPU with `V`'s features.
 #[inline(always)]
-unsafe fn team_epoch<T: Real, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) {
+unsafe fn team_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) {
     let Own { index, b1, weights, biases } = own;
     let (sizes, cap, stride, x) = (team.sizes, team.capacity, team.stride, team.x);
     let (n0, hidden, parts) = (sizes[0], sizes[1], team.columns.len());
@@ -485,7 +306,7 @@ unsafe fn team_epoch<T: Real, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
         for row in a1.chunks_exact_mut(hidden) {
             row.iter_mut().zip(&*b1).for_each(|(a, &b)| *a += b);
         }
-        simd::sigmoid_in_place(a1);
+        sigmoid_in_place(a1);
         let m = batch.len();
         let batch = Batch { rows: &now[..p], ids: &ids[..p], m, labels: team.labels, scale: T::of(team.eta / m as f64) };
         unsafe { after_first_layer::<T, V>(sizes, weights, biases, &mut acts, &mut deltas, &batch) };
@@ -517,35 +338,5 @@ mod tests {
             assert!(c.windows(2).all(|w| w[0].end == w[1].start));
             assert!(c[1..].iter().all(|r| r.start == n || (r.start - head) % 8 == 0));
         }
-    }
-
-    #[test]
-    fn partial_sums_sit_on_lines_of_their_own() {
-        let partials = Partials::<f64>::new(3, 30);
-        let address = |part| unsafe { partials.part(part, 30) }.as_ptr() as usize;
-        for part in 0..3 {
-            assert_eq!(address(part) % CACHE_LINE, 0);
-        }
-        assert!(address(1) - address(0) >= 30 * 8);
-    }
-
-    #[test]
-    fn the_barrier_holds_every_thread_until_the_last_arrives() {
-        let barrier = Barrier::new(3);
-        let counter = AtomicUsize::new(0);
-        std::thread::scope(|s| {
-            for _ in 0..3 {
-                s.spawn(|| {
-                    for round in 0..200 {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        barrier.wait();
-                        // nobody starts round + 1 before all have counted round
-                        assert!(counter.load(Ordering::SeqCst) >= 3 * (round + 1));
-                        barrier.wait();
-                    }
-                });
-            }
-        });
-        assert_eq!(counter.load(Ordering::SeqCst), 600);
     }
 }

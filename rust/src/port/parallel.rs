@@ -7,8 +7,8 @@
 use rayon::prelude::*;
 use rayon::ThreadPool;
 
+use super::network::{zero_vec_like, Gradients, Network};
 use crate::data::Epoch;
-use crate::port::{zero_vec_like, Gradients, Network};
 use crate::real::Real;
 
 /// A pool of exactly `threads` workers, kept for the trainer's lifetime.

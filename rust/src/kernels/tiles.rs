@@ -1,7 +1,7 @@
 //! The first layer as register tiles over W1 transposed: the fused kernel's
 //! third way to do the first layer's products.
 //!
-//! The sweep (`fused`) takes each hidden unit's sum as a dot product along a
+//! The sweep (`sweep`) takes each hidden unit's sum as a dot product along a
 //! row of W1, 7 loads per 10 multiply-adds, and ends every dot product with a
 //! sum across the lanes; its update reads and writes W1 once per sweep of five
 //! samples. Here W1 is held transposed for the epoch, (n_in, stride), each row
@@ -30,9 +30,11 @@ use std::ops::Range;
 
 use num_traits::Zero;
 
-use crate::fused::{Rows, CACHE_LINE};
+use super::layout::{pad_rows, rows_ahead, stride, Buffers, Rows, State, CACHE_LINE, SWEEP};
+use super::sweep::{after_first_layer, update_bias, Batch};
+use super::vector::{prefetch_l2, sigmoid_in_place, Lane, Vector};
+use crate::data::Epoch;
 use crate::real::Real;
-use crate::simd::{self, Vector, SWEEP};
 
 /// The vectors of hidden units per tile: as many as fit in the registers
 /// beside the `SWEEP` accumulators each needs, the loads and one broadcast.
@@ -41,11 +43,6 @@ pub fn tile_vectors<V: Vector>() -> usize {
 }
 
 const MAX_TILE: usize = 4;
-
-/// Hidden units padded to whole vectors of `lanes`.
-pub fn stride(hidden: usize, lanes: usize) -> usize {
-    hidden.div_ceil(lanes) * lanes
-}
 
 /// `vectors` cut into runs of at most `most`, as even as the count allows.
 fn runs(vectors: usize, most: usize) -> impl Iterator<Item = Range<usize>> {
@@ -138,7 +135,7 @@ unsafe fn forward_tile<V: Vector, const NB: usize>(
         if let Some(ahead) = prefetch {
             if k % line == 0 {
                 for row in ahead {
-                    simd::prefetch_l2(row.wrapping_add(k));
+                    prefetch_l2(row.wrapping_add(k));
                 }
             }
         }
@@ -305,6 +302,42 @@ unsafe fn update_tile<V: Vector, const NB: usize, const KB: usize>(
             unsafe { a.store(base.add(r * stride + v * V::LANES)) };
         }
     }
+}
+
+/// The epoch with the first layer as register tiles over W1ᵀ (`tiles`),
+/// transposed in at the start and back at the end.
+///
+/// # Safety
+/// Only on a CPU with `V`'s features.
+#[inline(always)]
+pub(crate) unsafe fn train_epoch<T: Lane, V: Vector<Elem = T>>(s: &mut State<T>, data: &Epoch<T>, batch_size: usize, eta: f64) {
+    let x = data.x_slice();
+    let sizes = s.sizes;
+    let (n0, hidden) = (sizes[0], sizes[1]);
+    let stride = stride(hidden, V::LANES);
+    let Buffers { acts, deltas, rows, ids, transposed, tile_sums, minus_delta, .. } = &mut *s.buffers;
+    let wt = transposed.values_mut(n0 * stride);
+    transpose_into(s.weights[0].values(), hidden, n0, wt, stride);
+    for (b, batch) in data.order.chunks(batch_size).enumerate() {
+        let (m, p) = (batch.len(), pad_rows(batch, rows));
+        let (rows, ids) = (&rows[..p], &ids[..p]);
+        let first = Rows { data: x, width: n0, ids: rows };
+        let b1 = &s.biases[0];
+        let a1 = &mut acts[0][..p * hidden];
+        let ahead = |i| rows_ahead(x, n0, data.order, b * batch_size, i, m, batch_size);
+        unsafe { forward_batch::<V>(wt, stride, first, 0..n0, tile_sums, a1, ahead) };
+        for row in a1.chunks_exact_mut(hidden) {
+            row.iter_mut().zip(b1).for_each(|(a, &b)| *a += b);
+        }
+        sigmoid_in_place(a1);
+        let batch = Batch { rows, ids, m, labels: data.labels, scale: T::of(eta / m as f64) };
+        unsafe { after_first_layer::<T, V>(sizes, &mut s.weights[1..], &mut s.biases[1..], acts, deltas, &batch) };
+        let delta1 = &deltas[0][..p * hidden];
+        minus_padded(delta1, hidden, stride, minus_delta);
+        unsafe { update_range::<V>(wt, stride, first, &minus_delta[..p * stride], 0..n0) };
+        update_bias(&mut s.biases[0], delta1);
+    }
+    transpose_back(wt, stride, s.weights[0].values_mut(), hidden, n0);
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 
 use ndarray::{Array2, Axis};
 
+use super::network::Network;
 use crate::data::Epoch;
-use crate::port::Network;
 use crate::real::{sigmoid, sigmoid_prime, Real};
 
 pub fn train_epoch<T: Real>(net: &mut Network<T>, data: &Epoch<T>, batch_size: usize, eta: f64) {
