@@ -1,6 +1,6 @@
 """Numba running rust-fused's tiles kernel: the first layer as register tiles over W1ᵀ.
 
-The same algorithm as ``rust/src/tiles.rs`` (see "The tiles kernel" in the
+The same algorithm as ``rust/src/kernels/tiles.rs`` (see "The tiles kernel" in the
 README), in the same order of operations:
 
 - W1 is held transposed for the epoch, (n_in, stride), each row of hidden units
@@ -73,7 +73,7 @@ CACHE_LINE = 64
 
 def vector_facts(features: dict | None = None) -> tuple[int, int]:
     """(bytes per vector register, vector registers) of the host CPU's widest
-    instruction set that the kernels use, as rust/src/simd.rs picks them."""
+    instruction set that the kernels use, as rust/src/kernels/isa.rs picks them."""
     if features is None:
         features = llvm.get_host_cpu_features()
     if features.get("avx512f"):

@@ -2,13 +2,13 @@
 
 One call trains the epoch, nothing is allocated inside it, and the inner loops
 are compiled for AVX-512, for AVX2 with FMA and for plain x86-64, the widest
-the running CPU reports being picked at run time (``rust/src/fused.rs``,
-``rust/src/simd.rs``).
+the running CPU reports being picked at run time (``rust/src/kernels/mod.rs``,
+``rust/src/kernels/isa.rs``).
 
 The first layer's products are done one of three ways: sweeping two weight
 rows at a time with five samples (the numba backend's scheme, with each input
 loaded once for two rows), as register tiles of five samples by up to four
-vectors of hidden units over W1 held transposed (``rust/src/tiles.rs``: no
+vectors of hidden units over W1 held transposed (``rust/src/kernels/tiles.rs``: no
 sums across lanes, and W1 read and written once per mini-batch), or as
 OpenBLAS GEMMs on the gathered batch. Which is fastest depends on the
 machine: on the batch size, the vector registers, and which kernels the

@@ -13,7 +13,7 @@ enough.
 The features fall into ``parts`` runs of whole cache lines of W1's transposed
 rows whose sums are added in a fixed order, each thread taking a run of parts:
 the result depends on the parts, never on the thread count, and with one part
-it is rust-fused's tiles kernel's, bit for bit (``rust/src/team.rs``).
+it is rust-fused's tiles kernel's, bit for bit (``rust/src/kernels/team.rs``).
 
 Threads: ``threads`` if given, else every core this process may run on; parts:
 as many as the threads on offer (capped by the cache lines of W1's transposed rows).

@@ -4,7 +4,7 @@ A ``Network`` of ``Vec<Array2>`` weights and column-vector biases; per-sample
 backprop with ``dot`` on column vectors (each a GEMM call with one column);
 ``nabla_b``/``nabla_w`` accumulated with ``+=`` over the mini-batch and applied
 through ``mapv(|x| x * eta / nbatch)``, allocating wherever that code does
-(``rust/src/port.rs``). It is the Rust baseline and is left unoptimised.
+(``rust/src/port/network.rs``). It is the Rust baseline and is left unoptimised.
 """
 
 from backends.rust_extension import RustTrainer

@@ -1,7 +1,7 @@
 """The per-sample Rust port with each mini-batch's samples spread over rayon.
 
 The samples' gradients come back in sample order and are summed in that order
-(``rust/src/parallel.rs``), so the result has the same bits on any number of
+(``rust/src/port/parallel.rs``), so the result has the same bits on any number of
 threads. ``threads`` is the size of the rayon pool (default 1, as for every
 backend; the run's ``--threads`` sets it); each worker's small BLAS calls run
 on one OpenBLAS thread.
