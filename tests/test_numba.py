@@ -20,7 +20,7 @@ def _flat(params: Params) -> np.ndarray:
     return np.concatenate([a.ravel() for a in params.weights + params.biases]).astype(np.float64)
 
 
-# The conftest's small_problem: sizes, samples, seed of the small_problem, seed of the parameters.
+# The conftest's small_problem: sizes, samples, seed of the data, seed of the parameters.
 SMALL_PROBLEM = ((784, 30, 10), 1000, 5, 2)
 
 

@@ -14,7 +14,7 @@ import backends
 PEERS = ["torch", "jax"]
 
 
-# The conftest's small_problem, a network small_problem enough that JAX compiles it in a
+# The conftest's small_problem: a network small enough that JAX compiles it in a
 # moment: sizes, samples, seed of the data, seed of the parameters.
 SMALL_PROBLEM = ((20, 8, 4), 205, 5, 2)
 
@@ -112,13 +112,13 @@ def test_the_peers_report_the_threads_their_frameworks_run(small_problem):
     assert xla_cpu_threads() == len(os.sched_getaffinity(0))
 
 
-def test_torch_compile_compiles_in_the_first_epoch_only(small):
+def test_torch_compile_compiles_in_the_first_epoch_only(small_problem):
     """The first epoch compiles the step for each batch shape (here 10 and the
     short last 5) and counts the time; another epoch, with another eta, compiles nothing."""
     pytest.importorskip("torch")
     from torch._dynamo.utils import counters
 
-    params, X, y, order = small
+    params, X, y, order = small_problem
     trainer = backends.create("torch-compile", params, "float64")
     assert trainer.compile_seconds == 0
     trainer.train_epoch(X, y, order, 10, 3.0)

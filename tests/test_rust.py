@@ -50,7 +50,7 @@ def test_without_the_extension_they_are_left_out_with_one_notice(monkeypatch, ca
 rust = pytest.importorskip(MODULE)
 
 
-# The conftest's small_problem: sizes, samples, seed of the small_problem, seed of the parameters.
+# The conftest's small_problem: sizes, samples, seed of the data, seed of the parameters.
 SMALL_PROBLEM = ((784, 30, 10), 600, 8, 4)
 
 
