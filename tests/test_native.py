@@ -102,3 +102,14 @@ def test_thread_shares_and_hot_functions_name_the_thread():
     hot = native.hot_functions(training, top=5)
     assert hot[0] == ("dgemm_small_kernel_b0_nn_SKYLAKEX", OPENBLAS, "main thread", 3)
     assert hot[1] == ("do_futex", KERNEL, "OpenBLAS threads", 1)
+
+
+def test_compiled_code_is_numbas_when_the_process_says_numba_is_loaded():
+    """Unwinding stops in JIT code, so a Numba kernel's samples may show no frame
+    of Numba's own libraries: the process's word decides."""
+    alone = sample(PID, ("[unknown]", f"/tmp/perf-{PID}.map"))
+    unknown, _ = native.stacks([alone], PID, [(0, 100)])
+    told, _ = native.stacks([alone], PID, [(0, 100)], numba=True)
+    assert classify.classify(next(iter(unknown)), native.RULES) == "other"
+    assert next(iter(told))[-1] == "[numba-jit]"
+    assert classify.classify(next(iter(told)), native.RULES) == "jit"

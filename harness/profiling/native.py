@@ -81,11 +81,11 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def thread_roles(samples: Sequence[Sample], pid: int) -> dict[int, str]:
+def thread_roles(samples: Sequence[Sample], pid: int, numba: bool = False) -> dict[int, str]:
     """Each thread's role; a thread that fits none is named by its ``comm``. A
     thread that ran Numba's compiled code is one of Numba's workers, whichever
     threading layer (OpenMP, TBB, its own) started it."""
-    jit = Namer.jit_label(samples)
+    jit = Namer.jit_label(samples, numba)
     comms: dict[int, str] = {}
     frames: dict[int, set[str]] = defaultdict(set)
     for sample in samples:
@@ -105,15 +105,18 @@ def thread_roles(samples: Sequence[Sample], pid: int) -> dict[int, str]:
 class Namer:
     """The text of each native frame, 'function (library)' as the classifier reads it."""
 
-    def __init__(self, samples: Sequence[Sample]):
-        self.jit = self.jit_label(samples)
+    def __init__(self, samples: Sequence[Sample], numba: bool = False):
+        self.jit = self.jit_label(samples, numba)
         self.names = demangle_all(f.symbol for s in samples for f in s.frames if not f.unknown)
 
     @staticmethod
-    def jit_label(samples: Sequence[Sample]) -> str:
-        """``[numba-jit]`` where Numba's libraries show in the process, else ``[jit]``."""
+    def jit_label(samples: Sequence[Sample], numba: bool = False) -> str:
+        """``[numba-jit]`` where Numba is loaded in the process (``numba``, as the
+        process says, or its libraries in the samples), else ``[jit]``. The samples
+        alone may not tell: unwinding stops in compiled code, so a kernel that calls
+        nothing of Numba's runtime shows no frame of it."""
         dsos = {f.dso for s in samples for f in s.frames}
-        return NUMBA_JIT if any(_NUMBA_DSO.search(d) for d in dsos) else OTHER_JIT
+        return NUMBA_JIT if numba or any(_NUMBA_DSO.search(d) for d in dsos) else OTHER_JIT
 
     def text(self, frame: NativeFrame) -> str:
         if _JIT_DSO.search(frame.dso):
@@ -137,13 +140,13 @@ def _fold_interpreter(frames: Sequence[NativeFrame]) -> tuple[list[NativeFrame],
     return list(frames[last + 1:]), True
 
 
-def stacks(samples: Sequence[Sample], pid: int,
-           windows: Sequence[tuple[int, int]]) -> tuple[Counter[Stack], Counter[Stack]]:
+def stacks(samples: Sequence[Sample], pid: int, windows: Sequence[tuple[int, int]],
+           numba: bool = False) -> tuple[Counter[Stack], Counter[Stack]]:
     """(training, phase): the stacks of the samples inside the windows, under
     ``TRAINING_ROOT``; and of every sample of the phase, those inside the windows
     under the same root, the rest under ``profiled_epochs`` alone."""
-    namer = Namer(samples)
-    roles = thread_roles(samples, pid)
+    namer = Namer(samples, numba)
+    roles = thread_roles(samples, pid, numba)
     training: Counter[Stack] = Counter()
     phase: Counter[Stack] = Counter()
     ordered = sorted(windows)

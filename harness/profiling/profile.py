@@ -188,7 +188,8 @@ def _profile_one(config, backend, dataset, run_id, settings, py_spy, out_dir,
         threads = {native.MAIN: 1.0}
     else:
         windows = [tuple(w) for w in child["windows"]]
-        in_training, in_phase = native.stacks(samples, child["pid"], windows)
+        in_training, in_phase = native.stacks(samples, child["pid"], windows,
+                                                 numba=child.get("numba", False))
         counted = classify.breakdown(in_training, within=WITHIN, rules=native.RULES)
         shown = flamegraph.native_views(phases, in_training, in_phase, WITHIN, settings.rate)
         note = ""

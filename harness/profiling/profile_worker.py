@@ -90,7 +90,8 @@ def run(profile_job: ProfileJob, folder: Path, started: float) -> dict:
     epochs, seconds = profiled_epochs(setup, cfg, orders, profile_job.min_seconds, windows)
     return {"epochs": epochs, "seconds": seconds, "threads": setup.threads,
             "blas_threads": _blas_threads(), "startup_seconds": prepared - started,
-            "warmup_seconds": warm - prepared, "windows": windows, "pid": os.getpid()}
+            "warmup_seconds": warm - prepared, "windows": windows, "pid": os.getpid(),
+            "numba": "numba" in sys.modules}
 
 
 def _blas_threads() -> int | None:
