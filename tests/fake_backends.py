@@ -108,3 +108,32 @@ class PredictsOnlyOnOneBlasThread(NumpyGemm):
         threads = {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
         labels = super().predict(X)
         return labels if threads == {1} else np.full_like(labels, -1)
+
+
+class GemmWithExtraExp(NumpyGemm):
+    """numpy-gemm plus ``np.exp`` over a share of X's rows every epoch: about 2% more
+    instructions per epoch (counted under valgrind), a regression too small for a
+    time on a shared machine to show and large enough for a count to."""
+
+    EXTRA_ROWS_SHARE = 0.055
+
+    def train_epoch(self, X, y, order, batch_size, eta):
+        super().train_epoch(X, y, order, batch_size, eta)
+        np.exp(X[: max(1, int(len(X) * self.EXTRA_ROWS_SHARE))])
+
+
+class FixesForCounting(_Counting):
+    """numpy-gemm that says whether ``fix_for_counting`` came before its first epoch."""
+
+    instances: list = []
+
+    def __init__(self, params, dtype="float64", threads=None):
+        super().__init__(params, dtype, threads)
+        self.fixed_before_first_epoch = False
+        FixesForCounting.instances.append(self)
+
+    def fix_for_counting(self):
+        self.fixed_before_first_epoch = self.calls == 0
+
+    def choices(self, batch_size):
+        return {"kernel": "fixed" if self.fixed_before_first_epoch else "timed"}

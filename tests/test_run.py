@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -181,3 +182,27 @@ def test_run_json_records_what_each_trainer_chose(tmp_path, monkeypatch):
     assert result.exit_code == 0
     meta = json.loads((result.run_dir / "run.json").read_text())
     assert meta["choices"] == {"chooser": {"kernel": "gemm", "batch_size": 50}}
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_count_instructions_adds_the_count_and_says_how_it_was_made(tmp_path, capsys):
+    code = main(["run", "--backend", "numpy-gemm", "--dataset", "mnist-sample", "--n-train",
+                 "500", "--epochs", "1", "--no-flamegraphs", "--peak-seconds", "0",
+                 "--results-dir", str(tmp_path), "--count-instructions"])
+    assert code == 0
+    assert "instr/epoch" in capsys.readouterr().out
+    run_dir = next(tmp_path.iterdir())
+    summary = pd.read_csv(run_dir / "summary.csv")
+    count = summary.loc[0, "instructions_per_epoch"]
+    assert 1e8 < count < 1e9  # 2,000 samples of numpy-gemm: about 180 million
+    meta = json.loads((run_dir / "run.json").read_text())["instructions"]
+    assert meta["tool"] == "callgrind" and meta["valgrind"].startswith("valgrind-")
+    assert meta["workload"]["n_train"] == 2000 and "AVX-512" in meta["note"]
+    assert meta["backends"]["numpy-gemm"]["median"] == count
+    assert len(storage.load_run(run_dir).instructions) == 3
+
+
+def test_count_options_without_counting_are_a_usage_error(tmp_path, capsys):
+    code = main(["run", "--backend", "numpy-gemm", "--count-jobs", "2",
+                 "--results-dir", str(tmp_path)])
+    assert code == 2 and "--count-instructions" in capsys.readouterr().err

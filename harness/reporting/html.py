@@ -26,6 +26,8 @@ SUMMARY = [("backend", "backend", "{}"), ("status", "status", "{}"),
            ("gflops", "GFLOP/s", "{:.2f}"), ("pct_peak", "% of peak", "{:.1f}%"),
            ("speedup", "speed-up", "{:.2f}x"), ("peak_rss_mb", "peak MB", "{:.0f}"),
            ("accuracy", "accuracy", "{:.2%}"), ("compile_seconds", "compile s", "{:.2f}")]
+# Shown only in runs that counted instructions (run --count-instructions).
+INSTRUCTIONS = ("instructions_per_epoch", "instructions/epoch", "{:,.0f}")
 HOT = [("backend", "backend", "{}"), ("rank", "rank", "{}"), ("function", "function", "{}"),
        ("library", "library", "{}"), ("samples", "samples", "{}"),
        ("share", "share", "{:.1%}")]
@@ -46,9 +48,11 @@ def run_page(meta: Mapping, summary: Sequence[Mapping], epochs: Sequence[Mapping
     run_id = meta.get("run_id", "run")
     # The results first, failures right below them; the settings they were made with last.
     sections = [
-        _section("Summary", _table(summary, SUMMARY, "summary") if summary
+        _section("Summary", _table(summary, _summary_columns(summary), "summary") if summary
                  else "<p>No backend was timed in this run.</p>"),
         _section("Failures", _failures(failures)),
+        *([_section("Instruction counts", _counts(meta["instructions"]))]
+          if meta.get("instructions") else []),
         _section("Epoch times", _epoch_plot(epochs) if epochs else "<p>No timed epoch.</p>"),
         _section("Where the training time goes", _breakdown_plot(breakdown) if breakdown
                  else "<p>No profile in this run.</p>"),
@@ -60,6 +64,33 @@ def run_page(meta: Mapping, summary: Sequence[Mapping], epochs: Sequence[Mapping
         + "</div>",
     ]
     return _page(f"nndl-bench run {run_id}", _run_header(meta), sections)
+
+
+def _summary_columns(summary: Sequence[Mapping]) -> list:
+    counted = any(_number(row.get(INSTRUCTIONS[0])) for row in summary)
+    return [*SUMMARY, INSTRUCTIONS] if counted else SUMMARY
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not math.isnan(value)
+
+
+def _counts(counting: Mapping) -> str:
+    """How the instructions were counted, and each backend's count with its spread
+    and what its trainer chose under valgrind."""
+    workload = counting.get("workload") or {}
+    pairs = [("tool", f"{counting.get('tool')} ({counting.get('valgrind')})"),
+             ("workload", ", ".join(f"{k} {v}" for k, v in workload.items())),
+             ("address randomisation", _text(counting.get("aslr"))),
+             ("note", _text(counting.get("note")))]
+    pairs += [(f"left out: {b}", why) for b, why in (counting.get("left_out") or {}).items()]
+    pairs += [(f"not counted: {b}", why) for b, why in (counting.get("failures") or {}).items()]
+    for backend, c in (counting.get("backends") or {}).items():
+        choices = c.get("choices") or {}
+        isa = f"; instruction set {choices['isa']}" if choices.get("isa") else ""
+        pairs.append((backend, f"{c['median']:,.0f} per epoch, spread {c['spread_pct']:.3f}% "
+                               f"over {len(c['per_epoch'])} epochs{isa}"))
+    return _pairs(pairs)
 
 
 MACHINES = [("fingerprint", "machine", "{}"), ("hostname", "host", "{}"),

@@ -12,13 +12,13 @@ SUMMARY_COLUMNS = [
     "run_id", "backend", "status", "message", "dtype", "sizes", "batch_size", "eta", "seed",
     "dataset", "n_train", "threads", "epochs", "median_s", "min_s", "max_s",
     "samples_per_s", "gflops", "pct_peak", "speedup", "peak_rss_mb", "accuracy",
-    "warmup_seconds", "compile_seconds",
+    "warmup_seconds", "compile_seconds", "instructions_per_epoch",
 ]
 
 
 def summarize(
     run_id: str, outcomes: list[BackendOutcome], config_row: dict, reference: str,
-    peak_gflops: float | None = None,
+    peak_gflops: float | None = None, instructions: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """One row per backend: the figures every table and file of the run shows.
 
@@ -31,6 +31,7 @@ def summarize(
     ref = frame.loc[frame["backend"] == reference, "median_s"]
     frame["speedup"] = ref.iloc[0] / frame["median_s"] if len(ref) else float("nan")
     frame["pct_peak"] = 100 * frame["gflops"] / peak_gflops if peak_gflops else float("nan")
+    frame["instructions_per_epoch"] = frame["backend"].map(instructions or {}).astype(float)
     return frame
 
 

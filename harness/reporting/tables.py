@@ -12,6 +12,9 @@ def format_table(summary: pd.DataFrame) -> str:
     """The summary as a plain-text table for the terminal."""
     headers = ["backend", "s/epoch (min-max)", "samples/s", "GFLOP/s", "% peak", "speed-up",
                "peak MB", "accuracy", "status"]
+    counted = _has(summary, "instructions_per_epoch")
+    if counted:
+        headers.insert(-1, "instr/epoch")
     lines = []
     for _, r in summary.iterrows():
         if pd.notna(r["median_s"]):
@@ -22,9 +25,16 @@ def format_table(summary: pd.DataFrame) -> str:
                        f"{r['accuracy']:.2%}"]
         else:
             timing, figures = "-", ["-"] * 6
+        if counted:
+            figures.append(_or_dash(r["instructions_per_epoch"], "{:,.0f}"))
         status = r["status"] if r["status"] == OK else f"{r['status']}: {r['message']}"
         lines.append([r["backend"], timing, *figures, status])
     return align([headers, *lines])
+
+
+def _has(summary: pd.DataFrame, column: str) -> bool:
+    """Whether any row has ``column``: runs without the figure do not show its column."""
+    return column in summary and bool(summary[column].notna().any())
 
 
 def _or_dash(value, fmt: str) -> str:
