@@ -306,3 +306,67 @@ def test_the_workflow_uses_the_baseline_the_gate_refreshes(tmp_path):
     (empty / ".bench-baseline").mkdir(parents=True)
     missing = subprocess.run(["bash", "-c", script], cwd=empty, capture_output=True, text=True)
     assert missing.stdout.strip() == "missing"
+
+
+COUNTED = dict(dtype="float64", sizes="784,30,10", batch_size=10, eta=3.0,
+               dataset="mnist-sample", n_train=2000, threads=1)
+
+
+def write_counts(folder: Path, counts: dict[str, list[int]]) -> Path:
+    """A counted run folder: epochs.csv and run.json, and instructions.csv."""
+    write_run(folder, {b: noisy(0.1) for b in counts})
+    rows = [{"backend": b, **COUNTED, "count": 0, "epoch": i + 1, "instructions": n}
+            for b, values in counts.items() for i, n in enumerate(values)]
+    pd.DataFrame(rows).to_csv(folder / storage.INSTRUCTIONS_CSV, index=False)
+    return folder
+
+
+GEMM_COUNTS = [181_630_528, 181_626_126, 181_634_834]
+
+
+def test_counts_grown_beyond_one_percent_fail_and_the_spread_is_shown(tmp_path, capsys):
+    base = write_counts(tmp_path / "base", {"numpy-gemm": GEMM_COUNTS, "numba": [53_187_715] * 3})
+    grown = write_counts(tmp_path / "grown", {
+        "numpy-gemm": [round(n * 1.02) for n in GEMM_COUNTS],
+        "numba": [53_190_000, 53_180_000, 53_185_000]})
+    code, out, _ = run_cli(["--metric", "instructions", base, grown], capsys)
+    assert code == 1, out
+    failed = out.split("gate failed")[1]
+    assert "numpy-gemm (1.0200x" in failed and "numba" not in failed
+    assert "0.005%" in out  # the baseline's spread: (max - min) / median
+    code, out, _ = run_cli(["--metric", "instructions", base, base], capsys)
+    assert code == 0 and "gate passed: no backend more instructions by more than 1%" in out
+    code, _, _ = run_cli(["--metric", "instructions", "--fail-above", "3", base, grown], capsys)
+    assert code == 0
+
+
+def test_a_change_within_the_counts_spread_is_within_noise(tmp_path):
+    from harness.compare.compare import FEWER, MORE, compare_counts
+
+    base = load_run(write_counts(tmp_path / "b", {"a": [100, 102], "b": [100, 100],
+                                                  "c": [100, 100]}))
+    cur = load_run(write_counts(tmp_path / "c", {"a": [101, 101], "b": [103, 103],
+                                                 "c": [97, 98]}))
+    assert verdicts(compare_counts(base, cur)) == {"a": WITHIN_NOISE, "b": MORE, "c": FEWER}
+
+
+def test_counts_of_an_uncounted_run_or_normalized_are_usage_errors(tmp_path, capsys):
+    base = write_counts(tmp_path / "base", {"numpy-gemm": GEMM_COUNTS})
+    plain = write_run(tmp_path / "plain", {"numpy-gemm": noisy(0.1)})
+    code, _, err = run_cli(["--metric", "instructions", base, plain], capsys)
+    assert code == 2 and "--count-instructions" in err
+    code, _, err = run_cli(["--metric", "instructions", "--normalize", "numpy-gemm", base, base],
+                           capsys)
+    assert code == 2 and "--normalize is for times" in err
+
+
+def test_counts_render_as_markdown_and_csv(tmp_path, capsys):
+    base = write_counts(tmp_path / "base", {"numpy-gemm": GEMM_COUNTS})
+    grown = write_counts(tmp_path / "grown", {"numpy-gemm": [n * 2 for n in GEMM_COUNTS]})
+    code, out, _ = run_cli(["--metric", "instructions", "--format", "markdown", base, grown],
+                           capsys)
+    assert code == 1 and "| `numpy-gemm` | 181,630,528 | 363,261,056 |" in out
+    assert "**more instructions**" in out
+    code, out, _ = run_cli(["--metric", "instructions", "--format", "csv", base, grown], capsys)
+    frame = pd.read_csv(StringIO(out))
+    assert frame.loc[0, "ratio"] == pytest.approx(2.0) and frame.loc[0, "baseline_epochs"] == 3
