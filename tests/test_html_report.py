@@ -112,3 +112,10 @@ def test_a_counted_run_shows_its_counts_and_how_they_were_made():
     uncounted = html.run_page({"run_id": "r"}, [{**row, "instructions_per_epoch": float("nan")}],
                               [], [], [], [], {})
     assert "instructions/epoch" not in uncounted and "Instruction counts" not in uncounted
+
+
+def test_an_unstable_run_says_so_at_the_top():
+    meta = {"run_id": "r", "unstable": {"backends": {"numba": "robust CV 12% > 10%"}}}
+    page = html.run_page(meta, [], [], [], [], [], {})
+    assert '<p class="warning">warning: numba may be unstable: robust CV 12% &gt; 10%</p>' in page
+    assert 'class="warning"' not in html.run_page({"run_id": "r"}, [], [], [], [], [], {})

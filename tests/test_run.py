@@ -56,6 +56,7 @@ def test_run_writes_epochs_summary_and_metadata(tmp_path):
     assert summary["accuracy"].nunique() == 1
     meta = json.loads((result.run_dir / "run.json").read_text())
     assert meta["run_id"] == result.run_id and meta["config"]["batch_size"] == 10
+    assert isinstance(meta["unstable"], dict) and set(meta["unstable"]) <= {"backends", "gemm"}
     peak = meta["gemm_peak"]["gemm_peak_gflops_all"]
     assert peak > 0 and meta["gemm_peak"]["dtype"] == "float64"
     want = (100 * summary["gflops"] / peak).to_list()

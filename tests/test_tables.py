@@ -21,3 +21,13 @@ def test_the_instructions_column_shows_only_in_counted_runs():
     assert "instr/epoch" not in format_table(summary())
     table = format_table(summary(instructions_per_epoch=181630528.0))
     assert "instr/epoch" in table and "181,630,528" in table
+
+
+def test_instability_is_a_warning_per_backend_and_for_the_gemm():
+    from harness.reporting.tables import format_instability
+
+    assert format_instability({}) == []
+    lines = format_instability({"backends": {"numba": "robust CV 12% > 10%"},
+                                "gemm": "all-core GEMM median ..."})
+    assert lines == ["warning: numba may be unstable: robust CV 12% > 10%",
+                     "warning: the run may be unstable: all-core GEMM median ..."]

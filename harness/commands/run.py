@@ -33,13 +33,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     from harness.commands.profile import print_profile, profile_settings
     from harness.commands.progress import ConsoleProgress
-    from harness.reporting.tables import format_table
+    from harness.reporting.tables import format_instability, format_table
     from harness.running.run import execute
 
     settings = None if args.no_flamegraphs else profile_settings(args)
     result = execute(options.config_from_args(args, argv), ConsoleProgress(), profile=settings,
                      count=count_settings(args))
     print(format_table(result.summary))
+    for line in format_instability(result.unstable):
+        print(line)
     print_profile(result.profile)
     if result.interrupted:
         print("interrupted: the completed epochs are kept", file=sys.stderr)

@@ -132,11 +132,20 @@ def _section(title: str, body: str) -> str:
 
 
 def _run_header(meta: Mapping) -> str:
-    return (f"<p>Started {escape(str(meta.get('started', '')))}, finished "
+    return (_warnings(meta.get("unstable") or {})
+            + f"<p>Started {escape(str(meta.get('started', '')))}, finished "
             f"{escape(str(meta.get('finished', '')))}; dataset "
             f"<b>{escape(str(meta.get('dataset', '')))}</b>; commit "
             f"<code>{escape(str(meta.get('git_commit') or 'unknown'))}</code></p>\n"
             + _command(meta))
+
+
+def _warnings(unstable: Mapping) -> str:
+    """run.json's ``unstable``: why the run's times may be unstable."""
+    from harness.reporting.tables import format_instability
+
+    return "".join(f'<p class="warning">{escape(line)}</p>\n'
+                   for line in format_instability(dict(unstable)))
 
 
 def _command(meta: Mapping) -> str:

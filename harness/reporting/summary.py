@@ -12,7 +12,7 @@ SUMMARY_COLUMNS = [
     "run_id", "backend", "status", "message", "dtype", "sizes", "batch_size", "eta", "seed",
     "dataset", "n_train", "threads", "epochs", "median_s", "min_s", "max_s",
     "samples_per_s", "gflops", "pct_peak", "speedup", "peak_rss_mb", "accuracy",
-    "warmup_seconds", "compile_seconds", "instructions_per_epoch",
+    "warmup_seconds", "compile_seconds", "instructions_per_epoch", "unstable",
 ]
 
 
@@ -47,7 +47,7 @@ def _summary_row(run_id: str, outcome: BackendOutcome, config_row: dict) -> dict
         median = stats.median(seconds)
         low, high = stats.spread(seconds)
         row.update(
-            median_s=median, min_s=low, max_s=high,
+            median_s=median, min_s=low, max_s=high, unstable=stats.instability(seconds),
             samples_per_s=timed[-1].n_train / median,
             # The epoch's work over the median time, so that gflops agrees with
             # median_s (a median of rates is not the rate of the median time).

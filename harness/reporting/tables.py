@@ -32,6 +32,15 @@ def format_table(summary: pd.DataFrame) -> str:
     return align([headers, *lines])
 
 
+def format_instability(unstable: dict) -> list[str]:
+    """run.json's ``unstable`` as warnings, one a line; [] for a stable run."""
+    lines = [f"warning: {backend} may be unstable: {why}"
+             for backend, why in (unstable.get("backends") or {}).items()]
+    if unstable.get("gemm"):
+        lines.append(f"warning: the run may be unstable: {unstable['gemm']}")
+    return lines
+
+
 def _has(summary: pd.DataFrame, column: str) -> bool:
     """Whether any row has ``column``: runs without the figure do not show its column."""
     return column in summary and bool(summary[column].notna().any())

@@ -21,6 +21,7 @@ from harness.reporting.summary import summarize
 from harness.running import instructions, machine
 from harness.running.manager import Interrupted, run_worker
 from harness.running.peak import calibrate
+from harness.running.peak import instability as peak_instability
 from harness.running.worker import Job
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -51,6 +52,7 @@ class RunResult:
     profile: ProfileResult | None = None  # flamegraphs and time breakdown, when asked for
     report: Path | None = None  # the run's index.html
     count_failures: dict[str, str] = field(default_factory=dict)  # backend: why not counted
+    unstable: dict = field(default_factory=dict)  # run.json's "unstable": see unstable()
 
     @property
     def exit_code(self) -> int:
@@ -148,9 +150,9 @@ def execute(config: RunConfig, observer: Observer | None = None,
     summary = summarize(run_id, outcomes, config_row, REFERENCE, peak,
                         {b: c.median for b, c in counted.items()})
     result = RunResult(run_id, run_dir, summary, outcomes, interrupted,
-                       count_failures=count_failures)
+                       count_failures=count_failures, unstable=unstable(summary, meta))
     reports.summary(summary)
-    reports.update_meta(finished=_now(), failures=_failures(outcomes),
+    reports.update_meta(finished=_now(), failures=_failures(outcomes), unstable=result.unstable,
                         choices={o.backend: o.choices for o in outcomes if o.choices})
     if profile is not None and not interrupted:
         ran_well = [o.backend for o in outcomes if o.ok]
@@ -179,6 +181,20 @@ def profile_only(config: RunConfig, settings: ProfileSettings,
                        exit_code=result.exit_code)
     result.report = pages.write_report(run_dir)
     return result
+
+
+def unstable(summary: pd.DataFrame, meta: dict) -> dict:
+    """What may make the run's times unstable: each backend whose epochs spread
+    widely (``stats.instability``), and a GEMM median far below its best
+    (``peak.instability``); empty when nothing does."""
+    found = {}
+    backends = {r["backend"]: r["unstable"] for _, r in summary.iterrows()
+                if isinstance(r["unstable"], str) and r["unstable"]}
+    if backends:
+        found["backends"] = backends
+    if gemm := peak_instability(meta.get("gemm_peak")):
+        found["gemm"] = gemm
+    return found
 
 
 def _check_counting(count: CountSettings | None) -> str | None:
