@@ -7,11 +7,21 @@ import argparse
 import signal
 import sys
 
-from harness.commands import compare, history, profile, report, run, sweep, worker
+from harness.commands import (
+    compare,
+    compare_commits,
+    history,
+    profile,
+    report,
+    run,
+    sweep,
+    worker,
+)
 from harness.commands.options import EXIT_USAGE, Parser
 
-COMMANDS = {"run": run, "profile": profile, "compare": compare, "history": history,
-            "sweep": sweep, "report": report, "worker": worker}
+COMMANDS = {"run": run, "profile": profile, "compare": compare,
+            "compare-commits": compare_commits, "history": history, "sweep": sweep,
+            "report": report, "worker": worker}
 
 
 def build_parser() -> argparse.ArgumentParser:
