@@ -4,6 +4,7 @@ the warm-up before them, and choices made by timing fixed first."""
 from __future__ import annotations
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 from harness.config import RunConfig
 from harness.running import instructions_worker
@@ -13,6 +14,12 @@ from harness.running.worker import Job
 @pytest.fixture
 def counting_backend(monkeypatch):
     monkeypatch.setenv("NNDL_BENCH_PLUGINS", "fixable=fake_backends:FixesForCounting")
+    # The child's set-up limits this process's threads, as it does a child's: the
+    # variable Numba reads is restored after the test, and BLAS's limit on leaving
+    # the limiter below, so that later tests start Numba's threads as they would.
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    with threadpool_limits(limits=None):
+        yield
 
 
 def test_every_counted_epoch_lies_between_two_marks(counting_backend):

@@ -52,11 +52,11 @@ OUT_PREFIX = "callgrind.out"
 # Backends left out of counting by default, and why (measured on this machine:
 # see docs/regression.md). They can still be counted when named with --count-backends.
 LEFT_OUT = {
-    "torch": "importing PyTorch alone executes several billion instructions under "
-             "valgrind (minutes per count), and its intra-op thread pool starts threads "
-             "however it is limited",
-    "jax": "XLA compiles the epoch under valgrind for many minutes, and its runtime "
-           "runs thread pools of its own",
+    "torch": "slow under valgrind: a count of torch had not finished after 25 minutes on "
+             "the loaded 2-core machine where numpy-gemm's took 8 (docs/regression.md); "
+             "its intra-op thread pool also starts threads of its own",
+    "jax": "not measured under valgrind; XLA compiles the epoch at start-up and runs "
+           "thread pools of its own, both slow to emulate",
 }
 AVX512_NOTE = ("valgrind emulates no AVX-512: under it, kernels that pick their instruction "
                "set at run time take their AVX2 (or narrower) paths, so their counts are of "
