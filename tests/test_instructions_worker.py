@@ -17,7 +17,7 @@ def counting_backend(monkeypatch):
     # The child's set-up limits this process's threads, as it does a child's: the
     # variable Numba reads is restored after the test, and BLAS's limit on leaving
     # the limiter below, so that later tests start Numba's threads as they would.
-    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "1")  # what the set-up sets; undone after
     with threadpool_limits(limits=None):
         yield
 
