@@ -84,7 +84,9 @@ class Trainer(Protocol):
     compile_seconds: float | None
     # Also optional: ``choices(batch_size) -> dict``, what the trainer chose for
     # the running machine (instruction set, kernel, threads), which run.json
-    # records (see ``trainer_choices``).
+    # records (see ``trainer_choices``). And ``fix_for_counting()``: fix whatever
+    # it would otherwise choose by timing, so that an instruction count runs the
+    # same code every time (see ``harness.profiling.instructions``).
 
     def train_epoch(
         self, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int, eta: float

@@ -7,11 +7,22 @@ import argparse
 import signal
 import sys
 
-from harness.commands import compare, findings, history, profile, report, run, sweep, worker
+from harness.commands import (
+    compare,
+    compare_commits,
+    findings,
+    history,
+    profile,
+    report,
+    run,
+    sweep,
+    worker,
+)
 from harness.commands.options import EXIT_USAGE, Parser
 
-COMMANDS = {"run": run, "profile": profile, "compare": compare, "history": history,
-            "sweep": sweep, "report": report, "findings": findings, "worker": worker}
+COMMANDS = {"run": run, "profile": profile, "compare": compare,
+            "compare-commits": compare_commits, "history": history, "sweep": sweep,
+            "report": report, "findings": findings, "worker": worker}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,15 @@ from harness.records import OK, STANDING
 
 RESAMPLES = 2000
 CONFIDENCE = 0.95
+# When a backend's epochs "may be unstable" (pyperf's words), said in the table,
+# run.json and the report. pyperf warns when the standard deviation passes 10% of
+# the mean; the robust CV (1.4826 x the median absolute deviation, over the
+# median) reads as the standard deviation on normal noise, but one epoch hit by a
+# neighbour does not move it. A slowest epoch twice the fastest is said apart: of
+# the gate's baseline runs on this machine (5 epochs each) the median ratio was
+# 1.15 and 1 in 10 passed 1.72, so 2 is a run the machine's load shaped.
+UNSTABLE_ROBUST_CV = 0.10
+UNSTABLE_MAX_OVER_MIN = 2.0
 
 
 def median(seconds: Iterable[float]) -> float:
@@ -34,6 +43,27 @@ def spread(seconds: Iterable[float]) -> tuple[float, float]:
     """The fastest and the slowest epoch."""
     values = np.asarray(list(seconds), dtype=float)
     return float(values.min()), float(values.max())
+
+
+def robust_cv(seconds: Iterable[float]) -> float:
+    """1.4826 x the median absolute deviation over the median: the coefficient of
+    variation of normal noise, which one outlier does not move."""
+    values = np.asarray(list(seconds), dtype=float)
+    centre = np.median(values)
+    return float(1.4826 * np.median(np.abs(values - centre)) / centre)
+
+
+def instability(seconds: Iterable[float]) -> str | None:
+    """Why these epochs may be unstable, or None: a robust CV above
+    UNSTABLE_ROBUST_CV (from 3 epochs) or a slowest epoch more than
+    UNSTABLE_MAX_OVER_MIN times the fastest."""
+    values = np.asarray(list(seconds), dtype=float)
+    reasons = []
+    if len(values) >= 3 and (cv := robust_cv(values)) > UNSTABLE_ROBUST_CV:
+        reasons.append(f"robust CV {cv:.0%} > {UNSTABLE_ROBUST_CV:.0%}")
+    if len(values) >= 2 and (ratio := values.max() / values.min()) > UNSTABLE_MAX_OVER_MIN:
+        reasons.append(f"slowest epoch {ratio:.2f}x the fastest > {UNSTABLE_MAX_OVER_MIN:g}x")
+    return "; ".join(reasons) or None
 
 
 def standing_epochs(epochs: pd.DataFrame) -> pd.DataFrame:

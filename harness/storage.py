@@ -4,7 +4,8 @@ written and read here.
 A run folder holds ``run.json`` (the settings, the machine, ``failures``: each
 failed backend's status, message and traceback, and ``format_version``),
 ``epochs.csv`` (one row per timed epoch, rewritten as each arrives),
-``summary.csv`` (one row per backend), when profiled ``time_breakdown.csv``
+``summary.csv`` (one row per backend), when counted ``instructions.csv`` (one
+row per counted epoch: ``run --count-instructions``), when profiled ``time_breakdown.csv``
 and ``hot_functions.csv``, after a failure ``errors/<backend>.log`` (or
 ``<backend>.profile.log``, ``<backend>.allocations.log``) with everything the
 failure said, and ``index.html``, the report page built from the others (a sweep
@@ -49,6 +50,7 @@ EPOCHS_CSV = "epochs.csv"
 SUMMARY_CSV = "summary.csv"
 TIME_BREAKDOWN_CSV = "time_breakdown.csv"
 HOT_FUNCTIONS_CSV = "hot_functions.csv"
+INSTRUCTIONS_CSV = "instructions.csv"  # optional: a folder without it was not counted
 ERRORS_DIR = "errors"  # <backend>.log, <backend>.profile.log: a failure's whole output
 RUN_FILES = (EPOCHS_CSV, SUMMARY_CSV, RUN_JSON)
 SWEEP_JSON = "sweep.json"
@@ -67,6 +69,10 @@ EPOCH_COLUMNS = list(EpochRecord.__dataclass_fields__)
 CONFIG_COLUMNS = ["dtype", "sizes", "batch_size", "eta", "dataset", "n_train", "threads"]
 REQUIRED_COLUMNS = ["backend", *CONFIG_COLUMNS, "seconds"]
 EPOCH_SECONDS_SEPARATOR = ";"  # sweep.csv's epoch_seconds: every timed epoch of a row
+# A counted epoch: the configuration is the counted workload's (one thread, a
+# fixed dataset), not the timed run's. ``count`` numbers the counts of a backend
+# in a folder (pooled runs each add one).
+INSTRUCTION_COLUMNS = ["backend", *CONFIG_COLUMNS, "count", "epoch", "instructions"]
 
 
 def join_epoch_seconds(seconds: Iterable[float]) -> str:
@@ -105,6 +111,9 @@ class RunWriter:
 
     def summary(self, summary: pd.DataFrame) -> None:
         write_csv(summary, self.run_dir / SUMMARY_CSV)
+
+    def instructions(self, counts: pd.DataFrame) -> None:
+        write_csv(counts[INSTRUCTION_COLUMNS], self.run_dir / INSTRUCTIONS_CSV)
 
     def update_meta(self, **extra) -> None:
         self.meta.update(**extra)
@@ -213,6 +222,7 @@ class Run:
     path: Path
     epochs: pd.DataFrame
     meta: dict = field(default_factory=dict)
+    instructions: pd.DataFrame | None = None  # instructions.csv, when the run was counted
 
     @property
     def label(self) -> str:
@@ -241,11 +251,44 @@ def load_run(path: Path | str) -> Run:
     folder = run_dir(path)
     parts = sorted(p.parent for p in folder.glob(f"*/{EPOCHS_CSV}"))
     if (folder / EPOCHS_CSV).exists() or not parts:
-        return Run(folder, read_epochs(folder / EPOCHS_CSV), read_meta(folder / RUN_JSON))
-    runs = [Run(part, read_epochs(part / EPOCHS_CSV), read_meta(part / RUN_JSON))
-            for part in parts]
+        return _one_run(folder)
+    runs = [_one_run(part) for part in parts]
     meta = {**runs[0].meta, "run_id": folder.name, "pooled_runs": [r.label for r in runs]}
-    return Run(folder, pd.concat([r.epochs for r in runs], ignore_index=True), meta)
+    counted = [r.instructions for r in runs if r.instructions is not None]
+    return Run(folder, pd.concat([r.epochs for r in runs], ignore_index=True), meta,
+               _pool_counts(counted) if counted else None)
+
+
+def _one_run(folder: Path) -> Run:
+    return Run(folder, read_epochs(folder / EPOCHS_CSV), read_meta(folder / RUN_JSON),
+               read_instructions(folder / INSTRUCTIONS_CSV))
+
+
+def _pool_counts(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The counts of several runs, each run's counts of a backend numbered apart."""
+    renumbered, seen = [], {}
+    for frame in frames:
+        frame = frame.copy()
+        offsets = frame["backend"].map(lambda b: seen.get(b, 0))
+        frame["count"] = frame["count"] + offsets
+        for backend, group in frame.groupby("backend"):
+            seen[backend] = int(group["count"].max()) + 1
+        renumbered.append(frame)
+    return pd.concat(renumbered, ignore_index=True)
+
+
+def read_instructions(path: Path) -> pd.DataFrame | None:
+    """instructions.csv, or None for a run that was not counted."""
+    rows = read_rows(path)
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    missing = [c for c in INSTRUCTION_COLUMNS if c not in frame.columns]
+    if missing:
+        raise RunFolderError(f"{path}: missing column(s) {', '.join(missing)}; "
+                             f"an instructions.csv has {', '.join(INSTRUCTION_COLUMNS)}")
+    frame["sizes"] = frame["sizes"].astype(str)
+    return frame
 
 
 def read_epochs(path: Path) -> pd.DataFrame:

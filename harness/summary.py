@@ -14,7 +14,7 @@ SUMMARY_COLUMNS = [
     "run_id", "backend", "status", "message", "dtype", "sizes", "batch_size", "eta", "seed",
     "dataset", "n_train", "threads", "epochs", "median_s", "min_s", "max_s",
     "samples_per_s", "gflops", "pct_peak", "speedup", "peak_rss_mb", "accuracy",
-    "warmup_seconds", "compile_seconds",
+    "warmup_seconds", "compile_seconds", "instructions_per_epoch", "unstable",
     # Counted by memray apart from the timed epochs (harness.profiling.allocations),
     # when the run profiles; empty otherwise, and in folders written before them.
     "allocations_per_epoch", "bytes_allocated_per_epoch",
@@ -23,7 +23,7 @@ SUMMARY_COLUMNS = [
 
 def summarize(
     run_id: str, outcomes: list[BackendOutcome], config_row: dict, reference: str,
-    peak_gflops: float | None = None,
+    peak_gflops: float | None = None, instructions: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """One row per backend: the figures every table and file of the run shows.
 
@@ -36,6 +36,7 @@ def summarize(
     ref = frame.loc[frame["backend"] == reference, "median_s"]
     frame["speedup"] = ref.iloc[0] / frame["median_s"] if len(ref) else float("nan")
     frame["pct_peak"] = 100 * frame["gflops"] / peak_gflops if peak_gflops else float("nan")
+    frame["instructions_per_epoch"] = frame["backend"].map(instructions or {}).astype(float)
     return frame
 
 
@@ -63,7 +64,7 @@ def _summary_row(run_id: str, outcome: BackendOutcome, config_row: dict) -> dict
         median = stats.median(seconds)
         low, high = stats.spread(seconds)
         row.update(
-            median_s=median, min_s=low, max_s=high,
+            median_s=median, min_s=low, max_s=high, unstable=stats.instability(seconds),
             samples_per_s=timed[-1].n_train / median,
             # The epoch's work over the median time, so that gflops agrees with
             # median_s (a median of rates is not the rate of the median time).

@@ -106,3 +106,28 @@ def test_report_of_a_folder_that_is_no_run_says_so(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path) in err and "run.json" in err and "Traceback" not in err
+
+
+def test_a_counted_run_shows_its_counts_and_how_they_were_made():
+    meta = {"run_id": "r", "instructions": {
+        "tool": "callgrind", "valgrind": "valgrind-3.19.0", "aslr": "off (setarch -R)",
+        "workload": {"dataset": "mnist-sample", "n_train": 2000},
+        "note": "valgrind emulates no AVX-512", "left_out": {"jax": "XLA compiles slowly"},
+        "backends": {"rust-fused": {"median": 55931324.0, "per_epoch": [1, 2, 3],
+                                    "spread_pct": 0.002, "choices": {"isa": "avx2+fma"}}}}}
+    row = {"backend": "rust-fused", "status": "ok", "median_s": 0.01,
+           "instructions_per_epoch": 55931324.0}
+    page = html.run_page(meta, [row], [], [], [], [], {})
+    assert "instructions/epoch" in page and "55,931,324" in page
+    assert "Instruction counts" in page and "instruction set avx2+fma" in page
+    assert "no AVX-512" in page and "left out: jax" in page
+    uncounted = html.run_page({"run_id": "r"}, [{**row, "instructions_per_epoch": float("nan")}],
+                              [], [], [], [], {})
+    assert "instructions/epoch" not in uncounted and "Instruction counts" not in uncounted
+
+
+def test_an_unstable_run_says_so_at_the_top():
+    meta = {"run_id": "r", "unstable": {"backends": {"numba": "robust CV 12% > 10%"}}}
+    page = html.run_page(meta, [], [], [], [], [], {})
+    assert '<p class="warning">warning: numba may be unstable: robust CV 12% &gt; 10%</p>' in page
+    assert 'class="warning"' not in html.run_page({"run_id": "r"}, [], [], [], [], [], {})

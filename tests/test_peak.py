@@ -67,3 +67,12 @@ def test_the_median_repeat_is_kept_beside_the_best():
 def test_every_repeat_is_timed_at_least_the_minimum_number_of_times():
     repeats = gemm_repeats("float32", threads=1, seconds=0.0, order=128)
     assert len(repeats) == MIN_REPEATS and all(s > 0 for s in repeats)
+
+
+def test_a_gemm_median_far_below_its_best_makes_the_run_unstable():
+    from harness.running.peak import instability
+
+    assert instability({"gemm_peak_gflops_all": 186.0, "gemm_median_gflops_all": 167.0}) is None
+    faltering = instability({"gemm_peak_gflops_all": 186.0, "gemm_median_gflops_all": 102.0})
+    assert faltering is not None and "55% of its best" in faltering
+    assert instability(None) is None and instability({"gemm_peak_gflops_all": 1.0}) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from harness import storage
 from harness.__main__ import main
 from harness.config import RunConfig, UsageError
 from harness.data.catalogue import DataError
+from harness.profiling import instructions
 from harness.records import CRASHED, DIVERGED, FAILED, OK, TIMEOUT
 from harness.running.run import check_data, execute
 from harness.summary import SUMMARY_COLUMNS
@@ -49,6 +51,7 @@ def test_run_writes_epochs_summary_and_metadata(tmp_path):
     assert summary["accuracy"].nunique() == 1
     meta = json.loads((result.run_dir / "run.json").read_text())
     assert meta["run_id"] == result.run_id and meta["config"]["batch_size"] == 10
+    assert isinstance(meta["unstable"], dict) and set(meta["unstable"]) <= {"backends", "gemm"}
     peak = meta["gemm_peak"]["gemm_peak_gflops_all"]
     assert peak > 0 and meta["gemm_peak"]["dtype"] == "float64"
     want = (100 * summary["gflops"] / peak).to_list()
@@ -175,3 +178,30 @@ def test_run_json_records_what_each_trainer_chose(tmp_path, monkeypatch):
     assert result.exit_code == 0
     meta = json.loads((result.run_dir / "run.json").read_text())
     assert meta["choices"] == {"chooser": {"kernel": "gemm", "batch_size": 50}}
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_count_instructions_adds_the_count_and_says_how_it_was_made(tmp_path, capsys,
+                                                                    monkeypatch):
+    # A quarter of the fixed workload: start-up under valgrind dominates either way.
+    monkeypatch.setattr(instructions, "N_TRAIN", 500)
+    code = main(["run", "--backend", "numpy-gemm", "--dataset", "mnist-sample", "--n-train",
+                 "500", "--epochs", "1", "--no-flamegraphs", "--peak-seconds", "0",
+                 "--results-dir", str(tmp_path), "--count-instructions"])
+    assert code == 0
+    assert "instr/epoch" in capsys.readouterr().out
+    run_dir = next(tmp_path.iterdir())
+    summary = pd.read_csv(run_dir / "summary.csv")
+    count = summary.loc[0, "instructions_per_epoch"]
+    assert 2e7 < count < 2e8  # 500 samples of numpy-gemm: about 45 million
+    meta = json.loads((run_dir / "run.json").read_text())["instructions"]
+    assert meta["tool"] == "callgrind" and meta["valgrind"].startswith("valgrind-")
+    assert meta["workload"]["n_train"] == 500 and "AVX-512" in meta["note"]
+    assert meta["backends"]["numpy-gemm"]["median"] == count
+    assert len(storage.load_run(run_dir).instructions) == 3
+
+
+def test_count_options_without_counting_are_a_usage_error(tmp_path, capsys):
+    code = main(["run", "--backend", "numpy-gemm", "--count-jobs", "2",
+                 "--results-dir", str(tmp_path)])
+    assert code == 2 and "--count-instructions" in capsys.readouterr().err

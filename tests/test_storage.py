@@ -111,3 +111,32 @@ def test_the_sweep_and_history_files_are_named_here(tmp_path):
     assert pd.read_csv(tmp_path / "s1" / "winners.csv")["winner"].tolist() == ["numba"]
     path = storage.write_history(pd.DataFrame({"backend": ["jax"]}), tmp_path)
     assert path == tmp_path / "history.csv" and path.read_text() == "backend\njax\n"
+
+
+def counts(backend: str, values: list[int]) -> pd.DataFrame:
+    rows = [{"backend": backend, "dtype": "float64", "sizes": "784,30,10", "batch_size": 10,
+             "eta": 3.0, "dataset": "mnist-sample", "n_train": 2000, "threads": 1,
+             "count": 0, "epoch": e, "instructions": n} for e, n in enumerate(values, 1)]
+    return pd.DataFrame(rows)
+
+
+def test_instruction_counts_are_optional_and_pooled_runs_number_theirs_apart(tmp_path):
+    for name, values in (("a", [100, 101]), ("b", [102, 103])):
+        writer = RunWriter(tmp_path / "pool" / name, {"run_id": name})
+        writer.add(record(1, 0.1))
+        writer.instructions(counts("numpy-gemm", values))
+    uncounted = RunWriter(tmp_path / "pool" / "c", {"run_id": "c"})
+    uncounted.add(record(1, 0.1))
+    assert load_run(tmp_path / "pool" / "c").instructions is None  # as older folders read
+    one = load_run(tmp_path / "pool" / "a").instructions
+    assert list(one.columns) == storage.INSTRUCTION_COLUMNS and one["sizes"].iloc[0] == "784,30,10"
+    pooled = load_run(tmp_path / "pool").instructions
+    assert pooled["instructions"].tolist() == [100, 101, 102, 103]
+    assert pooled["count"].tolist() == [0, 0, 1, 1]
+
+
+def test_an_instructions_csv_without_its_columns_is_a_clear_error(tmp_path):
+    RunWriter(tmp_path / "r1", {"run_id": "r1"}).add(record(1, 0.1))
+    (tmp_path / "r1" / storage.INSTRUCTIONS_CSV).write_text("backend,epoch\nnumpy-gemm,1\n")
+    with pytest.raises(RunFolderError, match=r"instructions.csv: missing column\(s\) dtype"):
+        load_run(tmp_path / "r1")

@@ -23,6 +23,13 @@ from harness.stats import CONFIDENCE, RESAMPLES, ratio_of_medians
 from harness.storage import CONFIG_COLUMNS, Run, RunFolderError, config_label
 
 FASTER, SLOWER, WITHIN_NOISE, IS_REFERENCE = "faster", "slower", "within noise", "reference"
+MORE, FEWER = "more instructions", "fewer instructions"
+TIME, INSTRUCTIONS = "time", "instructions"
+METRICS = (TIME, INSTRUCTIONS)
+# The --fail-above a metric gets when none is given: none for times (compare
+# only reports), 1% for counts, which move by about 0.02% between runs of
+# unchanged code (docs/regression.md), so that 1% is a change of the code.
+DEFAULT_FAIL_ABOVE = {TIME: None, INSTRUCTIONS: 1.0}
 GEMM_PEAK = "gemm-peak"
 PEAK_KEY = "gemm_peak_gflops_all"
 DEFAULT_NORMALIZE = REFERENCE
@@ -30,6 +37,12 @@ DEFAULT_NORMALIZE = REFERENCE
 ROW_COLUMNS = ["backend", *CONFIG_COLUMNS, "baseline_epochs", "current_epochs",
                "baseline_median_s", "current_median_s", "time_ratio", "ratio", "ci_low",
                "ci_high", "verdict"]
+# A comparison of counts: the medians of the counted epochs, how far each run's
+# counts spread ((max - min) / median, in percent), and the ratio's range over
+# every pair of counts, which a change must leave wholly to count as one.
+COUNT_ROW_COLUMNS = ["backend", *CONFIG_COLUMNS, "baseline_epochs", "current_epochs",
+                     "baseline_median", "current_median", "baseline_spread_pct",
+                     "current_spread_pct", "ratio", "ci_low", "ci_high", "verdict"]
 
 
 @dataclass(frozen=True)
@@ -49,10 +62,11 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     confidence: float = CONFIDENCE
     resamples: int = RESAMPLES
+    metric: str = TIME  # or INSTRUCTIONS: rows of COUNT_ROW_COLUMNS
 
     def regressions(self, fail_above_pct: float) -> pd.DataFrame:
-        """Rows slower by more than ``fail_above_pct`` percent with confidence:
-        the lower end of the interval is above 1 + pct/100."""
+        """Rows slower (or counting more instructions) by more than ``fail_above_pct``
+        percent with confidence: the lower end of the interval is above 1 + pct/100."""
         limit = 1 + fail_above_pct / 100
         judged = self.rows[self.rows["verdict"] != IS_REFERENCE]
         return judged[judged["ci_low"] > limit]
@@ -80,6 +94,50 @@ def compare(baseline: Run, current: Run, normalize: str | None = None, seed: int
         added=_only_in(cur_groups, base_groups), removed=_only_in(base_groups, cur_groups),
         normalize=normalize, notes=_notes(normalize, scale),
         confidence=confidence, resamples=resamples)
+
+
+def compare_counts(baseline: Run, current: Run) -> Comparison:
+    """Compare the instructions per epoch of every backend and counted workload the
+    two runs share. Raises RunFolderError when either run was not counted, or
+    when they counted no workload in common."""
+    base_groups, cur_groups = _count_groups(baseline), _count_groups(current)
+    shared = [key for key in base_groups if key in cur_groups]
+    if not shared:
+        raise RunFolderError(f"no backend counted on the same workload in {baseline.path} "
+                             f"and {current.path}; count both with the same settings")
+    rows = [_count_row(key, base_groups[key], cur_groups[key]) for key in shared]
+    note = ("counts are instructions per epoch under valgrind on each run's counted workload; "
+            "the interval is the ratio's range over every pair of counted epochs")
+    return Comparison(baseline, current, pd.DataFrame(rows, columns=COUNT_ROW_COLUMNS),
+                      added=_only_in(cur_groups, base_groups),
+                      removed=_only_in(base_groups, cur_groups), notes=[note],
+                      metric=INSTRUCTIONS)
+
+
+def _count_groups(run: Run) -> dict[tuple, np.ndarray]:
+    if run.instructions is None:
+        raise RunFolderError(f"{run.path}: no instruction counts (instructions.csv); "
+                             "make the run with `python -m harness run --count-instructions`")
+    return {(key[0], tuple(key[1:])): group["instructions"].to_numpy(dtype=float)
+            for key, group in run.instructions.groupby(["backend", *CONFIG_COLUMNS],
+                                                       sort=False, dropna=False)}
+
+
+def _count_row(key: tuple, base: np.ndarray, cur: np.ndarray) -> dict:
+    backend, config = key
+    row = {"backend": backend, **dict(zip(CONFIG_COLUMNS, config)),
+           "baseline_epochs": len(base), "current_epochs": len(cur),
+           "baseline_median": stats.median(base), "current_median": stats.median(cur),
+           "baseline_spread_pct": spread_pct(base), "current_spread_pct": spread_pct(cur)}
+    low, high = cur.min() / base.max(), cur.max() / base.min()
+    verdict = MORE if low > 1 else FEWER if high < 1 else WITHIN_NOISE
+    return {**row, "ratio": row["current_median"] / row["baseline_median"],
+            "ci_low": low, "ci_high": high, "verdict": verdict}
+
+
+def spread_pct(counts: np.ndarray) -> float:
+    """(max - min) / median of a run's counts, in percent."""
+    return float(100 * (counts.max() - counts.min()) / stats.median(counts))
 
 
 def _groups(run: Run) -> dict[tuple, np.ndarray]:

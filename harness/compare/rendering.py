@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.compare.compare import IS_REFERENCE, SLOWER, Comparison
+from harness.compare.compare import INSTRUCTIONS, IS_REFERENCE, MORE, SLOWER, Comparison
 from harness.reporting.tables import align
 from harness.storage import CONFIG_COLUMNS, Run, config_label
 
@@ -24,10 +24,9 @@ def render(comparison: Comparison, fmt: str = "table", fail_above: float | None 
 def to_table(c: Comparison, fail_above: float | None = None) -> str:
     lines = [f"baseline: {_describe(c.baseline)}", f"current:  {_describe(c.current)}"]
     lines += _config_lines(c)
-    header = ["backend", *(["configuration"] if _many_configs(c) else []), "baseline s",
-              "current s", *_ratio_titles(c), f"{c.confidence:.0%} interval", "verdict"]
-    body = [[r["backend"], *_config_cell(c, r), f"{r['baseline_median_s']:.4f}",
-             f"{r['current_median_s']:.4f}", *_ratios(c, r), _interval(r), r["verdict"]]
+    header = ["backend", *(["configuration"] if _many_configs(c) else []),
+              *_figure_titles(c, "s"), "verdict"]
+    body = [[r["backend"], *_config_cell(c, r), *_figures(c, r), r["verdict"]]
             for _, r in c.rows.iterrows()]
     lines += ["", align([header, *body]), ""]
     lines += [f"{kind}: {backend} ({config_label(cfg)})"
@@ -44,15 +43,13 @@ def to_markdown(c: Comparison, fail_above: float | None = None) -> str:
              f"Current {_describe(c.current, code=True)}", ""]
     lines += [f"{line}  " for line in _config_lines(c)] + [""]
     header = ["backend", *(["configuration"] if _many_configs(c) else []),
-              "baseline s/epoch", "current s/epoch", *_ratio_titles(c),
-              f"{c.confidence:.0%} interval", "verdict"]
+              *_figure_titles(c, "s/epoch"), "verdict"]
     lines += ["| " + " | ".join(header) + " |",
               "|" + "|".join("---" if h in ("backend", "configuration", "verdict") else "---:"
                              for h in header) + "|"]
     for _, r in c.rows.iterrows():
-        verdict = f"**{r['verdict']}**" if r["verdict"] == SLOWER else r["verdict"]
-        cells = [f"`{r['backend']}`", *_config_cell(c, r), f"{r['baseline_median_s']:.4f}",
-                 f"{r['current_median_s']:.4f}", *_ratios(c, r), _interval(r), verdict]
+        verdict = f"**{r['verdict']}**" if r["verdict"] in (SLOWER, MORE) else r["verdict"]
+        cells = [f"`{r['backend']}`", *_config_cell(c, r), *_figures(c, r), verdict]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines += [f"- {kind}: `{backend}` ({config_label(cfg)})"
@@ -97,6 +94,24 @@ def _config_cell(c: Comparison, row) -> list[str]:
     return [config_label(tuple(row[CONFIG_COLUMNS]))] if _many_configs(c) else []
 
 
+def _figure_titles(c: Comparison, seconds: str) -> list[str]:
+    """The titles of the figures between the backend and the verdict."""
+    if c.metric == INSTRUCTIONS:
+        return ["baseline instr/epoch", "current instr/epoch", "ratio", "range",
+                "baseline spread", "current spread"]
+    return [f"baseline {seconds}", f"current {seconds}", *_ratio_titles(c),
+            f"{c.confidence:.0%} interval"]
+
+
+def _figures(c: Comparison, r) -> list[str]:
+    if c.metric == INSTRUCTIONS:
+        return [f"{r['baseline_median']:,.0f}", f"{r['current_median']:,.0f}",
+                _x(r["ratio"], 4), _interval(r, 4), f"{r['baseline_spread_pct']:.3f}%",
+                f"{r['current_spread_pct']:.3f}%"]
+    return [f"{r['baseline_median_s']:.4f}", f"{r['current_median_s']:.4f}", *_ratios(c, r),
+            _interval(r)]
+
+
 def _ratio_titles(c: Comparison) -> list[str]:
     """The raw time ratio, then the normalized one that the verdict reads, if any."""
     return ["time ratio", f"ratio / {c.normalize}"] if c.normalize else ["time ratio"]
@@ -106,19 +121,22 @@ def _ratios(c: Comparison, row) -> list[str]:
     return [_x(row["time_ratio"]), _x(row["ratio"])] if c.normalize else [_x(row["ratio"])]
 
 
-def _x(value: float) -> str:
-    return f"{value:.2f}x"
+def _x(value: float, digits: int = 2) -> str:
+    return f"{value:.{digits}f}x"
 
 
-def _interval(row) -> str:
+def _interval(row, digits: int = 2) -> str:
     if row["verdict"] == IS_REFERENCE:
         return "-"
-    return f"{row['ci_low']:.2f}-{row['ci_high']:.2f}"
+    return f"{row['ci_low']:.{digits}f}-{row['ci_high']:.{digits}f}"
 
 
 def _tally(c: Comparison) -> str:
     counts = c.rows["verdict"].value_counts()
     parts = [f"{n} {verdict}" for verdict, n in counts.items() if verdict != IS_REFERENCE]
+    if c.metric == INSTRUCTIONS:
+        return (f"{', '.join(parts)} (a change must leave the range of the ratio over every "
+                "pair of counted epochs)")
     return (f"{', '.join(parts)} ({c.confidence:.0%} bootstrap interval of the ratio of "
             f"medians, {c.resamples:,} resamples)")
 
@@ -127,8 +145,10 @@ def _gate_lines(c: Comparison, fail_above: float | None) -> list[str]:
     if fail_above is None:
         return []
     failing = c.regressions(fail_above)
+    what = "more instructions" if c.metric == INSTRUCTIONS else "slower"
+    digits = 4 if c.metric == INSTRUCTIONS else 2
     if failing.empty:
-        return [f"gate passed: no backend slower by more than {fail_above:g}% with confidence"]
-    names = ", ".join(f"{r['backend']} ({_x(r['ratio'])}, interval from {r['ci_low']:.2f})"
-                      for _, r in failing.iterrows())
-    return [f"gate failed: slower by more than {fail_above:g}% with confidence: {names}"]
+        return [f"gate passed: no backend {what} by more than {fail_above:g}% with confidence"]
+    names = ", ".join(f"{r['backend']} ({_x(r['ratio'], digits)}, interval from "
+                      f"{r['ci_low']:.{digits}f})" for _, r in failing.iterrows())
+    return [f"gate failed: {what} by more than {fail_above:g}% with confidence: {names}"]

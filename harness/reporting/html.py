@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.profiling.classify import CATEGORIES
 from harness.profiling.flameview import shade
-from harness.reporting.tables import bytes_text
+from harness.reporting.tables import bytes_text, format_instability
 
 ASSETS = Path(__file__).parent
 SUMMARY = [("backend", "backend", "{}"), ("status", "status", "{}"),
@@ -28,6 +28,8 @@ SUMMARY = [("backend", "backend", "{}"), ("status", "status", "{}"),
            ("accuracy", "accuracy", "{:.2%}"), ("compile_seconds", "compile s", "{:.2f}"),
            ("allocations_per_epoch", "allocations/epoch", "{:,.0f}"),
            ("bytes_allocated_per_epoch", "allocated/epoch", bytes_text)]
+# Shown only in runs that counted instructions (run --count-instructions).
+INSTRUCTIONS = ("instructions_per_epoch", "instructions/epoch", "{:,.0f}")
 HOT = [("backend", "backend", "{}"), ("rank", "rank", "{}"), ("function", "function", "{}"),
        ("library", "library", "{}"), ("samples", "samples", "{}"),
        ("share", "share", "{:.1%}")]
@@ -48,9 +50,12 @@ def run_page(meta: Mapping, summary: Sequence[Mapping], epochs: Sequence[Mapping
     run_id = meta.get("run_id", "run")
     # The results first, failures right below them; the settings they were made with last.
     sections = [
-        _section("Summary", (_table(summary, SUMMARY, "summary") + _allocations(meta))
+        _section("Summary", (_table(summary, _summary_columns(summary), "summary")
+                             + _allocations(meta))
                  if summary else "<p>No backend was timed in this run.</p>"),
         _section("Failures", _failures(failures)),
+        *([_section("Instruction counts", _counts(meta["instructions"]))]
+          if meta.get("instructions") else []),
         _section("Epoch times", _epoch_plot(epochs, _medians(summary)) if epochs
                  else "<p>No timed epoch.</p>"),
         _section("Where the training time goes", _breakdown_plot(breakdown) if breakdown
@@ -63,6 +68,33 @@ def run_page(meta: Mapping, summary: Sequence[Mapping], epochs: Sequence[Mapping
         + "</div>",
     ]
     return _page(f"nndl-bench run {run_id}", _run_header(meta), sections)
+
+
+def _summary_columns(summary: Sequence[Mapping]) -> list:
+    counted = any(_number(row.get(INSTRUCTIONS[0])) for row in summary)
+    return [*SUMMARY, INSTRUCTIONS] if counted else SUMMARY
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not math.isnan(value)
+
+
+def _counts(counting: Mapping) -> str:
+    """How the instructions were counted, and each backend's count with its spread
+    and what its trainer chose under valgrind."""
+    workload = counting.get("workload") or {}
+    pairs = [("tool", f"{counting.get('tool')} ({counting.get('valgrind')})"),
+             ("workload", ", ".join(f"{k} {v}" for k, v in workload.items())),
+             ("address randomisation", _text(counting.get("aslr"))),
+             ("note", _text(counting.get("note")))]
+    pairs += [(f"left out: {b}", why) for b, why in (counting.get("left_out") or {}).items()]
+    pairs += [(f"not counted: {b}", why) for b, why in (counting.get("failures") or {}).items()]
+    for backend, c in (counting.get("backends") or {}).items():
+        choices = c.get("choices") or {}
+        isa = f"; instruction set {choices['isa']}" if choices.get("isa") else ""
+        pairs.append((backend, f"{c['median']:,.0f} per epoch, spread {c['spread_pct']:.3f}% "
+                               f"over {len(c['per_epoch'])} epochs{isa}"))
+    return _pairs(pairs)
 
 
 MACHINES = [("fingerprint", "machine", "{}"), ("hostname", "host", "{}"),
@@ -104,11 +136,18 @@ def _section(title: str, body: str) -> str:
 
 
 def _run_header(meta: Mapping) -> str:
-    return (f"<p>Started {escape(str(meta.get('started', '')))}, finished "
+    return (_warnings(meta.get("unstable") or {})
+            + f"<p>Started {escape(str(meta.get('started', '')))}, finished "
             f"{escape(str(meta.get('finished', '')))}; dataset "
             f"<b>{escape(str(meta.get('dataset', '')))}</b>; commit "
             f"<code>{escape(str(meta.get('git_commit') or 'unknown'))}</code></p>\n"
             + _command(meta))
+
+
+def _warnings(unstable: Mapping) -> str:
+    """run.json's ``unstable``: why the run's times may be unstable."""
+    return "".join(f'<p class="warning">{escape(line)}</p>\n'
+                   for line in format_instability(dict(unstable)))
 
 
 def _command(meta: Mapping) -> str:

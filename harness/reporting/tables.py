@@ -11,12 +11,14 @@ from harness.records import OK
 
 
 def format_table(summary: pd.DataFrame) -> str:
-    """The summary as a plain-text table for the terminal; the allocations per epoch
-    only when the run counted them, so that a run without keeps its narrower table."""
-    counted = summary.get("allocations_per_epoch", pd.Series(dtype=float)).notna().any()
+    """The summary as a plain-text table for the terminal; the instructions and the
+    allocations per epoch only when the run counted them, so that a run without
+    keeps its narrower table."""
+    with_instructions = _has(summary, "instructions_per_epoch")
+    with_allocations = _has(summary, "allocations_per_epoch")
     headers = ["backend", "s/epoch (min-max)", "samples/s", "GFLOP/s", "% peak", "speed-up",
-               "peak MB", "accuracy", *(["allocs/epoch", "alloc/epoch"] if counted else []),
-               "status"]
+               "peak MB", "accuracy", *(["instr/epoch"] if with_instructions else []),
+               *(["allocs/epoch", "alloc/epoch"] if with_allocations else []), "status"]
     lines = []
     for _, r in summary.iterrows():
         if pd.notna(r["median_s"]):
@@ -27,12 +29,28 @@ def format_table(summary: pd.DataFrame) -> str:
                        f"{r['accuracy']:.2%}"]
         else:
             timing, figures = "-", ["-"] * 6
-        if counted:
+        if with_instructions:
+            figures.append(_or_dash(r["instructions_per_epoch"], "{:,.0f}"))
+        if with_allocations:
             figures += [_or_dash(r["allocations_per_epoch"], count_text),
                         _or_dash(r["bytes_allocated_per_epoch"], bytes_text)]
         status = r["status"] if r["status"] == OK else f"{r['status']}: {r['message']}"
         lines.append([r["backend"], timing, *figures, status])
     return align([headers, *lines])
+
+
+def format_instability(unstable: dict) -> list[str]:
+    """run.json's ``unstable`` as warnings, one a line; [] for a stable run."""
+    lines = [f"warning: {backend} may be unstable: {why}"
+             for backend, why in (unstable.get("backends") or {}).items()]
+    if unstable.get("gemm"):
+        lines.append(f"warning: the run may be unstable: {unstable['gemm']}")
+    return lines
+
+
+def _has(summary: pd.DataFrame, column: str) -> bool:
+    """Whether any row has ``column``: runs without the figure do not show its column."""
+    return column in summary and bool(summary[column].notna().any())
 
 
 def _or_dash(value, fmt: str | Callable[[float], str]) -> str:

@@ -100,6 +100,22 @@ def _xla_child(dtype: str, seconds: float, order: int) -> float:
     return gflops(best, order)
 
 
+# A run whose all-core GEMM median falls below this share of its best repeat
+# "may be unstable": a core was not wholly the run's. Healthy calls on the EPYCs
+# here sustained 0.85-0.99 of the best; on the day a core faltered, 0.55.
+UNSTABLE_GEMM_SHARE = 0.75
+
+
+def instability(gemm_peak: dict | None) -> str | None:
+    """Why the cores may not have been the run's, from run.json's ``gemm_peak``, or None."""
+    peak = (gemm_peak or {}).get("gemm_peak_gflops_all")
+    median = (gemm_peak or {}).get("gemm_median_gflops_all")
+    if not peak or not median or median >= UNSTABLE_GEMM_SHARE * peak:
+        return None
+    return (f"all-core GEMM median {median:.1f} GFLOP/s is {median / peak:.0%} of its best "
+            f"{peak:.1f} (< {UNSTABLE_GEMM_SHARE:.0%}): the cores were not wholly the run's")
+
+
 def calibrate(dtype: str, seconds: float = 1.0, libraries: tuple[str, ...] = ("blas", "xla"),
               ) -> dict:
     """The GEMM peak on one thread and on all cores, ``seconds`` for each and each

@@ -16,12 +16,14 @@ from backends import REFERENCE
 from harness import storage
 from harness.config import RunConfig, UsageError
 from harness.jobs.job import Job
+from harness.profiling import instructions
 from harness.profiling.allocations import AllocationResult, count_backends
 from harness.profiling.profile import ProfileResult, ProfileSettings, profile_backends
 from harness.records import INTERRUPTED, BackendOutcome, EpochRecord
 from harness.running import machine
 from harness.running.manager import Interrupted, run_worker
 from harness.running.peak import calibrate
+from harness.running.peak import instability as peak_instability
 from harness.summary import summarize, with_allocations
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -52,16 +54,19 @@ class RunResult:
     interrupted: bool = False
     profile: ProfileResult | None = None  # flamegraphs and time breakdown, when asked for
     allocations: AllocationResult | None = None  # allocations per epoch, counted with them
+    count_failures: dict[str, str] = field(default_factory=dict)  # backend: why not counted
+    unstable: dict = field(default_factory=dict)  # run.json's "unstable": see unstable()
 
     @property
     def exit_code(self) -> int:
-        """130 if interrupted (timing, profiling or counting), 1 if a backend failed or its
-        profile did, else 0; py-spy unable to run here is said, and is no failure, and
-        so is an allocation count that failed (its cells are left empty)."""
+        """130 if interrupted (timing, profiling or counting), 1 if a backend failed, or
+        its profile or its instruction count did, else 0; py-spy unable to run here is
+        said, and is no failure, and so is an allocation count that failed (its cells
+        are left empty)."""
         stopped = [self.profile, self.allocations]
         if self.interrupted or any(step is not None and step.interrupted for step in stopped):
             return EXIT_INTERRUPTED
-        failed = not all(o.ok for o in self.outcomes) or (
+        failed = not all(o.ok for o in self.outcomes) or bool(self.count_failures) or (
             self.profile is not None and self.profile.failed)
         return EXIT_FAILED if failed else EXIT_OK
 
@@ -95,12 +100,32 @@ def check_data(config: RunConfig, notice: Callable[[str], None]) -> tuple[str, i
     return data.name, data.n_train
 
 
+@dataclass(frozen=True)
+class CountSettings:
+    """``run --count-instructions``: which backends to count (default: every one of
+    the run's but those ``instructions.LEFT_OUT`` names), how many at a time."""
+
+    backends: tuple[str, ...] | None = None
+    jobs: int | None = None
+
+    def chosen(self, config: RunConfig) -> tuple[list[str], dict[str, str]]:
+        """The backends to count, and those left out with the reason."""
+        if self.backends is not None:
+            return list(self.backends), {}
+        left_out = {b: instructions.LEFT_OUT[b] for b in config.backends
+                    if b in instructions.LEFT_OUT}
+        return [b for b in config.backends if b not in left_out], left_out
+
+
 def execute(config: RunConfig, observer: Observer | None = None,
-            budget: float | None = None, profile: ProfileSettings | None = None) -> RunResult:
-    """Run every backend of ``config`` and write ``results/<run-id>/``; with ``profile``,
-    then profile every backend that ran well and count its allocations per epoch, each
-    apart from the timed epochs."""
+            budget: float | None = None, profile: ProfileSettings | None = None,
+            count: CountSettings | None = None) -> RunResult:
+    """Run every backend of ``config`` and write ``results/<run-id>/``; with ``count``,
+    then count every timed backend's instructions per epoch under valgrind; with
+    ``profile``, then profile every backend that ran well and count its allocations
+    per epoch, each apart from the timed epochs."""
     observer = observer or Observer()
+    version = _check_counting(count)
     dataset, n_train = check_data(config, observer.notice)
     run_id = new_run_id()
     run_dir = Path(config.results_dir) / run_id
@@ -124,10 +149,16 @@ def execute(config: RunConfig, observer: Observer | None = None,
                   "dataset": dataset, "n_train": n_train}
     _keep_diagnostics(run_dir, outcomes)
     peak = (meta["gemm_peak"] or {}).get("gemm_peak_gflops_all")
-    summary = summarize(run_id, outcomes, config_row, REFERENCE, peak)
-    result = RunResult(run_id, run_dir, summary, outcomes, interrupted)
+    counted, count_failures = {}, {}
+    if count is not None and not interrupted:
+        counted, count_failures = _count(config, count, [o.backend for o in outcomes if o.ok],
+                                         run_id, version, reports, observer)
+    summary = summarize(run_id, outcomes, config_row, REFERENCE, peak,
+                        {b: c.median for b, c in counted.items()})
+    result = RunResult(run_id, run_dir, summary, outcomes, interrupted,
+                       count_failures=count_failures, unstable=unstable(summary, meta))
     reports.summary(summary)
-    reports.update_meta(finished=_now(), failures=_failures(outcomes),
+    reports.update_meta(finished=_now(), failures=_failures(outcomes), unstable=result.unstable,
                         choices={o.backend: o.choices for o in outcomes if o.choices})
     if profile is not None and not interrupted:
         ran_well = [o.backend for o in outcomes if o.ok]
@@ -160,6 +191,52 @@ def profile_only(config: RunConfig, settings: ProfileSettings,
     folder.update_meta(finished=_now(), flamegraphs=_folder(result.profile),
                        exit_code=result.exit_code)
     return result
+
+
+def unstable(summary: pd.DataFrame, meta: dict) -> dict:
+    """What may make the run's times unstable: each backend whose epochs spread
+    widely (``stats.instability``), and a GEMM median far below its best
+    (``peak.instability``); empty when nothing does."""
+    found = {}
+    backends = {r["backend"]: r["unstable"] for _, r in summary.iterrows()
+                if isinstance(r["unstable"], str) and r["unstable"]}
+    if backends:
+        found["backends"] = backends
+    if gemm := peak_instability(meta.get("gemm_peak")):
+        found["gemm"] = gemm
+    return found
+
+
+def _check_counting(count: CountSettings | None) -> str | None:
+    """valgrind's version when counting; a usage error before anything runs when
+    counting is asked for and valgrind is missing."""
+    if count is None:
+        return None
+    version = instructions.available()
+    if version is None:
+        raise UsageError("--count-instructions needs valgrind, which is not installed "
+                         "(apt-get install valgrind)")
+    return version
+
+
+def _count(config, count: CountSettings, ran_well: list[str], run_id: str, version: str,
+           reports: storage.RunWriter, observer: Observer):
+    """Count the instructions of the backends that ran well; (counts, failures)."""
+    chosen, left_out = count.chosen(config)
+    chosen = [b for b in chosen if b in ran_well]
+    observer.notice(f"counting instructions per epoch under valgrind: {', '.join(chosen)}"
+                    + (f" (left out: {', '.join(left_out)})" if left_out else ""))
+    found = instructions.count_all(config, chosen, run_id, count.jobs)
+    counted = {b: c for b, c in found.items() if isinstance(c, instructions.InstructionCount)}
+    failures = {b: c for b, c in found.items() if isinstance(c, str)}
+    for message in failures.values():
+        observer.notice(f"not counted: {message}")
+    reports.instructions(instructions.frame(list(counted.values()), config))
+    reports.update_meta(instructions={
+        **instructions.description(config, version, left_out),
+        "backends": {b: instructions.summary(c) for b, c in counted.items()},
+        "failures": failures})
+    return counted, failures
 
 
 def _calibrate(config: RunConfig, observer: Observer) -> dict | None:
