@@ -18,7 +18,8 @@ _HERE = Path(__file__).resolve().parent
 # Every file a cached kernel's code comes from; a new kernel module goes here.
 KERNEL_SOURCES = tuple(_HERE / name for name in
                        ("numba_fused.py", "numba_parallel.py", "numba_tiles.py",
-                        "numba_sigmoid.py", "numba_cache.py"))
+                        "numba_tiles_kernels.py", "numba_vectors.py", "numba_sigmoid.py",
+                        "numba_cache.py"))
 
 
 def sources_key(sources: Iterable[Path]) -> str:

@@ -182,6 +182,19 @@ def unit_block(n_units, blocks, c):
     return c * n_units // blocks, (c + 1) * n_units // blocks
 
 
+@_jit()
+def backprop_and_update(W, b, delta, a_in, delta_in, ids, p, head):
+    """One layer above the first, going back: its input's delta_in (BP2), read
+    through W before this mini-batch's update, then that update of W and b.
+
+    delta (>= p, n_out) this layer's, a_in and delta_in (>= p, n_in) its
+    input's, ids = arange(>= p); ``head`` as for ``forward_rows``.
+    """
+    backprop_delta(W, delta[:p], a_in, delta_in, ids)
+    j0, j1 = unit_block(W.shape[0], 1, 0)
+    update_rows(W, b, delta, a_in, ids[:p], head, j0, j1)
+
+
 def padded(m: int) -> int:
     """A batch of m samples rounded up to whole sweeps."""
     return -(-m // SWEEP) * SWEEP
@@ -231,11 +244,8 @@ def train_epoch_kernel(
         scale = X.dtype.type(eta) / X.dtype.type(m)
         output_error(acts[-1], y, batch, m, scale, deltas[-1])
         for layer in range(n_layers - 1, 0, -1):
-            a_in = acts[layer - 1]
-            # BP2 reads W before this mini-batch's update
-            backprop_delta(W[layer], deltas[layer][:p], a_in, deltas[layer - 1], ids)
-            j0, j1 = unit_block(W[layer].shape[0], 1, 0)
-            update_rows(W[layer], b[layer], deltas[layer], a_in, ids[:p], heads[layer], j0, j1)
+            backprop_and_update(W[layer], b[layer], deltas[layer], acts[layer - 1],
+                                deltas[layer - 1], ids, p, heads[layer])
         j0, j1 = unit_block(W[0].shape[0], 1, 0)
         update_rows(W[0], b[0], deltas[0], X, batch, heads[0], j0, j1)
 

@@ -1,13 +1,16 @@
 """Every installed backend against the book's mathematics and against the
-per-sample reference, from the same parameters and the same shuffle order."""
+per-sample reference, from the same parameters and the same shuffle order; and
+the registry's plug-ins ($NNDL_BENCH_PLUGINS), refused in one line when malformed."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from harness_runs import TINY
 
 import backends
 from backends.base import Params, feedforward, init_params
+from harness.__main__ import main
 
 ALL = backends.available()
 # float32 rounds to ~6e-8 per operation; after an epoch of 100 SGD steps the
@@ -168,3 +171,13 @@ def test_float32_trains_in_float32(name, small_problem, reference_float32_gap):
     rounding (6e-8) away; a wrong gradient, much further."""
     gap = _float32_gap(name, small_problem)
     assert reference_float32_gap / 10 < gap < reference_float32_gap * 30, gap
+
+
+def test_a_malformed_plugin_list_is_one_line_and_exit_2(monkeypatch, capsys):
+    for value, backend, said in [
+            ("nameonly", "all", "'nameonly' is not of the form name=module:Class"),
+            ("x=no_such_module:Thing", "x", "no module 'no_such_module' on the path")]:
+        monkeypatch.setenv("NNDL_BENCH_PLUGINS", value)
+        assert main(["run", "--backend", backend, *TINY]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and said in err and "NNDL_BENCH_PLUGINS" in err

@@ -1,19 +1,22 @@
 """Tests for harness.data.idx: reading IDX files, gzip or not, and their faults,
-and the checks on a pair of image and label files."""
+the checks on a pair of image and label files, and any bytes at all."""
 
 from __future__ import annotations
 
 import gzip
 import struct
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fake_data import STEMS, fake_mnist, idx_bytes, idx_header, images, labels, place, write
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from harness.data.catalogue import load_dataset
-from harness.data.dataset import DataError
-from harness.data.idx import read_idx
+from harness.data.dataset import CHUNK, DataError
+from harness.data.idx import read_idx, read_pair
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
@@ -168,3 +171,64 @@ def test_labels_must_be_one_dimensional(tmp_path: Path, monkeypatch: pytest.Monk
     folder = place(tmp_path / "d", files)
     with pytest.raises(DataError, match=r"train-labels-idx1-ubyte\.gz: labels must be 1-D"):
         load_dataset("mnist", data_dir=folder, download=False)
+
+
+# --------------------------------------------------------------------------- any bytes
+
+IDX_TYPES = [0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E]
+
+
+@st.composite
+def almost_idx(draw) -> bytes:
+    """Bytes that are often almost an IDX file (so the fuzzing reaches the payload),
+    sometimes any bytes at all."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=64))
+    ndim = draw(st.integers(0, 5))
+    header = bytes([0, 0, draw(st.sampled_from([*IDX_TYPES, 0x00, 0xFF])), ndim])
+    dims = b"".join(draw(st.integers(0, 2**32 - 1) | st.integers(0, 6)).to_bytes(4, "big")
+                    for _ in range(ndim))
+    return header + dims[: draw(st.integers(0, len(dims)))] + draw(st.binary(max_size=200))
+
+
+def _read_measured(path: Path):
+    """read_idx's result (or its DataError) and the peak memory it allocated."""
+    tracemalloc.start()
+    try:
+        try:
+            return read_idx(path), tracemalloc.get_traced_memory()[1]
+        except DataError as e:
+            return e, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=almost_idx(), compressed=st.booleans())
+# A zero dimension beside ones whose product no array can have: found by this test.
+@example(content=bytes.fromhex("00000804" "00000000" "000001dd" "00560000" "cc7d8f59"),
+         compressed=False)
+def test_any_bytes_give_an_array_or_a_data_error_within_the_file_size(tmp_path, content,
+                                                                      compressed):
+    path = tmp_path / ("f.gz" if compressed else "f")
+    path.write_bytes(gzip.compress(content) if compressed else content)
+    result, peak = _read_measured(path)
+    # What the bytes allow: the payload, a native-endian copy of it, and one read
+    # buffer; never what a lying header promises.
+    assert peak <= 3 * len(content) + 2 * CHUNK + (1 << 16)
+    if not isinstance(result, DataError):
+        assert result.nbytes <= len(content) and result.dtype.isnative
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(image_file=almost_idx(), label_file=almost_idx())
+def test_any_pair_of_files_gives_a_dataset_or_a_data_error(tmp_path, image_file, label_file):
+    (tmp_path / "images").write_bytes(image_file)
+    (tmp_path / "labels").write_bytes(label_file)
+    try:
+        X, y = read_pair(tmp_path / "images", tmp_path / "labels")
+    except DataError:
+        return
+    assert X.ndim == 3 and len(X) == len(y) and ((y >= 0) & (y <= 9)).all()

@@ -87,3 +87,10 @@ def test_the_numba_backends_cache_under_the_key_of_their_sources(monkeypatch, tm
     assert config.CACHE_DIR == str(folder)
     names = {p.name for p in numba_cache.KERNEL_SOURCES}
     assert {"numba_fused.py", "numba_parallel.py"} <= names
+
+
+def test_every_numba_module_of_the_backends_keys_the_cache():
+    """A kernel module missing from KERNEL_SOURCES would leave its callers
+    running the kernels cached before an edit of it."""
+    modules = {p.name for p in (ROOT / "backends").glob("numba_*.py")}
+    assert modules == {p.name for p in numba_cache.KERNEL_SOURCES}

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("numba")
 
 import backends  # noqa: E402
-from backends import numba_tiles  # noqa: E402
+from backends import numba_tiles, numba_vectors  # noqa: E402
 from backends.base import init_params  # noqa: E402
 
 
@@ -22,7 +22,7 @@ from backends.base import init_params  # noqa: E402
     ({}, (16, 16)),
 ])
 def test_vector_facts_follow_the_instruction_set(features, facts):
-    assert numba_tiles.vector_facts(features) == facts
+    assert numba_vectors.vector_facts(features) == facts
 
 
 def test_tiles_hold_as_many_vectors_as_the_registers_allow():

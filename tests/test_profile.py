@@ -1,14 +1,17 @@
 """Profiling: short real profiles under perf and py-spy, and under py-spy alone, the
-threads of rust-rayon, and a run where py-spy may not attach."""
+threads of rust-rayon, a run where py-spy may not attach, and a profiled process
+that fails."""
 
 from __future__ import annotations
 
+import json
 import re
 import stat
 from dataclasses import replace
 
 import pandas as pd
 import pytest
+from harness_runs import TINY, finish, start, the_run
 
 from harness.__main__ import main
 from harness.config import RunConfig
@@ -139,3 +142,21 @@ def test_profile_command_without_ptrace_says_why_and_exits_0(tmp_path, py_spy_re
     assert err.count("no flamegraphs") == 1 and "kernel.yama.ptrace_scope" in err
     (run_dir,) = (tmp_path / "results").iterdir()
     assert pd.read_csv(run_dir / "time_breakdown.csv").empty
+
+
+@pytest.mark.slow
+def test_a_failed_profile_keeps_the_whole_output_of_the_profiled_process(tmp_path):
+    results = tmp_path / "results"
+    harness = start(["profile", "--backend", "fails", "--results-dir", str(results),
+                     "--flamegraph-dir", str(tmp_path / "f"), *TINY], tmp_path)
+    code, out, err = finish(harness)
+    if code == 0 and "no flamegraphs" in err:
+        pytest.skip(f"py-spy cannot profile here: {err.strip()}")
+    assert code == 1, err
+    log = the_run(results) / "errors" / "fails.profile.log"
+    assert str(log) in err  # the note says where the whole output is
+    text = log.read_text()
+    assert "== child.stderr" in text and "Traceback (most recent call last)" in text
+    assert "RuntimeError: deliberate failure in the second epoch" in text
+    assert "== phase-1.log" in text  # py-spy's own words too
+    assert json.loads((the_run(results) / "run.json").read_text())["exit_code"] == 1

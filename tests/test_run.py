@@ -1,4 +1,5 @@
-"""A run end to end: worker processes, failures, the files and the command line."""
+"""A run end to end: worker processes, failures, the files and the command line;
+workers killed, a run interrupted while profiling, a full disk, concurrent runs."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fake_backends import PLUGINS
+from harness_runs import TINY, descendants, finish, rows, start, the_run, wait_for, workers
 
 from harness import storage
 from harness.__main__ import main
@@ -205,3 +207,131 @@ def test_count_options_without_counting_are_a_usage_error(tmp_path, capsys):
     code = main(["run", "--backend", "numpy-gemm", "--count-jobs", "2",
                  "--results-dir", str(tmp_path)])
     assert code == 2 and "--count-instructions" in capsys.readouterr().err
+
+
+# Faults in a run in a process of its own -----------------------------------
+
+
+def epochs_written(results: Path, backend: str) -> int:
+    folders = [p for p in results.glob("*/epochs.csv")] if results.exists() else []
+    if not folders:
+        return 0
+    try:
+        return int((rows(folders[0])["backend"] == backend).sum())
+    except (pd.errors.EmptyDataError, KeyError):
+        return 0
+
+
+def test_a_worker_killed_in_its_second_epoch_is_crashed_and_the_others_run(tmp_path):
+    results = tmp_path / "results"
+    harness = start(["run", "--backend", "sleepy,numpy-gemm", "--epochs", "3",
+                     "--no-flamegraphs", "--results-dir", str(results), *TINY], tmp_path)
+    wait_for(lambda: epochs_written(results, "sleepy") == 1, what="sleepy's first epoch")
+    (worker,) = workers(harness.pid)  # sleepy's, now in its second epoch (sleeping)
+    os.kill(worker, signal.SIGKILL)
+    code, out, err = finish(harness)
+    assert code == 1, err
+    run_dir = the_run(results)
+    summary = rows(run_dir / "summary.csv").set_index("backend")
+    assert summary.loc["sleepy", "status"] == "crashed"
+    assert "SIGKILL" in summary.loc["sleepy", "message"]
+    assert summary.loc["numpy-gemm", "status"] == "ok"
+    epochs = rows(run_dir / "epochs.csv")
+    assert epochs[epochs["backend"] == "sleepy"]["epoch"].tolist() == [1]
+    assert epochs[epochs["backend"] == "numpy-gemm"]["epoch"].tolist() == [1, 2, 3]
+    assert json.loads((run_dir / "run.json").read_text())["exit_code"] == 1
+    log = run_dir / "errors" / "sleepy.log"
+    assert "status: crashed" in log.read_text() and "SIGKILL" in log.read_text()
+    assert "errors/sleepy.log" in summary.loc["sleepy", "message"]
+    assert "errors/sleepy.log" in out  # the printed table says where it is
+    assert not (run_dir / "errors" / "numpy-gemm.log").exists()
+
+
+def test_a_failed_backend_keeps_its_whole_traceback(tmp_path):
+    results = tmp_path / "results"
+    harness = start(["run", "--backend", "fails,numpy-gemm", "--epochs", "3",
+                     "--no-flamegraphs", "--results-dir", str(results), *TINY], tmp_path)
+    code, out, err = finish(harness)
+    assert code == 1, err
+    run_dir = the_run(results)
+    text = (run_dir / "errors" / "fails.log").read_text()
+    assert "status: failed" in text and "Traceback (most recent call last)" in text
+    assert 'raise RuntimeError("deliberate failure in the second epoch")' in text
+    assert "in train_epoch" in text  # every frame, not its last line
+    summary = rows(run_dir / "summary.csv").set_index("backend")
+    assert "errors/fails.log" in summary.loc["fails", "message"]
+    assert "errors/fails.log" in out
+    failures = json.loads((run_dir / "run.json").read_text())["failures"]
+    assert [f["backend"] for f in failures] == ["fails"]
+    assert "deliberate failure" in failures[0]["traceback"]
+
+
+def test_sigint_while_profiling_exits_130_with_the_timings_and_summary_kept(tmp_path):
+    results = tmp_path / "results"
+    harness = start(["run", "--backend", "numpy-gemm,sleepy", "--epochs", "2",
+                     "--results-dir", str(results), "--flamegraph-dir", str(tmp_path / "f"),
+                     *TINY], tmp_path, sleep=3.0)
+    wait_for(lambda: any("profile_worker" in c for c in descendants(harness.pid).values())
+             or harness.poll() is not None, what="the profiled process")
+    time.sleep(0.5)
+    harness.send_signal(signal.SIGINT)
+    code, out, err = finish(harness)
+    assert code == 130, err
+    assert "Traceback" not in err
+    run_dir = the_run(results)
+    assert len(rows(run_dir / "epochs.csv")) == 4  # two backends, two epochs each
+    assert set(rows(run_dir / "summary.csv")["status"]) == {"ok"}
+    assert json.loads((run_dir / "run.json").read_text())["exit_code"] == 130
+
+
+# Lowers RLIMIT_FSIZE, then becomes the harness: no preexec_fn forking this process.
+_LIMITED = ("import os, resource, sys; n = int(sys.argv[1]); "
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
+            "os.execv(sys.executable, [sys.executable, '-m', 'harness', *sys.argv[2:]])")
+
+
+def test_a_full_disk_stops_the_run_with_one_line_and_the_last_complete_csvs(tmp_path):
+    args = ["run", "--backend", "numpy-gemm", "--no-flamegraphs", *TINY]
+    probe = start([*args, "--epochs", "1", "--results-dir", str(tmp_path / "probe")], tmp_path)
+    assert finish(probe)[0] == 0
+    probe_dir = the_run(tmp_path / "probe")
+    row = len((probe_dir / "epochs.csv").read_text().splitlines()[1]) + 1
+    # run.json fits (a little room for what its last rewrite adds); epochs.csv outgrows
+    # the limit some epochs in.
+    limit = (probe_dir / "run.json").stat().st_size + 400
+    epochs = limit // row + 5
+    results = tmp_path / "results"
+    harness = start([*args, "--epochs", str(epochs), "--results-dir", str(results)], tmp_path,
+                    wrapper=["-c", _LIMITED, str(limit)])
+    code, out, err = finish(harness)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "epochs.csv" in lines[-1], err
+    assert "Traceback" not in err and "File too large" in lines[-1]
+    run_dir = the_run(results)
+    kept = rows(run_dir / "epochs.csv")
+    assert 1 <= len(kept) < epochs
+    assert kept["epoch"].tolist() == list(range(1, len(kept) + 1))  # whole rows, in order
+    assert kept["seconds"].notna().all()
+    assert json.loads((run_dir / "run.json").read_text())["run_id"] == run_dir.name
+    assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_two_concurrent_runs_into_one_results_folder_keep_apart(tmp_path):
+    results = tmp_path / "results"
+    harnesses = [start(["run", "--backend", "numpy-gemm", "--epochs", "4", "--seed", str(seed),
+                        "--no-flamegraphs", "--results-dir", str(results), *TINY], tmp_path)
+                 for seed in (11, 22)]
+    assert [finish(h)[0] for h in harnesses] == [0, 0]
+    folders = sorted(p for p in results.iterdir() if p.is_dir())
+    assert len(folders) == 2
+    seeds = set()
+    for folder in folders:
+        meta = json.loads((folder / "run.json").read_text())
+        epochs = rows(folder / "epochs.csv")
+        assert set(epochs["run_id"]) == {meta["run_id"]} == {folder.name}
+        assert epochs["epoch"].tolist() == [1, 2, 3, 4]
+        assert set(epochs["seed"]) == {meta["config"]["seed"]}
+        assert rows(folder / "summary.csv")["run_id"].tolist() == [folder.name]
+        seeds.add(meta["config"]["seed"])
+    assert seeds == {11, 22}

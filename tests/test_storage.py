@@ -1,4 +1,5 @@
-"""harness/storage.py: the run-folder format, written and read in one place."""
+"""harness/storage.py: the run-folder format, written and read in one place, and
+a corrupted folder read back by the commands as one line naming the file."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from harness_runs import rows
+from test_compare import noisy, write_run
 
 from harness import storage
+from harness.__main__ import main
 from harness.records import EpochRecord
 from harness.storage import FORMAT_VERSION, RunFolderError, RunWriter, load_run
 
@@ -140,3 +144,41 @@ def test_an_instructions_csv_without_its_columns_is_a_clear_error(tmp_path):
     (tmp_path / "r1" / storage.INSTRUCTIONS_CSV).write_text("backend,epoch\nnumpy-gemm,1\n")
     with pytest.raises(RunFolderError, match=r"instructions.csv: missing column\(s\) dtype"):
         load_run(tmp_path / "r1")
+
+
+# Corrupted run folders ------------------------------------------------------
+
+def _truncate(path: Path) -> None:
+    text = path.read_text()
+    path.write_text(text[: len(text) - 12])  # into the last record
+
+
+def _drop_seconds(path: Path) -> None:
+    rows(path).drop(columns="seconds").to_csv(path, index=False)
+
+
+def _break_json(path: Path) -> None:
+    path.write_text(path.read_text()[:-20])
+
+
+CORRUPTIONS = [("epochs.csv", _truncate, "incomplete"),
+               ("epochs.csv", _drop_seconds, "missing column(s) seconds"),
+               ("run.json", _break_json, "not readable JSON")]
+
+
+@pytest.mark.parametrize(("name", "corrupt", "said"), CORRUPTIONS)
+@pytest.mark.parametrize("command", ["compare", "history", "report"])
+def test_a_corrupted_run_folder_exits_2_naming_the_file(tmp_path, capsys, name, corrupt, said,
+                                                        command):
+    results = tmp_path / "results"
+    good = write_run(results / "good", {"numpy-gemm": noisy(0.1)},
+                     meta={"git_commit": "a" * 40, "started": "2026-01-01T00:00:00+00:00"})
+    bad = write_run(results / "bad", {"numpy-gemm": noisy(0.2)},
+                    meta={"git_commit": "b" * 40, "started": "2026-01-02T00:00:00+00:00"})
+    corrupt(bad / name)
+    args = {"compare": [str(good), str(bad)], "history": ["--results-dir", str(results)],
+            "report": [str(bad)]}[command]
+    assert main([command, *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ")
+    assert str(bad / name) in err and said in err

@@ -1,3 +1,4 @@
 """A job's set-up, below both the timed workers (``harness.running``) and the
 profiled ones (``harness.profiling``): the job, the trainer ready to train, the
-shuffles, and children that die with their parent."""
+shuffles, children that die with their parent, and the start and end of a child
+that works from a folder."""

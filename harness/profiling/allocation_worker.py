@@ -21,21 +21,17 @@ threads, and how long each phase took.
 
 from __future__ import annotations
 
-import json
-import os
-import pickle
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.jobs.lifeline import die_with_parent
+from harness.jobs.child import child_main, read_job
 
 if TYPE_CHECKING:
     from harness.jobs.job import Job
 
-JOB_FILE, CAPTURE_FILE, RESULT_FILE = "job.pickle", "capture.bin", "result.json"
+CAPTURE_FILE = "capture.bin"
 # What counts as an allocation: a call that asks the C allocator for a block.
 # A realloc counts once, at its new size (it may move the block). mmap is
 # counted apart: a library maps pages with it (pymalloc's arenas, JIT code,
@@ -109,19 +105,9 @@ def run(allocation_job: AllocationJob, folder: Path) -> dict:
             "tracked_seconds": tracked, "tally_seconds": time.perf_counter() - counted}
 
 
-def main(argv: list[str]) -> int:
-    folder = Path(argv[0])
-    die_with_parent()
-    allocation_job = pickle.loads((folder / JOB_FILE).read_bytes())
-    result = run(allocation_job, folder)
-    (folder / RESULT_FILE).write_text(json.dumps(result) + "\n")
-    return 0
+def work(folder: Path) -> dict:
+    return run(read_job(folder), folder)
 
 
 if __name__ == "__main__":
-    code = main(sys.argv[1:])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip the interpreter's teardown (a second or more with JAX or Numba loaded):
-    # the result is written, and the parent waits for this process to end.
-    os._exit(code)
+    child_main(work)

@@ -32,8 +32,9 @@ from pathlib import Path
 
 from harness import storage
 from harness.config import RunConfig
+from harness.jobs.child import JOB_FILE, RESULT_FILE
 from harness.jobs.job import Job
-from harness.profiling.allocation_worker import JOB_FILE, RESULT_FILE, AllocationJob
+from harness.profiling.allocation_worker import AllocationJob
 
 EPOCHS = 1  # counted per backend: an epoch's allocations repeat from one epoch to the next
 # The longest one counting process may take without --timeout: start-up, warm-up and

@@ -43,10 +43,11 @@ import pandas as pd
 import backends
 from harness import storage
 from harness.config import RunConfig
+from harness.jobs.child import JOB_FILE, RESULT_FILE
 from harness.jobs.job import Job
 from harness.profiling import classify, flamegraph, native, perf, pyspy
 from harness.profiling.classify import Stack
-from harness.profiling.profile_worker import JOB_FILE, PROFILED_FRAME, RESULT_FILE, ProfileJob
+from harness.profiling.profile_worker import PROFILED_FRAME, ProfileJob
 
 BREAKDOWN_COLUMNS = ["run_id", "backend", "category", "samples", "share", "total_samples",
                      "outside_training_share", "blas_threads", "rate_hz", "profiled_epochs",

@@ -17,16 +17,14 @@ Nothing heavy is imported before phase 1 starts, so that it sees every import.
 
 from __future__ import annotations
 
-import json
 import os
-import pickle
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.jobs.lifeline import die_with_parent
+from harness.jobs.child import child_main, read_job
 from harness.profiling.pyspy import allow_parent_to_trace, wait_for_sampler
 
 if TYPE_CHECKING:
@@ -36,7 +34,6 @@ if TYPE_CHECKING:
 PROFILED_FRAME = "profiled_epochs"
 # However short an epoch, this many at most: a bound on the profile of a tiny run.
 MAX_EPOCHS = 1000
-JOB_FILE, RESULT_FILE = "job.pickle", "result.json"
 
 
 @dataclass(frozen=True)
@@ -101,22 +98,14 @@ def _blas_threads() -> int | None:
     return max(counts) if counts else None
 
 
-def main(argv: list[str]) -> int:
-    folder = Path(argv[0])
-    die_with_parent()  # and py-spy, sampling it, ends with it
+def work(folder: Path) -> dict:
+    """Phase 1 begins once py-spy samples this process: only then is the job
+    read, so that the sampler sees every import it brings."""
     allow_parent_to_trace()
     wait_for_sampler(folder, 1)
     started = time.perf_counter()
-    profile_job = pickle.loads((folder / JOB_FILE).read_bytes())
-    result = run(profile_job, folder, started)
-    (folder / RESULT_FILE).write_text(json.dumps(result) + "\n")
-    return 0
+    return run(read_job(folder), folder, started)
 
 
 if __name__ == "__main__":
-    code = main(sys.argv[1:])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip the interpreter's teardown (a second or more of garbage collection with
-    # JAX or Numba loaded): it is no part of the profile and only costs time.
-    os._exit(code)
+    child_main(work)  # it dies with its parent; py-spy, sampling it, ends with it
