@@ -24,8 +24,19 @@ from typing import Any, NoReturn
 from harness.jobs.lifeline import die_with_parent
 
 JOB_FILE, RESULT_FILE = "job.pickle", "result.json"
+CHECKOUT = Path(__file__).resolve().parents[2]  # the folder that holds harness/ and backends/
 
 Work = Callable[[Path], dict]
+
+
+def environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """A child's environment: ``base`` (default: this process's) with this checkout
+    first on the path, so that ``-m harness.profiling.<name>_worker`` runs the code of
+    the checkout that started it, installed or not (a worktree of another commit,
+    say)."""
+    env = dict(os.environ if base is None else base)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHECKOUT), env.get("PYTHONPATH")]))
+    return env
 
 
 def read_job(folder: Path) -> Any:

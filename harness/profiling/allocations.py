@@ -20,7 +20,6 @@ and a note, never a failed run.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 
 from harness import storage
 from harness.config import RunConfig
-from harness.jobs.child import JOB_FILE, RESULT_FILE
+from harness.jobs.child import JOB_FILE, RESULT_FILE, environment
 from harness.jobs.job import Job
 from harness.profiling.allocation_worker import AllocationJob
 
@@ -153,7 +152,7 @@ def _count(allocation_job: AllocationJob, timeout: float) -> dict:
         command = [sys.executable, "-m", "harness.profiling.allocation_worker", str(folder)]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                                  env=_child_env(), stdin=subprocess.DEVNULL)
+                                  env=environment(), stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired as e:
             raise _Failed(f"stopped after {timeout:g} s", _text(e.stdout) + _text(e.stderr)) \
                 from None
@@ -168,10 +167,3 @@ def _count(allocation_job: AllocationJob, timeout: float) -> dict:
 def _text(output: str | bytes | None) -> str:
     return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
 
-
-def _child_env() -> dict[str, str]:
-    """The environment, with this checkout first on the path: the child runs
-    ``-m harness.profiling.allocation_worker`` whether or not the package is installed."""
-    root = str(Path(__file__).resolve().parents[2])  # harness/profiling/ -> the checkout
-    path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, path]))}

@@ -37,11 +37,12 @@ import pandas as pd
 
 from harness import stats
 from harness.config import RunConfig
+from harness.jobs import child
+from harness.jobs.child import JOB_FILE, RESULT_FILE
 from harness.jobs.job import Job
-from harness.profiling.instructions_worker import JOB_FILE, MARKER, RESULT_FILE
+from harness.profiling.instructions_worker import MARKER
 from harness.storage import INSTRUCTION_COLUMNS
 
-ROOT = Path(__file__).resolve().parents[2]  # the folder that holds harness/ and backends/
 TOOL = "callgrind"
 # The fixed workload: 2,000 samples of the MNIST sample (about 180 million
 # instructions per numpy-gemm epoch, a minute under valgrind with start-up), and
@@ -109,10 +110,8 @@ def workload(config: RunConfig) -> RunConfig:
 
 def environment(base: dict[str, str] | None = None) -> dict[str, str]:
     """The child's environment: one thread everywhere, a fixed hash seed, and this
-    harness first on the path, so that the child runs the same code as its parent
-    wherever it is started from (a worktree of another commit, say)."""
-    env = dict(os.environ if base is None else base)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    harness first on the path (``child.environment``)."""
+    env = child.environment(base)
     env.update(PYTHONHASHSEED="0", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1", RAYON_NUM_THREADS="1",
                PYTHONDONTWRITEBYTECODE="1")

@@ -16,13 +16,10 @@ threads, and what the trainer chose (a Rust kernel's instruction set) under valg
 
 from __future__ import annotations
 
-import json
 import os
-import pickle
-import sys
 from pathlib import Path
 
-from harness.jobs.lifeline import die_with_parent
+from harness.jobs.child import child_main, read_job
 
 # The C function behind ``os.getpgrp()``, which nothing on the training path
 # calls: its calls are the markers between epochs. A function of the
@@ -31,7 +28,6 @@ from harness.jobs.lifeline import die_with_parent
 # it could not mark. The parent checks that exactly the expected number of parts
 # came out, so a stray call would be an error, not a wrong count.
 MARKER = "os_getpgrp"
-JOB_FILE, RESULT_FILE = "job.pickle", "result.json"
 
 
 def run(job, epochs: int, mark) -> dict:
@@ -59,17 +55,12 @@ def run(job, epochs: int, mark) -> dict:
             "choices": trainer_choices(setup.trainer, cfg.batch_size)}
 
 
-def main(argv: list[str]) -> int:
-    folder = Path(argv[0])
-    die_with_parent()
-    job, epochs = pickle.loads((folder / JOB_FILE).read_bytes())
-    result = run(job, epochs, os.getpgrp)
-    (folder / RESULT_FILE).write_text(json.dumps(result) + "\n")
-    return 0
+def work(folder: Path) -> dict:
+    job, epochs = read_job(folder)
+    return run(job, epochs, os.getpgrp)
 
 
 if __name__ == "__main__":
-    code = main(sys.argv[1:])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # the interpreter's teardown is no part of the count, and slow under valgrind
+    # child_main's exit skips the interpreter's teardown, which is no part of the
+    # count and slow under valgrind.
+    child_main(work)

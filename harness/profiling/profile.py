@@ -30,7 +30,6 @@ run folder ``time_breakdown.csv`` and ``hot_functions.csv``.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import sys
 import tempfile
@@ -43,7 +42,7 @@ import pandas as pd
 import backends
 from harness import storage
 from harness.config import RunConfig
-from harness.jobs.child import JOB_FILE, RESULT_FILE
+from harness.jobs.child import JOB_FILE, RESULT_FILE, environment
 from harness.jobs.job import Job
 from harness.profiling import classify, flamegraph, native, perf, pyspy
 from harness.profiling.classify import Stack
@@ -219,7 +218,7 @@ def _record(job: Job, min_seconds: float, settings: ProfileSettings, py_spy: str
             pickle.dumps(ProfileJob(job, min_seconds, all_threads=perf_bin is not None)))
         command = [sys.executable, "-m", "harness.profiling.profile_worker", str(folder)]
         phases = pyspy.record(py_spy, command, folder, [settings.startup_rate, settings.rate],
-                              env=_child_env(), timeout=timeout, native=perf_bin is None,
+                              env=environment(), timeout=timeout, native=perf_bin is None,
                               perf=perf_bin, perf_phases=(2,) if perf_bin else ())
         child = json.loads((folder / RESULT_FILE).read_text())
         samples = None
@@ -241,13 +240,6 @@ def _training_samples(recorded: Recorded) -> int:
     stacks = classify.parse_collapsed(phases[-1].collapsed)
     return sum(n for stack, n in stacks.items() if classify.passes_through(stack, WITHIN))
 
-
-def _child_env() -> dict[str, str]:
-    """The environment, with this checkout first on the path: the child runs
-    ``-m harness.profiling.profile_worker`` whether or not the package is installed."""
-    root = str(Path(__file__).resolve().parents[2])  # harness/profiling/ -> the checkout
-    path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, path]))}
 
 
 def _weighted_stacks(phases: Sequence[pyspy.Phase]) -> dict[Stack, tuple[float, int]]:
