@@ -57,3 +57,36 @@ def test_a_folder_without_a_machine_key_is_refused(tmp_path):
     (tmp_path / "run" / "run.json").write_text('{"run_id": "x"}')
     with pytest.raises(UsageError, match="machine_key"):
         findings.add_run(tmp_path / "findings", tmp_path / "run")
+
+
+def _counted_run(folder, key, counts):
+    """A run folder that counted numpy-gemm: one process, its three counted epochs."""
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({"run_id": folder.name, "machine_key": key}))
+    rows = [f"numpy-gemm,float64,\"784,30,10\",10,3.0,mnist-sample,2000,1,0,{i},{n}"
+            for i, n in enumerate(counts, start=1)]
+    (folder / "instructions.csv").write_text(
+        "backend,dtype,sizes,batch_size,eta,dataset,n_train,threads,count,epoch,instructions\n"
+        + "\n".join(rows) + "\n")
+    return folder
+
+
+def test_counted_runs_are_pooled_into_one_spread_per_backend(tmp_path, capsys):
+    runs = [_counted_run(tmp_path / "r1", "k", [1000, 1001, 999]),
+            _counted_run(tmp_path / "r2", "k", [1002, 1000, 1000])]
+    out = tmp_path / "findings"
+    args = ["findings", "--findings-dir", str(out)]
+    assert main([*args, *[a for r in runs for a in ("--add-counts", str(r))]]) == 0
+    assert (out / "k" / "counts" / "r2" / "instructions.csv").is_file()
+    text = (out / "k.md").read_text()
+    assert "## Instruction counts" in text
+    # two processes, six epochs, (1002 - 999) / 1000
+    assert "| numpy-gemm | float64 [784,30,10] batch 10 n=2000 | 2 | 6 | 999 | 1,000 | 1,002 " \
+           "| 0.300% |" in text
+
+
+def test_a_run_without_counts_is_refused_as_counts(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text('{"run_id": "x", "machine_key": "k"}')
+    with pytest.raises(UsageError, match="instructions.csv"):
+        findings.add_run(tmp_path / "findings", tmp_path / "run", into=findings.COUNTS)
