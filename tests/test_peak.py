@@ -76,3 +76,14 @@ def test_a_gemm_median_far_below_its_best_makes_the_run_unstable():
     faltering = instability({"gemm_peak_gflops_all": 186.0, "gemm_median_gflops_all": 102.0})
     assert faltering is not None and "55% of its best" in faltering
     assert instability(None) is None and instability({"gemm_peak_gflops_all": 1.0}) is None
+
+
+def test_blas_median_is_held_against_blas_best_not_a_faster_librarys_peak():
+    from harness.running.peak import instability
+
+    # XLA set the all-core peak; BLAS's median is 96% of BLAS's own best: steady cores.
+    peak = {"gemm_peak_gflops_all": 253.5, "library_all": "xla", "gemm_median_gflops_all": 200.2,
+            "by_library": {"blas": {"all": 209.2}, "xla": {"all": 253.5}}}
+    assert instability(peak) is None
+    peak["gemm_median_gflops_all"] = 120.0  # 57% of BLAS's best
+    assert "57% of its best 209.2" in instability(peak)
