@@ -176,3 +176,16 @@ def test_the_layer_check_reports_an_upward_import(tmp_path):
     assert upward_imports(graph, layers, roots=("pkg",)) == {"pkg.low": ["pkg.high.view"]}
     assert upward_imports({"pkg.high.view": {"pkg.low"}}, layers, roots=("pkg",)) == {}
 
+
+
+def test_every_package_is_in_the_distribution():
+    """A package missing from pyproject.toml's list works in a checkout and is
+    missing from an installed wheel."""
+    import pytest
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11 on
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts)
+             for top in ("harness", "backends") for init in (ROOT / top).rglob("__init__.py")}
+    assert found - listed == set(), "add them to [tool.setuptools] packages"
