@@ -214,6 +214,24 @@ def test_counted_instructions_are_stable_see_two_percent_and_are_reported(tmp_pa
     assert len(storage.load_run(run_dir).instructions) == 6
 
 
+def test_ctrl_c_while_counting_keeps_the_timings_and_exits_130(tmp_path, monkeypatch):
+    from harness.running.run import CountSettings
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(instructions, "available", lambda: "valgrind-3.19.0")
+    monkeypatch.setattr(instructions, "count_all", interrupted)
+    config = RunConfig(backends=("numpy-gemm",), epochs=2, dataset="mnist-sample", n_train=500,
+                       peak_seconds=0, results_dir=tmp_path)
+    result = execute(config, count=CountSettings())
+    assert result.exit_code == 130 and result.interrupted
+    summary = pd.read_csv(result.run_dir / "summary.csv")
+    assert summary["status"].tolist() == ["ok"] and summary["instructions_per_epoch"].isna().all()
+    meta = json.loads((result.run_dir / "run.json").read_text())
+    assert meta["exit_code"] == 130 and "finished" in meta
+
+
 def test_count_options_without_counting_are_a_usage_error(tmp_path, capsys):
     code = main(["run", "--backend", "numpy-gemm", "--count-jobs", "2",
                  "--results-dir", str(tmp_path)])

@@ -1,8 +1,9 @@
 """Instructions per epoch, counted under valgrind's callgrind: a measure of a
 backend's work that a shared machine's load does not move.
 
-Epoch times on this shared 2-core machine move by 0.80-1.26x between runs of
-unchanged code; the instructions an epoch executes move by about 0.02%. Each
+Epoch times on a shared 2-core machine move by tens of percent between runs of
+unchanged code; the instructions an epoch executes move by hundredths of a
+percent (docs/regression.md). Each
 backend is counted in a child process of its own
 (``harness.profiling.instructions_worker``) on a small fixed workload, on one
 thread (BLAS, Numba, PyTorch), with the interpreter's hash seed fixed and
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,14 +52,16 @@ TOOL = "callgrind"
 N_TRAIN = 2000
 EPOCHS = 3
 OUT_PREFIX = "callgrind.out"
-# Backends left out of counting by default, and why (measured on this machine:
-# see docs/regression.md). They can still be counted when named with --count-backends.
+# Backends left out of counting by default, and why (docs/regression.md): the
+# peers, whose libraries are slow to emulate and not this project's code. They can
+# still be counted when named with --count-backends.
+_TORCH = ("a peer, slow under valgrind: PyTorch loads some gigabyte of libraries and "
+          "starts an intra-op thread pool of its own")
 LEFT_OUT = {
-    "torch": "slow under valgrind: a count of torch had not finished after 25 minutes on "
-             "the loaded 2-core machine where numpy-gemm's took 8 (docs/regression.md); "
-             "its intra-op thread pool also starts threads of its own",
-    "jax": "not measured under valgrind; XLA compiles the epoch at start-up and runs "
-           "thread pools of its own, both slow to emulate",
+    "torch": _TORCH,
+    "torch-compile": _TORCH + ", and compiles the step with inductor at start-up",
+    "jax": "a peer, slow under valgrind: XLA compiles the epoch at start-up and runs "
+           "thread pools of its own",
 }
 AVX512_NOTE = ("valgrind emulates no AVX-512: under it, kernels that pick their instruction "
                "set at run time take their AVX2 (or narrower) paths, so their counts are of "
@@ -89,7 +93,7 @@ class InstructionCount:
     @property
     def spread_pct(self) -> float:
         """(max - min) / median of the counted epochs, in percent."""
-        return 100 * (max(self.per_epoch) - min(self.per_epoch)) / self.median
+        return stats.spread_pct(self.per_epoch)
 
 
 def available() -> str | None:
@@ -129,8 +133,10 @@ def command(folder: Path) -> list[str]:
     return valgrind
 
 
-def count(job: Job, epochs: int = EPOCHS, timeout: float = TIMEOUT_SECONDS) -> InstructionCount:
-    """Count ``job``'s backend: ``epochs`` epochs after set-up and warm-up, each apart."""
+def count(job: Job, epochs: int = EPOCHS, timeout: float = TIMEOUT_SECONDS,
+          on_start: Callable[[subprocess.Popen], None] | None = None) -> InstructionCount:
+    """Count ``job``'s backend: ``epochs`` epochs after set-up and warm-up, each apart;
+    ``on_start`` is handed the valgrind process as it starts."""
     if available() is None:
         raise CountError("valgrind is not installed; install it (apt-get install valgrind) "
                          "to count instructions")
@@ -138,12 +144,18 @@ def count(job: Job, epochs: int = EPOCHS, timeout: float = TIMEOUT_SECONDS) -> I
         folder = Path(tmp)
         (folder / JOB_FILE).write_bytes(pickle.dumps((job, epochs)))
         started = time.monotonic()
+        process = subprocess.Popen(command(folder), env=environment(), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        if on_start is not None:
+            on_start(process)
         try:
-            done = subprocess.run(command(folder), env=environment(), capture_output=True,
-                                  text=True, timeout=timeout)
+            _, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
             raise CountError(f"{job.backend}: counting took over {timeout:g} s under "
                              "valgrind; stopped") from None
+        done = subprocess.CompletedProcess(process.args, process.returncode, "", stderr)
         seconds = time.monotonic() - started
         result_file = folder / RESULT_FILE
         if done.returncode != 0 or not result_file.is_file():
@@ -165,15 +177,27 @@ def count_all(config: RunConfig, backends: list[str], run_id: str,
     (default: the cores; a count does not depend on the load); an error message
     for a backend that could not be counted."""
     counted = workload(config)
+    running: list[subprocess.Popen] = []
 
     def one(backend: str) -> InstructionCount | str:
         try:
-            return count(Job(counted, backend, counted.dataset, run_id))
+            return count(Job(counted, backend, counted.dataset, run_id),
+                         on_start=running.append)
         except CountError as e:
             return str(e)
 
-    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+    pool = ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1)
+    try:
         return dict(zip(backends, pool.map(one, backends)))
+    except KeyboardInterrupt:
+        # Ctrl-C reaches valgrind too from a terminal, but not a SIGINT sent to this
+        # process alone: stop every count, or the pool would wait out their minutes.
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in running:
+            process.kill()
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def description(config: RunConfig, version: str | None, left_out: dict[str, str]) -> dict:

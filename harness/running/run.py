@@ -151,8 +151,11 @@ def execute(config: RunConfig, observer: Observer | None = None,
     peak = (meta["gemm_peak"] or {}).get("gemm_peak_gflops_all")
     counted, count_failures = {}, {}
     if count is not None and not interrupted:
-        counted, count_failures = _count(config, count, [o.backend for o in outcomes if o.ok],
-                                         run_id, version, reports, observer)
+        try:
+            counted, count_failures = _count(config, count, [o.backend for o in outcomes if o.ok],
+                                             run_id, version, reports, observer)
+        except KeyboardInterrupt:  # the timings stand: keep them, with no counts
+            interrupted = True
     summary = summarize(run_id, outcomes, config_row, REFERENCE, peak,
                         {b: c.median for b, c in counted.items()})
     result = RunResult(run_id, run_dir, summary, outcomes, interrupted,
