@@ -69,7 +69,19 @@ def test_the_rust_extension_is_built_only_where_rust_differs(scratch):
     checkout = commits.Checkout("current", "abc", scratch / "wt")
     build, install = commits.build_commands(checkout, scratch / "ext")
     assert "maturin" in build and str(scratch / "wt" / "rust" / "Cargo.toml") in build
+    assert "--auditwheel" in build and "skip" in build  # NumPy's OpenBLAS, not a copy
     assert "--target" in install and str(scratch / "ext" / "site") in install
+
+
+@pytest.mark.parametrize("run_args, builds", [
+    (["--backend", "numpy-gemm,numba"], False),
+    (["--backend=numpy-gemm"], False),
+    (["--backend", "numpy-gemm,rust-fused"], True),
+    (["--backend", "all"], True),
+    (["--dataset", "mnist-sample"], True),  # run's default: every backend
+])
+def test_the_extension_is_built_only_for_a_run_with_a_rust_backend(run_args, builds):
+    assert commits.runs_rust(run_args) is builds
 
 
 def test_a_checkout_runs_its_own_code_and_its_own_extension_first(tmp_path):
@@ -94,7 +106,8 @@ def test_two_percent_more_instructions_fail_against_the_parent_only(scratch, mon
     run = ["--backend", "plugin", "--dataset", "mnist-sample", "--n-train", "500",
            "--epochs", "2", "--threads", "1", "--peak-seconds", "0"]
     command = ["compare-commits", "--repo", str(scratch), "--rounds", "1"]
-    code = main([*command, "--keep", str(tmp_path / "kept"), "HEAD~1", "HEAD", *run])
+    monkeypatch.chdir(tmp_path)  # a relative --keep: read from inside each worktree too
+    code = main([*command, "--keep", "kept", "HEAD~1", "HEAD", *run])
     out = capsys.readouterr().out
     assert code == 1, out
     assert "gate failed: more instructions by more than 1%" in out

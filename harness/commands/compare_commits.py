@@ -41,6 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, default="table", help="as compare's")
     p.add_argument("--keep", type=Path, metavar="DIR",
                    help="keep the runs in DIR (timed/<baseline|current>, counted/...)")
+    p.add_argument("--count-backends", metavar="LIST",
+                   help="the backends to count (as run's --count-backends; default: the "
+                        "run's, but those left out of counting)")
+    p.add_argument("--count-jobs", type=int, metavar="N",
+                   help="counts made at a time, each commit's (as run's --count-jobs)")
     p.add_argument("base", metavar="BASE", help="the baseline commit")
     p.add_argument("head", metavar="HEAD", help="the commit compared with it")
     p.add_argument("run_args", nargs=argparse.REMAINDER, metavar="RUN OPTIONS",
@@ -62,10 +67,16 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         print("note: valgrind is not installed: comparing times only", file=sys.stderr)
         count = False
     repo = Path(git(args.repo, "rev-parse", "--show-toplevel"))
+    count_args = None
+    if count:
+        count_args = ["--count-instructions",
+                      *(["--count-backends", args.count_backends] if args.count_backends else []),
+                      *(["--count-jobs", str(args.count_jobs)] if args.count_jobs else [])]
     with tempfile.TemporaryDirectory(prefix="nndl-commits-") as tmp:
-        workdir = args.keep or Path(tmp)
+        # Absolute: each run's --results-dir is read from inside its own worktree.
+        workdir = (args.keep or Path(tmp)).resolve()
         measured = measure_commits(repo, args.base, args.head, list(args.run_args), workdir,
-                                   args.rounds, count, log=_log)
+                                   args.rounds, count_args, log=_log)
         code = report(load_run(measured.timed["baseline"]), load_run(measured.timed["current"]),
                       TIME, args.normalize, time_limit, args.format)
         if count:

@@ -11,7 +11,6 @@ installed one, as their Rust is the same.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.config import UsageError
+from harness.jobs import child
 
 RUST_DIR = "rust"
 
@@ -34,10 +34,7 @@ class Checkout:
     extension: Path | None = None  # the folder its own Rust extension was installed into
 
     def environment(self, base: dict[str, str] | None = None) -> dict[str, str]:
-        env = dict(os.environ if base is None else base)
-        paths = [str(p) for p in (self.extension, self.folder) if p is not None]
-        env["PYTHONPATH"] = os.pathsep.join([*paths, *filter(None, [env.get("PYTHONPATH")])])
-        return env
+        return child.environment(base, [p for p in (self.extension, self.folder) if p])
 
 
 @dataclass
@@ -70,6 +67,17 @@ def rust_differs(repo: Path, base: str, head: str) -> bool:
     return done.returncode != 0
 
 
+def runs_rust(run_args: list[str]) -> bool:
+    """Whether the run options name a Rust backend (or every backend): only then is
+    each commit's extension worth building."""
+    named = [a.split("=", 1)[1] if a.startswith("--backend=") else run_args[i + 1]
+             for i, a in enumerate(run_args)
+             if a.startswith("--backend=") or (a == "--backend" and i + 1 < len(run_args))]
+    if not named:
+        return True  # run's default is every backend
+    return any(b == "all" or b.startswith("rust") for arg in named for b in arg.split(","))
+
+
 def check_out(repo: Path, commit: str, label: str, workdir: Path) -> Checkout:
     """A detached worktree of ``commit`` in ``workdir/label``."""
     folder = workdir / label
@@ -85,7 +93,10 @@ def remove(repo: Path, checkout: Checkout) -> None:
 def build_commands(checkout: Checkout, out: Path) -> list[list[str]]:
     """maturin builds the commit's wheel, pip unpacks it into ``out/site``."""
     wheels = out / "wheels"
-    return [[sys.executable, "-m", "maturin", "build", "--release", "--manifest-path",
+    # As the Makefile builds it: linked to the OpenBLAS this venv's NumPy bundles, not a
+    # copy of its own (--auditwheel skip), so that both share one BLAS.
+    return [[sys.executable, "-m", "maturin", "build", "--release", "--compatibility", "linux",
+             "--auditwheel", "skip", "--manifest-path",
              str(checkout.folder / RUST_DIR / "Cargo.toml"), "--interpreter", sys.executable,
              "--out", str(wheels)],
             [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
@@ -106,31 +117,39 @@ def build_extension(checkout: Checkout, out: Path, log: Callable[[str], None]) -
     return Checkout(checkout.label, checkout.commit, checkout.folder, out / "site")
 
 
-def run_command(run_args: list[str], results: Path, count: bool) -> list[str]:
+def run_command(run_args: list[str], results: Path, count_args: list[str] | None) -> list[str]:
+    """The run of one checkout; ``count_args`` (``--count-instructions`` and its
+    options) for a counted one, None for a timed one."""
     return [sys.executable, "-m", "harness", "run", *run_args, "--no-flamegraphs",
-            "--results-dir", str(results), *(["--count-instructions"] if count else [])]
+            "--results-dir", str(results), *(count_args or [])]
 
 
 def measure(checkouts: list[Checkout], run_args: list[str], workdir: Path, rounds: int,
-            count: bool, log: Callable[[str], None]) -> Measured:
+            count_args: list[str] | None, log: Callable[[str], None]) -> Measured:
     """Every commit counted (the two at once: a count does not depend on the load),
     then timed ``rounds`` times in turn, A B A B."""
     measured = Measured()
-    if count:
+    if count_args is not None:
         # One timed epoch only: these runs are for their counts, their times are not read.
         started = []
         for c in checkouts:
             measured.counted[c.label] = workdir / "counted" / c.label
             log(f"{c.label} ({c.commit[:12]}): counting instructions")
             started.append(_start(c, run_command([*run_args, "--epochs", "1"],
-                                                 measured.counted[c.label], True)))
-        for c, process in zip(checkouts, started):
-            _finish(c, process)
+                                                 measured.counted[c.label], count_args)))
+        try:
+            for c, process in zip(checkouts, started):
+                _finish(c, process)
+        finally:  # a failed count stops the other, whose worktree is about to go
+            for process in started:
+                if process.poll() is None:
+                    process.kill()
+                    process.communicate()
     for k in range(rounds):
         for c in checkouts:
             measured.timed[c.label] = workdir / "timed" / c.label
             log(f"round {k + 1}/{rounds}: {c.label} ({c.commit[:12]})")
-            _finish(c, _start(c, run_command(run_args, measured.timed[c.label], False)))
+            _finish(c, _start(c, run_command(run_args, measured.timed[c.label], None)))
     return measured
 
 
@@ -147,21 +166,22 @@ def _finish(checkout: Checkout, process: subprocess.Popen) -> None:
 
 
 def measure_commits(repo: Path, base: str, head: str, run_args: list[str], workdir: Path,
-                    rounds: int = 2, count: bool = True,
+                    rounds: int = 2, count_args: list[str] | None = None,
                     log: Callable[[str], None] = lambda message: None) -> Measured:
     """Check out ``base`` (the baseline) and ``head`` (the current) in worktrees under
-    ``workdir``, build their Rust extensions where rust/ differs, count and time
-    them in turn; the worktrees are removed at the end, the run folders kept."""
+    ``workdir``, build their Rust extensions where rust/ differs and a Rust backend
+    runs, count them (with ``count_args``, as ``run --count-instructions ...``) and
+    time them in turn; the worktrees are removed at the end, the run folders kept."""
     commits = [resolve(repo, base), resolve(repo, head)]
     checkouts = []
     try:
         for label, commit in zip(("baseline", "current"), commits):
             checkouts.append(check_out(repo, commit, label, workdir / "worktrees"))
-        if rust_differs(repo, *commits):
+        if rust_differs(repo, *commits) and runs_rust(run_args):
             log("rust/ differs between the commits: building each one's extension")
             checkouts = [build_extension(c, workdir / "extension" / c.label, log)
                          for c in checkouts]
-        return measure(checkouts, run_args, workdir, rounds, count, log)
+        return measure(checkouts, run_args, workdir, rounds, count_args, log)
     finally:
         for c in checkouts:
             remove(repo, c)
