@@ -31,8 +31,10 @@ from backends.rust_extension import RustTrainer, extension, time_in_turns
 CALIBRATE_GEMM_FROM = 32
 KERNELS = ("sweep", "tiles", "gemm")
 NEVER = 2**62
-# The kernel an instruction count runs (``fix_for_counting``): the sweep, which
-# the calibration picks at the batch sizes the gate runs on most machines.
+# The kernel an instruction count runs (``fix_for_counting``): the sweep. The
+# tiles, which the calibration picks more often, are counted through
+# rust-fused-parallel, whose one part is rust-fused's tiles bit for bit, so
+# the gate's counts cover both kernels.
 COUNTED_KERNEL = "sweep"
 
 
