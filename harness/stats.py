@@ -26,9 +26,10 @@ CONFIDENCE = 0.95
 # run.json and the report. pyperf warns when the standard deviation passes 10% of
 # the mean; the robust CV (1.4826 x the median absolute deviation, over the
 # median) reads as the standard deviation on normal noise, but one epoch hit by a
-# neighbour does not move it. A slowest epoch twice the fastest is said apart: of
-# the gate's baseline runs on this machine (5 epochs each) the median ratio was
-# 1.15 and 1 in 10 passed 1.72, so 2 is a run the machine's load shaped.
+# neighbour does not move it. A slowest epoch twice the fastest is said apart: over
+# the 78 backend-runs of the committed gate baselines (results/baseline/, 5 epochs
+# each, three machines) the median max/min was 1.09, 1 in 10 passed 1.34 and 1 of
+# 78 passed 2, so 2 is a run the machine's load shaped.
 UNSTABLE_ROBUST_CV = 0.10
 UNSTABLE_MAX_OVER_MIN = 2.0
 
@@ -43,6 +44,13 @@ def spread(seconds: Iterable[float]) -> tuple[float, float]:
     """The fastest and the slowest epoch."""
     values = np.asarray(list(seconds), dtype=float)
     return float(values.min()), float(values.max())
+
+
+def spread_pct(values: Iterable[float]) -> float:
+    """(max - min) / median, in percent: how far apart counts of the same work lie,
+    where every one counts (a count has no outlier to forgive, as a time has)."""
+    values = np.asarray(list(values), dtype=float)
+    return float(100 * (values.max() - values.min()) / median(values))
 
 
 def robust_cv(seconds: Iterable[float]) -> float:

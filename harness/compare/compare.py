@@ -118,9 +118,7 @@ def _count_groups(run: Run) -> dict[tuple, np.ndarray]:
     if run.instructions is None:
         raise RunFolderError(f"{run.path}: no instruction counts (instructions.csv); "
                              "make the run with `python -m harness run --count-instructions`")
-    return {(key[0], tuple(key[1:])): group["instructions"].to_numpy(dtype=float)
-            for key, group in run.instructions.groupby(["backend", *CONFIG_COLUMNS],
-                                                       sort=False, dropna=False)}
+    return _by_backend_and_config(run.instructions, "instructions")
 
 
 def _count_row(key: tuple, base: np.ndarray, cur: np.ndarray) -> dict:
@@ -128,23 +126,24 @@ def _count_row(key: tuple, base: np.ndarray, cur: np.ndarray) -> dict:
     row = {"backend": backend, **dict(zip(CONFIG_COLUMNS, config)),
            "baseline_epochs": len(base), "current_epochs": len(cur),
            "baseline_median": stats.median(base), "current_median": stats.median(cur),
-           "baseline_spread_pct": spread_pct(base), "current_spread_pct": spread_pct(cur)}
+           "baseline_spread_pct": stats.spread_pct(base),
+           "current_spread_pct": stats.spread_pct(cur)}
     low, high = cur.min() / base.max(), cur.max() / base.min()
     verdict = MORE if low > 1 else FEWER if high < 1 else WITHIN_NOISE
     return {**row, "ratio": row["current_median"] / row["baseline_median"],
             "ci_low": low, "ci_high": high, "verdict": verdict}
 
 
-def spread_pct(counts: np.ndarray) -> float:
-    """(max - min) / median of a run's counts, in percent."""
-    return float(100 * (counts.max() - counts.min()) / stats.median(counts))
-
-
 def _groups(run: Run) -> dict[tuple, np.ndarray]:
     """Epoch times by (backend, configuration)."""
-    return {(key[0], tuple(key[1:])): group["seconds"].to_numpy(dtype=float)
-            for key, group in run.epochs.groupby(["backend", *CONFIG_COLUMNS], sort=False,
-                                                 dropna=False)}
+    return _by_backend_and_config(run.epochs, "seconds")
+
+
+def _by_backend_and_config(frame: pd.DataFrame, column: str) -> dict[tuple, np.ndarray]:
+    """``column``'s values by (backend, configuration), in the frame's order."""
+    return {(key[0], tuple(key[1:])): group[column].to_numpy(dtype=float)
+            for key, group in frame.groupby(["backend", *CONFIG_COLUMNS], sort=False,
+                                            dropna=False)}
 
 
 def _only_in(these: dict, others: dict) -> list[tuple[str, tuple]]:

@@ -17,7 +17,7 @@ import json
 import os
 import pickle
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -29,13 +29,14 @@ CHECKOUT = Path(__file__).resolve().parents[2]  # the folder that holds harness/
 Work = Callable[[Path], dict]
 
 
-def environment(base: dict[str, str] | None = None) -> dict[str, str]:
-    """A child's environment: ``base`` (default: this process's) with this checkout
-    first on the path, so that ``-m harness.profiling.<name>_worker`` runs the code of
-    the checkout that started it, installed or not (a worktree of another commit,
-    say)."""
+def environment(base: dict[str, str] | None = None,
+                first: Sequence[Path] = (CHECKOUT,)) -> dict[str, str]:
+    """A child's environment: ``base`` (default: this process's) with ``first`` at the
+    head of the path, by default this checkout, so that ``-m harness.<...>`` runs the
+    code of the checkout that started it, installed or not."""
     env = dict(os.environ if base is None else base)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHECKOUT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, first),
+                                         *filter(None, [env.get("PYTHONPATH")])])
     return env
 
 

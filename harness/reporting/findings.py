@@ -170,7 +170,7 @@ def _counts_section(findings_dir: Path, folder: Path) -> list[str]:
         table.append({"backend": backend, "workload": f"{dtype} [{sizes}] batch {batch} n={n}",
                       "processes": len({(r["process"], r["count"]) for r in group}),
                       "epochs": len(counts), "min": counts[0], "median": middle,
-                      "max": counts[-1], "spread": (counts[-1] - counts[0]) / middle})
+                      "max": counts[-1], "spread": stats.spread_pct(counts) / 100})
     return ["## Instruction counts", "",
             f"Every count filed in [`{rel}/`]({rel}/) (`run --count-instructions`, under "
             "valgrind: see docs/regression.md), pooled per backend: each counting process "
