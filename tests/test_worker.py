@@ -12,18 +12,19 @@ from backends.base import init_params
 from backends.numpy_gemm import NumpyGemm
 from harness.config import RunConfig
 from harness.data.catalogue import load_dataset
+from harness.jobs.job import Job, epoch_orders
 from harness.records import FAILED, OK, TIMEOUT
 from harness.running import worker
 from harness.running.manager import run_worker
 
 
-def job(backend: str, epochs: int = 2) -> worker.Job:
+def job(backend: str, epochs: int = 2) -> Job:
     config = RunConfig(backends=(backend,), epochs=epochs, warmup_epochs=1,
                        dataset="mnist-sample", n_train=300, peak_seconds=0)
-    return worker.Job(config, backend, "mnist-sample", "run-1")
+    return Job(config, backend, "mnist-sample", "run-1")
 
 
-def messages(job: worker.Job) -> list[tuple]:
+def messages(job: Job) -> list[tuple]:
     """Every message a worker sends, with the worker run in this process."""
     receiver, sender = multiprocessing.Pipe(duplex=False)
     worker.main(job, sender)
@@ -46,7 +47,7 @@ def test_a_worker_reports_the_epochs_it_trained(plugins):
     # The same training done here, from the same parameters and shuffles, scores the same.
     data = load_dataset("mnist-sample", n_train=300)
     trainer = NumpyGemm(init_params((784, 30, 10), 0))
-    orders = worker.epoch_orders(0, 300)
+    orders = epoch_orders(0, 300)
     X = np.ascontiguousarray(data.train_images, dtype="float64")
     for _ in range(3):
         trainer.train_epoch(X, data.train_labels, next(orders), 10, 3.0)

@@ -4,7 +4,7 @@ pickled into FOLDER, does its work, and leaves the work's result there as
 ``result.json`` for the parent to read.
 
 Only the work differs from one such child to the next (the profiled process,
-the allocation counter), so a worker module's ``__main__`` is
+the allocation counter, the counted child under valgrind), so a worker module's ``__main__`` is
 ``child_main(work)``, with ``work`` a function of the folder that returns the
 result. The work reads the job itself, with ``read_job``, so that it can do
 what must come first (the profiled process waits for py-spy before it

@@ -2,9 +2,10 @@
 settings, the backend, the dataset), the trainer built from the seeded
 parameters, the arrays it trains on, and the shuffle of every epoch.
 
-Shared by the timed worker (``harness.running.worker``), the profiled process
-and the allocation counter (``harness.profiling``), so that all of them train on
-the same arrays from the same parameters in the same order; it sits below both.
+Shared by the timed worker (``harness.running.worker``), the profiled process,
+the allocation counter and the counted child (``harness.profiling``: the last is
+``instructions_worker``, run under valgrind), so that all of them train on the
+same arrays from the same parameters in the same order; it sits below both.
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 valgrind's callgrind by ``harness.profiling.instructions``.
 
 It loads the data and builds the trainer exactly as the timed worker does
-(``worker.prepare``, from the pickled ``worker.Job`` in ``FOLDER/job.pickle``),
-trains the warm-up epochs, at least one, so that JIT compilation and first-call
-set-up stay out of the counts, then trains the counted epochs with a call of
-``MARKER`` before each and after the last. Callgrind, started with
+(``harness.jobs.job.prepare``, from the pickled ``harness.jobs.job.Job`` in
+``FOLDER/job.pickle``), trains the warm-up epochs, at least one, so that JIT
+compilation and first-call set-up stay out of the counts, then trains the
+counted epochs with a call of ``MARKER`` before each and after the last. Callgrind, started with
 ``--dump-before=MARKER``, writes its counts so far at every such call, so every
 counted epoch has a profile part of its own: start-up and warm-up fall into the
 first part, the interpreter's teardown into the last, and neither is counted.

@@ -7,6 +7,7 @@ import signal
 import time
 from collections.abc import Callable
 
+from harness.jobs.job import Job
 from harness.records import CRASHED, CUT_SHORT, INTERRUPTED, TIMEOUT, BackendOutcome, EpochRecord
 from harness.running import worker
 
@@ -22,7 +23,7 @@ class Interrupted(Exception):
 
 
 def run_worker(
-    job: worker.Job,
+    job: Job,
     on_epoch: Callable[[EpochRecord], None] = lambda record: None,
     on_warmup: Callable[[float], None] = lambda seconds: None,
     on_poll: Callable[[], None] = lambda: None,
