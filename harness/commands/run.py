@@ -10,8 +10,10 @@ from harness.commands import options
 HELP = "time every backend on the same work and write CSV reports"
 DESCRIPTION = (
     "Train each backend in its own worker process from the same parameters and shuffles, "
-    "time every epoch, and write results/<run-id>/ (epochs.csv, summary.csv, run.json). "
-    "Exit 0: all went well; 1: a backend failed; 2: unusable arguments or data.")
+    "time every epoch, and write results/<run-id>/ (epochs.csv, summary.csv, run.json; "
+    "instructions.csv with --count-instructions). Exit 0: all went well; 1: a backend "
+    "failed, or its profile or its instruction count did; 2: unusable arguments or data; "
+    "130: interrupted.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
