@@ -22,11 +22,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--count-instructions", action="store_true",
                    help="after the timed epochs, count each backend's instructions per epoch "
                         "under valgrind (callgrind) on a fixed small workload, one thread, "
-                        "and add instructions_per_epoch to summary.csv; torch and jax are "
-                        "left out (too slow under valgrind) unless --count-backends names them")
+                        "and add instructions_per_epoch to summary.csv; the peers (torch, "
+                        "torch-compile, jax) are left out (too slow under valgrind) unless "
+                        "--count-backends names them")
     p.add_argument("--count-backends", metavar="LIST",
-                   help="the backends to count, a comma list (default: the run's, but torch "
-                        "and jax)")
+                   help="the backends to count, a comma list (default: the run's, but the "
+                        "peers)")
     p.add_argument("--count-jobs", type=int, metavar="N",
                    help="counts made at a time (default: the cores; a count does not depend "
                         "on the load)")
