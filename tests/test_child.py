@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.jobs import child
 from harness.jobs.child import JOB_FILE, RESULT_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,3 +56,14 @@ def test_a_failed_work_exits_1_with_its_traceback_and_no_result(tmp_path):
     assert done.returncode == 1
     assert "Traceback" in done.stderr and "deliberate failure of the work" in done.stderr
     assert not (folder / RESULT_FILE).exists()
+
+
+def test_a_child_finds_this_checkout_first_then_the_path_it_was_given(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    path = child.environment()["PYTHONPATH"].split(os.pathsep)
+    assert Path(path[0]) == ROOT
+    assert (Path(path[0]) / "harness" / "__main__.py").is_file()
+    assert path[1:] == ["/elsewhere"]
+    # Another checkout's folders first, as compare-commits runs each commit's own code.
+    other = child.environment({"PYTHONPATH": "/elsewhere"}, [Path("/ext"), Path("/wt")])
+    assert other["PYTHONPATH"].split(os.pathsep) == ["/ext", "/wt", "/elsewhere"]

@@ -100,12 +100,3 @@ def test_a_py_spy_that_cannot_run_is_unavailable(tmp_path):
     with pytest.raises(pyspy.ProfilerUnavailable, match="cannot be run"):
         pyspy.record(str(tmp_path / "missing-py-spy"), child(folder), folder, [100],
                      env=env(), timeout=60)
-
-
-def test_the_profiled_child_finds_this_checkout_first(monkeypatch):
-    from harness.profiling.profile import _child_env
-
-    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
-    path = _child_env()["PYTHONPATH"].split(os.pathsep)
-    assert Path(path[0]) == ROOT and (Path(path[0]) / "harness" / "__main__.py").is_file()
-    assert path[1:] == ["/elsewhere"]
