@@ -68,7 +68,7 @@ def instability(seconds: Iterable[float]) -> str | None:
     values = np.asarray(list(seconds), dtype=float)
     reasons = []
     if len(values) >= 3 and (cv := robust_cv(values)) > UNSTABLE_ROBUST_CV:
-        reasons.append(f"robust CV {cv:.0%} > {UNSTABLE_ROBUST_CV:.0%}")
+        reasons.append(f"robust CV {cv:.1%} > {UNSTABLE_ROBUST_CV:.0%}")
     if len(values) >= 2 and (ratio := values.max() / values.min()) > UNSTABLE_MAX_OVER_MIN:
         reasons.append(f"slowest epoch {ratio:.2f}x the fastest > {UNSTABLE_MAX_OVER_MIN:g}x")
     return "; ".join(reasons) or None

@@ -124,6 +124,7 @@ def test_a_counted_run_shows_its_counts_and_how_they_were_made():
     uncounted = html.run_page({"run_id": "r"}, [{**row, "instructions_per_epoch": float("nan")}],
                               [], [], [], [], {})
     assert "instructions/epoch" not in uncounted and "Instruction counts" not in uncounted
+    assert "allocations/epoch" not in page  # counted only when profiled: not in this run
 
 
 def test_an_unstable_run_says_so_at_the_top():

@@ -26,10 +26,13 @@ SUMMARY = [("backend", "backend", "{}"), ("status", "status", "{}"),
            ("gflops", "GFLOP/s", "{:.2f}"), ("pct_peak", "% of peak", "{:.1f}%"),
            ("speedup", "speed-up", "{:.2f}x"), ("peak_rss_mb", "peak MB", "{:.0f}"),
            ("accuracy", "accuracy", "{:.2%}"), ("compile_seconds", "compile s", "{:.2f}"),
+           ("instructions_per_epoch", "instructions/epoch", "{:,.0f}"),
            ("allocations_per_epoch", "allocations/epoch", "{:,.0f}"),
            ("bytes_allocated_per_epoch", "allocated/epoch", bytes_text)]
-# Shown only in runs that counted instructions (run --count-instructions).
-INSTRUCTIONS = ("instructions_per_epoch", "instructions/epoch", "{:,.0f}")
+# Counted apart from the timed epochs, and only when asked for (run
+# --count-instructions; a profiled run's allocations): a run without them keeps
+# the narrower table, as the terminal's does.
+COUNTED = {"instructions_per_epoch", "allocations_per_epoch", "bytes_allocated_per_epoch"}
 HOT = [("backend", "backend", "{}"), ("rank", "rank", "{}"), ("function", "function", "{}"),
        ("library", "library", "{}"), ("samples", "samples", "{}"),
        ("share", "share", "{:.1%}")]
@@ -71,8 +74,8 @@ def run_page(meta: Mapping, summary: Sequence[Mapping], epochs: Sequence[Mapping
 
 
 def _summary_columns(summary: Sequence[Mapping]) -> list:
-    counted = any(_number(row.get(INSTRUCTIONS[0])) for row in summary)
-    return [*SUMMARY, INSTRUCTIONS] if counted else SUMMARY
+    return [c for c in SUMMARY
+            if c[0] not in COUNTED or any(_number(row.get(c[0])) for row in summary)]
 
 
 def _number(value) -> bool:
