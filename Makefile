@@ -30,10 +30,13 @@ run: $(VENV)/.installed rust perf
 
 # ruff, then the gate, then pytest, so that pytest's summary is the last line printed;
 # every step runs whatever the one before it said, and the first failure decides the exit.
+# pytest runs a worker per core (pytest-xdist), each taking the next test when it is
+# done: most tests start processes and wait on them, and each holds on a loaded machine.
+PYTEST_ARGS ?= -n auto --dist worksteal
 test: $(VENV)/.installed rust rust-test
 	@$(PY) -m ruff check backends harness tests; lint=$$?; \
 	PYTHON=$(PY) bash .ci/benchmark-gate; gate=$$?; \
-	$(PY) -m pytest; status=$$?; \
+	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; status=0; fi; \
 	if [ $$lint -ne 0 ]; then echo "ruff found problems (exit $$lint)"; exit $$lint; fi; \
 	if [ $$gate -ne 0 ]; then echo "performance gate failed (exit $$gate)"; exit $$gate; fi; \

@@ -45,11 +45,14 @@ def scratch(tmp_path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for package in ("harness", "backends"):
         shutil.copytree(ROOT / package, repo / package, ignore=ignore)
-    # A quarter of the counted workload, in both commits: the test's time is valgrind's.
+    # A quarter of the counted workload and two counted epochs, in both commits: the
+    # test's time is valgrind's.
     counting = repo / "harness" / "profiling" / "instructions.py"
     text = counting.read_text()
-    assert "\nN_TRAIN = 2000\n" in text
-    counting.write_text(text.replace("\nN_TRAIN = 2000\n", "\nN_TRAIN = 500\n"))
+    for setting, smaller in (("N_TRAIN = 2000", "N_TRAIN = 500"), ("EPOCHS = 3", "EPOCHS = 2")):
+        assert f"\n{setting}\n" in text
+        text = text.replace(f"\n{setting}\n", f"\n{smaller}\n")
+    counting.write_text(text)
     (repo / "rust").mkdir()
     (repo / "rust" / "README").write_text("the extension's sources\n")
     (repo / "plugin_backend.py").write_text(PLUGIN)
