@@ -92,13 +92,18 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 FIGURE_SWEEP ?= --backend rust-fused,rust-fused-parallel,numba,numba-parallel,numba-tiles,numpy-gemm,torch,torch-compile,jax \
 	--dataset synthetic --n-train 50000 --sizes 784,30,10 784,100,10 \
 	--batch-size 1,10,100,1000 --dtype float64,float32 --epochs 5 --max-seconds-per-cell 60
+# A sweep that exits 1 (a backend with no timed epoch in some cell: a peer that cannot
+# finish one within --max-seconds-per-cell) is filed all the same, and make then exits 1.
 figures: $(VENV)/.installed rust
-	$(PY) -m harness sweep $(FIGURE_SWEEP) --results-dir results/figures
-	@key=$$($(PY) -m harness.running.machine); sweep=$$(ls -td results/figures/*/ | head -1); \
+	@$(PY) -m harness sweep $(FIGURE_SWEEP) --results-dir results/figures; status=$$?; \
+	if [ $$status -gt 1 ]; then exit $$status; fi; \
+	key=$$($(PY) -m harness.running.machine); sweep=$$(ls -td results/figures/*/ | head -1); \
 	mkdir -p docs/findings/$$key; \
 	for f in winners.png winners.svg winners.csv; do cp "$$sweep$$f" "docs/findings/$$key/$$f"; done; \
-	echo "figures: docs/findings/$$key/winners.{png,svg,csv} from $$sweep"
-	$(PY) -m harness findings
+	echo "figures: docs/findings/$$key/winners.{png,svg,csv} from $$sweep"; \
+	$(PY) -m harness findings || exit $$?; \
+	if [ $$status -ne 0 ]; then echo "the sweep exited $$status: see its sweep.csv's status column"; fi; \
+	exit $$status
 
 # The findings pages (docs/findings/<key>.md), written again from the committed data.
 findings: $(VENV)/.installed
