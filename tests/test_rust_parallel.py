@@ -92,7 +92,7 @@ def test_choices_name_the_team_and_its_split():
     chosen = trainer.choices(10)
     assert chosen["threads"] == trainer.threads == chosen["parts"] == 2
     assert chosen["features_per_part"] == [392, 392]  # half of W1's transposed rows each
-    assert chosen["tasks"].startswith("parts taken in turn")
+    assert chosen["tasks"].startswith("a fixed run of parts per thread")
     assert chosen["split"].startswith("first layer by input features")
     assert chosen["threads_from"] == "requested" and chosen["kernel"] == "tiles"
     assert chosen["barrier"].startswith("generation counter")
