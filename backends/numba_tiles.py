@@ -15,7 +15,9 @@ README), in the same order of operations:
   registers while 64 samples of the padded mini-batch pass, each adding x_i[k]
   times its -delta1; W1ᵀ is read and written once per 64 samples.
 - the deeper layers, the output error and backprop run as the numba backend's
-  sweep does (``numba_fused``), as rust-fused's tiles epoch runs its sweep there.
+  sweep does (``numba_fused``), as rust-fused's tiles epoch runs its sweep there
+  (whose backprop keeps its sweep's rows in registers, the terms in the same
+  order).
 
 The machine facts are the Rust kernel's: the vector width and the register count
 come from the host CPU's instruction set as LLVM reports it (AVX-512: 64 bytes

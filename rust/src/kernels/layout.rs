@@ -5,6 +5,7 @@
 
 use ndarray::ArrayView2;
 
+use super::vector::Vector;
 use crate::real::Real;
 
 /// The bytes of a cache line.
@@ -18,6 +19,15 @@ pub const SWEEP: usize = 5;
 pub(crate) fn line<T>() -> usize {
     CACHE_LINE / std::mem::size_of::<T>()
 }
+
+/// The vectors per register tile, the tiles kernel's (hidden units) and
+/// backprop's (a layer's inputs): as many as fit in the registers beside the
+/// `SWEEP` accumulators each needs, the loads and one broadcast.
+pub fn tile_vectors<V: Vector>() -> usize {
+    ((V::REGISTERS - 2) / (SWEEP + 1)).clamp(1, MAX_TILE)
+}
+
+const MAX_TILE: usize = 4;
 
 /// Hidden units padded to whole vectors of `lanes`: the row length of W1ᵀ.
 pub fn stride(hidden: usize, lanes: usize) -> usize {

@@ -30,19 +30,11 @@ use std::ops::Range;
 
 use num_traits::Zero;
 
-use super::layout::{pad_rows, rows_ahead, stride, Buffers, Rows, State, CACHE_LINE, SWEEP};
+use super::layout::{pad_rows, rows_ahead, stride, tile_vectors, Buffers, Rows, State, CACHE_LINE, SWEEP};
 use super::sweep::{after_first_layer, update_bias, Batch};
 use super::vector::{prefetch_l2, sigmoid_in_place, Lane, Vector};
 use crate::data::Epoch;
 use crate::real::Real;
-
-/// The vectors of hidden units per tile: as many as fit in the registers
-/// beside the `SWEEP` accumulators each needs, the loads and one broadcast.
-pub fn tile_vectors<V: Vector>() -> usize {
-    ((V::REGISTERS - 2) / (SWEEP + 1)).clamp(1, MAX_TILE)
-}
-
-const MAX_TILE: usize = 4;
 
 /// `vectors` cut into runs of at most `most`, as even as the count allows.
 fn runs(vectors: usize, most: usize) -> impl Iterator<Item = Range<usize>> {

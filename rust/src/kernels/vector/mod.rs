@@ -69,7 +69,7 @@ pub trait Vector: Copy {
     type Elem: Lane;
     const LANES: usize;
     /// The vector registers of the instruction set: how large a tile of
-    /// accumulators the kernels may keep (`tiles::tile_vectors`).
+    /// accumulators the kernels may keep (`layout::tile_vectors`).
     const REGISTERS: usize;
     unsafe fn splat(v: Self::Elem) -> Self;
     unsafe fn load(p: *const Self::Elem) -> Self;
