@@ -27,8 +27,9 @@ CONFIDENCE = 0.95
 # the mean; the robust CV (1.4826 x the median absolute deviation, over the
 # median) reads as the standard deviation on normal noise, but one epoch hit by a
 # neighbour does not move it. A slowest epoch twice the fastest is said apart: over
-# the 78 backend-runs of the committed gate baselines (results/baseline/, 5 epochs
-# each, three machines) the median max/min was 1.09, 1 in 10 passed 1.34 and 1 of
+# the 78 backend-runs of the gate baselines committed before ea11945 (the Xeon's
+# since moved to its findings' gate-baseline-12ce236/; 5 epochs each, three
+# machines) the median max/min was 1.09, 1 in 10 passed 1.34 and 1 of
 # 78 passed 2, so 2 is a run the machine's load shaped.
 UNSTABLE_ROBUST_CV = 0.10
 UNSTABLE_MAX_OVER_MIN = 2.0
