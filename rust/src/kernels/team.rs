@@ -27,8 +27,9 @@
 //! counter instead, as they were first, the two parts of a team of two
 //! changed hands in 43-70% of the mini-batches at batch 10, [784, 30, 10],
 //! and each time 100 KB of W1ᵀ crossed between the cores: on a 2-core Xeon a
-//! part took 26,300-26,500 time-stamp-counter cycles rather than
-//! 18,600-19,200, and the epoch about 0.077 s rather than 0.062 s. The price is that a thread slowed by a
+//! part took 25,900-29,100 time-stamp-counter cycles rather than
+//! 18,600-19,400, and the epoch's median was 0.075-0.078 s rather than
+//! 0.062-0.067 s. The price is that a thread slowed by a
 //! neighbour on its core holds the others at the barrier for its share.
 //!
 //! The team is spawned once per epoch (`std::thread::scope`, the caller being

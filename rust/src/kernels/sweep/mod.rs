@@ -174,7 +174,7 @@ pub(crate) unsafe fn update<T: Lane, V: Vector<Elem = T>>(w: &mut [T], b: &mut [
 /// Per sweep of five samples, a tile of the five rows of delta_in by up to
 /// `tile_vectors` vectors of them stays in registers while the rows of W
 /// pass, each taking its terms in the order of W's rows. Accumulated in
-/// memory instead, as `add_outer5` does, every row of W read and wrote the
+/// memory instead, as it once was, every row of W read and wrote the
 /// tile again, and the masked stores of each row's tail, which the next
 /// row's loads wait on, made this a fifth of the layers after the first at
 /// [784, 30, 10].
@@ -274,7 +274,7 @@ mod tests {
     use crate::kernels::isa::Isa;
     use crate::kernels::vector::Scalar;
     #[cfg(target_arch = "x86_64")]
-    use crate::kernels::vector::{F32x16, F64x8};
+    use crate::kernels::vector::{F32x16, F32x8, F64x4, F64x8};
 
     fn values(n: usize, seed: u64) -> Vec<f64> {
         let mut state = seed;
@@ -306,28 +306,38 @@ mod tests {
     where
         V::Elem: Lane,
     {
-        let mut out = vec![V::Elem::zero(); a.len() + 3]; // longer than the rows: the stores stay inside them
+        // NaN everywhere, and past the rows: every element must be written, none beyond.
+        let mut out = vec![V::Elem::of(f64::NAN); a.len() + 17];
         unsafe { backprop_delta::<V::Elem, V>(w, delta, a, &mut out, n_in) };
-        assert!(out[a.len()..].iter().all(|v| v.is_zero()), "a store beyond the rows");
+        assert!(out[a.len()..].iter().all(|v| num_traits::Float::is_nan(*v)), "a store beyond the rows");
         out.truncate(a.len());
         out
     }
 
     #[test]
     fn backprop_takes_the_terms_in_the_order_of_the_rows_of_w() {
-        for (n_in, n_out, p) in [(1, 3, 5), (7, 2, 5), (8, 10, 10), (30, 10, 10), (37, 4, 15), (100, 10, 5)] {
+        // n_in from under one vector to 13 of AVX-512's f64: tiles of 1 to 4 vectors, whole or with a tail
+        let shapes = [(1, 3, 5), (7, 2, 5), (8, 10, 10), (30, 10, 10), (37, 4, 15), (45, 3, 5), (50, 3, 5), (100, 10, 5)];
+        for (n_in, n_out, p) in shapes {
             let w = values(n_out * n_in, 1 + n_in as u64);
             let delta = values(p * n_out, 2 + n_out as u64);
             let a: Vec<f64> = values(p * n_in, 3).iter().map(|v| v + 0.5).collect();
             let unfused = plain(&w, &delta, &a, n_in, |x, y, z| x * y + z);
             assert_eq!(tiled::<Scalar<f64>>(&w, &delta, &a, n_in), unfused, "n_in {n_in}");
             #[cfg(target_arch = "x86_64")]
-            if Isa::Avx512.supported() {
+            {
                 let fused = plain(&w, &delta, &a, n_in, f64::mul_add);
-                assert_eq!(tiled::<F64x8>(&w, &delta, &a, n_in), fused, "n_in {n_in}");
                 let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-                let (w, delta, a) = (f(&w), f(&delta), f(&a));
-                assert_eq!(tiled::<F32x16>(&w, &delta, &a, n_in), plain(&w, &delta, &a, n_in, f32::mul_add));
+                let (w32, delta32, a32) = (f(&w), f(&delta), f(&a));
+                let fused32 = plain(&w32, &delta32, &a32, n_in, f32::mul_add);
+                if Isa::Avx2Fma.supported() {
+                    assert_eq!(tiled::<F64x4>(&w, &delta, &a, n_in), fused, "n_in {n_in}");
+                    assert_eq!(tiled::<F32x8>(&w32, &delta32, &a32, n_in), fused32, "n_in {n_in}");
+                }
+                if Isa::Avx512.supported() {
+                    assert_eq!(tiled::<F64x8>(&w, &delta, &a, n_in), fused, "n_in {n_in}");
+                    assert_eq!(tiled::<F32x16>(&w32, &delta32, &a32, n_in), fused32, "n_in {n_in}");
+                }
             }
         }
     }
