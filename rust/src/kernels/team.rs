@@ -163,7 +163,7 @@ impl<T: Lane> FusedParallel<T> {
         let team = Team {
             sizes: &sizes, x: data.x_slice(), labels: data.labels, order: data.order, batch_size, eta, stride, capacity,
             columns: &columns, w1: SharedMatrix::new(wt, sizes[0], stride),
-            shared: &shared, threads, barrier: Barrier::new(threads),
+            shared: &shared, barrier: Barrier::new(threads),
         };
         // Thread 0 trains the trainer's own b1 and deeper layers, the others copies.
         let mut copies: Vec<_> = (1..threads).map(|_| (b1.clone(), deeper_w.to_vec(), deeper_b.to_vec())).collect();
@@ -211,7 +211,6 @@ pub struct Team<'a, T> {
     columns: &'a [Range<usize>],
     w1: SharedMatrix<'a, T>,
     shared: &'a [Partials<T>; 2],
-    threads: usize,
     barrier: Barrier,
 }
 
@@ -249,7 +248,7 @@ unsafe fn team_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
     let Own { index, b1, weights, biases } = own;
     let (sizes, cap, stride, x) = (team.sizes, team.capacity, team.stride, team.x);
     let (n0, hidden, parts) = (sizes[0], sizes[1], team.columns.len());
-    let mine = owned(index, team.threads, parts);
+    let mine = owned(index, team.barrier.threads(), parts);
     // Private buffers, made once per epoch: (capacity, n) row-major per layer,
     // and the rows of X of this batch and the last, by parity.
     let mut acts: Vec<Vec<T>> = sizes[1..].iter().map(|&n| vec![T::zero(); cap * n]).collect();

@@ -126,6 +126,11 @@ impl Barrier {
         Barrier { threads, arrived: AtomicUsize::new(0), generation: AtomicUsize::new(0), broken: AtomicBool::new(false) }
     }
 
+    /// The threads it waits for: the team's.
+    pub(super) fn threads(&self) -> usize {
+        self.threads
+    }
+
     pub(super) fn wait(&self) {
         let generation = self.generation.load(Ordering::Acquire);
         if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
