@@ -233,10 +233,20 @@ def _descendants_of_a_busy_worker(workers: dict[str, int]) -> tuple[str, list]:
     while time.monotonic() < deadline:
         for address, pid in workers.items():
             children = psutil.Process(pid).children(recursive=True)
-            if any("multiprocessing" in " ".join(c.cmdline()) for c in children):
+            if any("multiprocessing" in _command_line(c) for c in children):
                 return address, children
         time.sleep(0.1)
     raise AssertionError("no cell started on any worker")
+
+
+def _command_line(process) -> str:
+    """The process's command line, or "" for one that has exited since it was
+    listed: a worker's short-lived children (the machine probes among them) can
+    end, or linger as zombies, between listing and reading."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.NoSuchProcess:  # ZombieProcess is one
+        return ""
 
 
 def _gone(process) -> bool:
