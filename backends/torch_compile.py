@@ -2,10 +2,18 @@
 
 The same ``nn.Linear`` + ``nn.Sigmoid`` model, quadratic cost, autograd and
 ``torch.optim.SGD`` as ``torch_backend.py``, compiled the way PyTorch's users
-do it: ``torch.compile`` of the whole train step (``STEP``), which dynamo
-splits at ``loss.backward()`` into the forward with its cost (whose backward
-AOTAutograd compiles with it) and the optimizer's update; or ``torch.compile``
-of the model only (``MODEL``), the update then running eagerly.
+do it: ``torch.compile`` of the train step (``STEP``), or of the model only
+(``MODEL``), the update then running eagerly.
+
+The compiled step is the forward, the cost, ``loss.backward()`` and
+``optimizer.step()``; ``zero_grad`` runs before it, eagerly, because dynamo
+will not trace it and would split the step there. Dynamo traces the backward
+into the forward's graph when its ``trace_autograd_ops`` is on (PyTorch
+2.13's own hint at that graph break; without it, ``backward()`` splits the
+step again and runs as eager autograd calling AOTAutograd's compiled
+backward). So the step is two graphs: forward with backward, and the
+optimizer's update, after the break that ``torch.optim`` puts before it.
+The flag is on only while a step compiles: the compiled code does not read it.
 
 Compiling happens on the first step of each mini-batch shape, which is in the
 first epoch (the harness's warm-up): a short last batch is a second shape, which
@@ -35,16 +43,16 @@ from backends.base import Params
 from backends.torch_backend import TorchTrainer
 
 STEP, MODEL = "step", "model"
-# The whole step, because at batch 10 it is the faster of the two: on one
-# thread, 1,000-sample slices of an epoch taking turns, best of 25 (scaled to
-# 50,000 samples), 5.9 s against 7.2 s with the model alone compiled, and 5.4
-# against 6.0 s in a second process: compiled, SGD's update of the four
-# parameters is one fused loop instead of eager SGD's kernels per parameter.
-# Both are slower there than eager torch (4.6 and 3.3 s): each call into
+# Whether this PyTorch's dynamo can trace ``backward()`` (older ones lack the flag).
+TRACES_BACKWARD = hasattr(torch._dynamo.config, "trace_autograd_ops")
+# The whole step, because it is the fastest of the forms. On a 2-core Xeon,
+# two threads, epochs taking turns, best of five scaled to 50,000 samples,
+# float64 (docs/findings/<the Xeon>/torch-compile/): at batch 10 eager torch
+# 1.80 s, the model compiled 2.91, the step compiled 1.00, and 2.03 when
+# zero_grad and backward() split it, as they did before: each call into
 # compiled code checks its guards and crosses AOTAutograd's wrappers, which
-# costs more than the fusion saves on a 10 x 784 batch. At batch 1000 they tie
-# (0.40 against 0.38 s, 0.47 against 0.24 s; medians 0.60 and 0.61, 0.65 and
-# 0.76 s): the products in BLAS are nearly all of the time.
+# cost more than the fusion saved on a 10 x 784 batch. At batch 1000: 0.132,
+# 0.142, 0.087 and 0.117 s.
 DEFAULT_MODE = STEP
 
 
@@ -62,20 +70,29 @@ class TorchCompile(TorchTrainer):
         self.compile_seconds = 0.0
         self._shapes: set[int] = set()
         if mode == STEP:
-            self._step = torch.compile(self._train_step)
+            self._compiled = torch.compile(self._train_step)
         else:
             self._model = torch.compile(self.model)
-            self._step = self._train_step
+            self._compiled = self._train_step
 
     def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor,
                     batch: torch.Tensor) -> None:
-        """The book's ``update_mini_batch`` on the samples ``batch``."""
+        """The book's ``update_mini_batch`` on the samples ``batch``, the
+        gradients already zeroed."""
         x, t = inputs[batch], targets[batch]  # (m, n_in), (m, n_out)
         a = self.model(x) if self.mode == STEP else self._model(x)
         loss = 0.5 * ((a - t) ** 2).sum() / x.shape[0]
-        self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
+
+    def _step(self, inputs: torch.Tensor, targets: torch.Tensor, batch: torch.Tensor,
+              compiles: bool = False) -> None:
+        self.optimizer.zero_grad()
+        if compiles and TRACES_BACKWARD:
+            with torch._dynamo.config.patch(trace_autograd_ops=True):
+                self._compiled(inputs, targets, batch)
+        else:
+            self._compiled(inputs, targets, batch)
 
     def train_epoch(self, X, y, order, batch_size, eta):
         inputs, targets = self._tensors(X, y)
@@ -86,9 +103,12 @@ class TorchCompile(TorchTrainer):
                 self._step(inputs, targets, batch)
             else:  # this step compiles
                 start = time.perf_counter()
-                self._step(inputs, targets, batch)
+                self._step(inputs, targets, batch, compiles=True)
                 self.compile_seconds += time.perf_counter() - start
                 self._shapes.add(len(batch))
 
     def choices(self, batch_size: int) -> dict:
-        return {"compiled": "the train step" if self.mode == STEP else "the model"}
+        if self.mode == MODEL:
+            return {"compiled": "the model"}
+        backward = "traced into the forward's graph" if TRACES_BACKWARD else "eager autograd"
+        return {"compiled": "the train step", "backward": backward}
