@@ -19,8 +19,8 @@ from harness.commands.sweep import sweep_cells
 from harness.config import RunConfig, UsageError
 from harness.records import CUT_SHORT, FAILED, OK, TIMEOUT
 from harness.reporting.pages import draw_sweep
-from harness.reporting.plots import FILES, FORMATS
-from harness.reporting.tables import peer_text, winner_grid
+from harness.reporting.plots import FILES, FORMATS, backend_colours, winners_figure
+from harness.reporting.tables import ours_text, peer_text, winner_grid
 from harness.running.sweep import Grid, run_sweep, winner_map
 from harness.summary import SUMMARY_COLUMNS
 
@@ -177,6 +177,12 @@ def test_the_lead_over_the_peers_counts_only_where_the_bootstrap_supports_it():
     assert behind["ours_lead"] == "peer" and behind["ours_vs_peer_high"] < 1
     assert peer_text(clear) == "vs jax x2.00"
     assert peer_text(overlap) == "vs jax x1.10 (n.s.)"
+    assert ours_text(behind) == "best of ours: numba x0.50"
+    # the map's cells: ours against the peer where ours won, and where the peer did
+    figure = winners_figure(winner_map(frame), backend_colours(frame["backend"]))
+    labels = [text.get_text() for text in figure.axes[0].texts]
+    assert labels[0].endswith("vs jax x2.00") and labels[1].endswith("vs jax x1.10 (n.s.)")
+    assert labels[2] == "torch\nx2.00\nbest of ours:\nnumba x0.50"
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from matplotlib.ticker import NullLocator
 
 from harness import storage
 from harness.records import OK, STANDING
-from harness.reporting.tables import label_parts, peer_text, row_label, winner_text
+from harness.reporting.tables import label_parts, ours_text, peer_text, row_label, winner_text
 
 FORMATS = ("png", "svg")
 FILES = storage.SWEEP_PLOTS
@@ -141,8 +141,11 @@ def winners_figure(winners: pd.DataFrame, colours: dict) -> Figure:
         ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor=colour, alpha=0.45,
                                edgecolor="white", linewidth=2))
         label = winner_text(row).replace(" x", "\nx").replace(" (", "\n(")
-        if peer_text(row) and row["winner"] != row["best_peer"]:
-            label += "\n" + peer_text(row)
+        peer, ours = peer_text(row), ours_text(row)
+        if peer and row["winner"] != row["best_peer"]:
+            label += "\n" + peer
+        elif ours:  # a peer won: how far behind ours was
+            label += "\n" + ours.replace(": ", ":\n")
         ax.text(x, y, label, ha="center", va="center", fontsize=7)
     ax.set_xlim(-0.5, len(batches) - 0.5)
     ax.set_ylim(len(labels) - 0.5, -0.5)

@@ -130,6 +130,16 @@ def peer_text(row: pd.Series) -> str:
     return text + (" (n.s.)" if row.get("ours_lead") == "not supported" else "")
 
 
+def ours_text(row: pd.Series) -> str:
+    """'best of ours: numba x0.80' (the same ratio as :func:`peer_text`) for a
+    cell a peer won, so that the map says how far behind ours was; '' where
+    the cell has no peer or none of ours."""
+    if _missing(row.get("ours_vs_peer")):
+        return ""
+    text = f"best of ours: {row['best_ours']} x{row['ours_vs_peer']:.2f}"
+    return text + (" (n.s.)" if row.get("ours_lead") == "not supported" else "")
+
+
 def format_winners(winners: pd.DataFrame) -> str:
     """The winner map as a text grid: a row per width and dtype (and threads), a
     column per batch size."""
