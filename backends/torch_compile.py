@@ -11,9 +11,13 @@ will not trace it and would split the step there. Dynamo traces the backward
 into the forward's graph when its ``trace_autograd_ops`` is on (PyTorch
 2.13's own hint at that graph break; without it, ``backward()`` splits the
 step again and runs as eager autograd calling AOTAutograd's compiled
-backward). So the step is two graphs: forward with backward, and the
-optimizer's update, after the break that ``torch.optim`` puts before it.
-The flag is on only while a step compiles: the compiled code does not read it.
+backward). ``torch.optim`` breaks the graph around its update, so the step
+is two graphs: the forward with its backward, and the update. The flag is on
+only while a step compiles: the compiled code does not read it. A recompile
+at a batch length already seen would trace without it and split the step
+again, correct but slower; the harness causes none (the same arrays every
+epoch, eta in a tensor), and the tests check that a second epoch compiles
+nothing.
 
 Compiling happens on the first step of each mini-batch shape, which is in the
 first epoch (the harness's warm-up): a short last batch is a second shape, which
@@ -43,7 +47,8 @@ from backends.base import Params
 from backends.torch_backend import TorchTrainer
 
 STEP, MODEL = "step", "model"
-# Whether this PyTorch's dynamo can trace ``backward()`` (older ones lack the flag).
+# Whether this PyTorch's dynamo has the flag (older ones do not; some that have
+# it trace only ``torch.autograd.grad`` with it, and split at ``backward()`` still).
 TRACES_BACKWARD = hasattr(torch._dynamo.config, "trace_autograd_ops")
 # The whole step, because it is the fastest of the forms. On a 2-core Xeon,
 # two threads, epochs taking turns, best of five scaled to 50,000 samples,
@@ -88,7 +93,7 @@ class TorchCompile(TorchTrainer):
     def _step(self, inputs: torch.Tensor, targets: torch.Tensor, batch: torch.Tensor,
               compiles: bool = False) -> None:
         self.optimizer.zero_grad()
-        if compiles and TRACES_BACKWARD:
+        if compiles and TRACES_BACKWARD and self.mode == STEP:
             with torch._dynamo.config.patch(trace_autograd_ops=True):
                 self._compiled(inputs, targets, batch)
         else:
@@ -110,5 +115,6 @@ class TorchCompile(TorchTrainer):
     def choices(self, batch_size: int) -> dict:
         if self.mode == MODEL:
             return {"compiled": "the model"}
-        backward = "traced into the forward's graph" if TRACES_BACKWARD else "eager autograd"
+        backward = ("traced into the forward's graph (trace_autograd_ops while compiling)"
+                    if TRACES_BACKWARD else "eager autograd")
         return {"compiled": "the train step", "backward": backward}

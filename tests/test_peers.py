@@ -133,7 +133,7 @@ def test_torch_compile_traces_the_backward_into_the_graph(small_problem):
     """The compiled step breaks only where torch.optim asks to (before its
     update), not at zero_grad or backward(), whose eager forms cost more per
     mini-batch than the whole compiled step at batch 10."""
-    pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
     from torch._dynamo.utils import counters
 
     from backends.torch_compile import TRACES_BACKWARD
@@ -141,9 +141,11 @@ def test_torch_compile_traces_the_backward_into_the_graph(small_problem):
     if not TRACES_BACKWARD:
         pytest.skip("this PyTorch's dynamo cannot trace backward()")
     params, X, y, order = small_problem
+    torch._dynamo.reset()  # trace afresh, not from frames other tests compiled
     counters.clear()
     trainer = backends.create("torch-compile", params, "float64")
     trainer.train_epoch(X, y, order, 10, 3.0)
+    assert counters["stats"]["unique_graphs"] > 0
     reasons = list(counters["graph_break"])
-    assert reasons and all("User-inserted graph break" in r for r in reasons), reasons
-    assert trainer.choices(10)["backward"] == "traced into the forward's graph"
+    assert all("User-inserted graph break" in r for r in reasons), reasons
+    assert trainer.choices(10)["backward"].startswith("traced")

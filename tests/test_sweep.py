@@ -178,6 +178,8 @@ def test_the_lead_over_the_peers_counts_only_where_the_bootstrap_supports_it():
     assert peer_text(clear) == "vs jax x2.00"
     assert peer_text(overlap) == "vs jax x1.10 (n.s.)"
     assert ours_text(behind) == "best of ours: numba x0.50"
+    narrowly = pd.Series({"best_ours": "numba", "ours_vs_peer": 0.9, "ours_vs_peer_high": 1.1})
+    assert ours_text(narrowly) == "best of ours: numba x0.90 (n.s.)"
     # the map's cells: ours against the peer where ours won, and where the peer did
     figure = winners_figure(winner_map(frame), backend_colours(frame["backend"]))
     labels = [text.get_text() for text in figure.axes[0].texts]

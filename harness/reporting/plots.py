@@ -142,9 +142,9 @@ def winners_figure(winners: pd.DataFrame, colours: dict) -> Figure:
                                edgecolor="white", linewidth=2))
         label = winner_text(row).replace(" x", "\nx").replace(" (", "\n(")
         peer, ours = peer_text(row), ours_text(row)
-        if peer and row["winner"] != row["best_peer"]:
+        if peer and row["ours_vs_peer"] >= 1:
             label += "\n" + peer
-        elif ours:  # a peer won: how far behind ours was
+        elif ours:  # a peer was faster: how far behind ours was
             label += "\n" + ours.replace(": ", ":\n")
         ax.text(x, y, label, ha="center", va="center", fontsize=7)
     ax.set_xlim(-0.5, len(batches) - 0.5)

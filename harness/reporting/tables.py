@@ -132,12 +132,14 @@ def peer_text(row: pd.Series) -> str:
 
 def ours_text(row: pd.Series) -> str:
     """'best of ours: numba x0.80' (the same ratio as :func:`peer_text`) for a
-    cell a peer won, so that the map says how far behind ours was; '' where
+    cell a peer won, so that the map says how far behind ours was, with
+    ' (n.s.)' where the bootstrap interval of that ratio reaches 1; '' where
     the cell has no peer or none of ours."""
     if _missing(row.get("ours_vs_peer")):
         return ""
     text = f"best of ours: {row['best_ours']} x{row['ours_vs_peer']:.2f}"
-    return text + (" (n.s.)" if row.get("ours_lead") == "not supported" else "")
+    high = row.get("ours_vs_peer_high")
+    return text + (" (n.s.)" if not _missing(high) and high >= 1 else "")
 
 
 def format_winners(winners: pd.DataFrame) -> str:
