@@ -3,12 +3,18 @@
 The team runs the first layer as rust-fused's tiles kernel does, on W1 held
 transposed for the epoch (a row per input feature). Thread t owns a run of
 those rows, reads only those features of each row of X, and computes their
-share of the first layer's sums and their updates; everything after the first
-layer, under 2% of the arithmetic at [784, 30, 10], each thread does itself on
-its own copy of the deeper weights. The team is started once per epoch and
-meets at one barrier per mini-batch (a spinning, then yielding, generation
-counter), with the shared partial sums double-buffered so that one barrier is
-enough.
+share of the first layer's sums and their updates. The team is started once
+per epoch and meets at a barrier (a spinning, then yielding, generation
+counter) once the partial sums are written. The rest of each mini-batch,
+under 2% of the arithmetic at [784, 30, 10], each thread does on its own copy
+of the deeper weights and b1, one of two ways (``rest``): "whole", every
+thread all of it, so that one barrier per mini-batch is enough (the partial
+sums are double-buffered); or "by-samples", each thread the deeper layers and
+backprop of its own samples, then a second barrier, and every thread the
+updates of its copies from the whole mini-batch. The second barrier costs the
+same at any batch size, and the work it shares grows with the batch: by
+default the team shares the rest from ten sweeps of five samples per thread
+(batch 100 on two threads), and choices() says which way it took.
 
 The features fall into ``parts`` runs of whole cache lines of W1's transposed
 rows whose sums are added in a fixed order, each thread taking a run of parts:
@@ -52,6 +58,8 @@ SEGMENTS = 5
 # made only where what is left of the epoch holds this many probes, so that
 # the slower of the two costs a few percent of the epoch at most.
 TRIAL_AT_MOST = 10
+# The ways the team does the rest of each mini-batch (see the module).
+RESTS = ("whole", "by-samples")
 
 
 def machine_threads() -> int:
@@ -67,12 +75,14 @@ class RustFusedParallel(RustTrainer):
     strategy = "fused-parallel"
 
     def __init__(self, params: Params, dtype: str = "float64", threads: int | None = None,
-                 isa: str | None = None):
+                 isa: str | None = None, rest: str | None = None):
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be at least 1; got {threads}")
-        self._requested, self._isa = threads, isa
+        if rest is not None and rest not in RESTS:
+            raise ValueError(f"rest must be one of {RESTS} or None; got {rest!r}")
+        self._requested, self._isa, self._rest = threads, isa, rest
         offered = machine_threads() if threads is None else threads
-        super().__init__(params, dtype, offered, isa=isa, parts=offered)
+        super().__init__(params, dtype, offered, isa=isa, parts=offered, rest=rest)
         self.parts = self._rust.choices(1)["parts"]  # capped by the cache lines in a row of X
         self.team_threads = self.threads  # what the machine offers, capped by the parts
         self.calibration: dict[int, dict[int, float]] = {}
@@ -151,7 +161,7 @@ class RustFusedParallel(RustTrainer):
     def _trainer(self, params: Params, threads: int):
         return extension().Trainer(self.strategy, self.dtype.name, list(params.weights),
                                    list(params.biases), threads=threads, isa=self._isa,
-                                   parts=self.parts)
+                                   parts=self.parts, rest=self._rest)
 
     def _time_threads(self, X, y, order, batch_size: int, eta: float) -> dict[int, float]:
         """Best seconds of a few repeats of this epoch's first mini-batches on one

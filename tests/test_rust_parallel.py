@@ -1,7 +1,8 @@
 """rust-fused-parallel: the reference's result, the same bits on any thread
-count for a given number of parts, and rust-fused's tiles kernel's bits with
-one part; test_backends.py checks its gradients, float32 and short batches with
-every other backend, test_rust.py its bad inputs."""
+count for a given number of parts, whichever way the team shares the rest of
+each mini-batch, and rust-fused's tiles kernel's bits with one part;
+test_backends.py checks its gradients, float32 and short batches with every
+other backend, test_rust.py its bad inputs."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ pytest.importorskip(MODULE)
 
 from backends import rust_extension, rust_fused_parallel  # noqa: E402 - needs the extension
 from backends.rust_fused import RustFused  # noqa: E402
-from backends.rust_fused_parallel import RustFusedParallel  # noqa: E402
+from backends.rust_fused_parallel import RESTS, RustFusedParallel  # noqa: E402
 
 N_SAMPLES = 433  # a short last batch at every batch size below but 1
 
@@ -45,10 +46,10 @@ def _after_epoch(trainer, problem, batch_size):
     return _flat(trainer.params())
 
 
-def _team(params, dtype="float64", threads=1, parts=None):
+def _team(params, dtype="float64", threads=1, parts=None, rest=None):
     """A team of ``threads`` on ``parts`` parts, built as the backend builds its
     calibration's copies."""
-    trainer = RustFusedParallel(params, dtype, threads=threads)
+    trainer = RustFusedParallel(params, dtype, threads=threads, rest=rest)
     if parts is not None:
         trainer.parts = parts
         trainer._rust = trainer._trainer(params.astype(trainer.dtype), threads)
@@ -60,8 +61,9 @@ def _team(params, dtype="float64", threads=1, parts=None):
 def test_matches_the_reference_and_gives_the_same_bits_on_1_2_and_3_threads(sizes, batch_size):
     problem = _problem(sizes)
     want = _after_epoch(backends.create(backends.REFERENCE, problem[0]), problem, batch_size)
-    results = [_after_epoch(_team(problem[0], threads=n, parts=3), problem, batch_size)
-               for n in (1, 2, 3)]
+    # by samples, three threads share batch 7's two sweeps (and batch 1's one) unevenly
+    results = [_after_epoch(_team(problem[0], threads=n, parts=3, rest=rest), problem, batch_size)
+               for n in (1, 2, 3) for rest in RESTS]
     assert np.max(np.abs(results[0] - want)) <= 1e-9 * np.max(np.abs(want))
     for got in results[1:]:
         np.testing.assert_array_equal(got, results[0])
@@ -77,8 +79,8 @@ def test_matches_the_reference_and_gives_the_same_bits_on_1_2_and_3_threads(size
 @pytest.mark.parametrize("batch_size", [7, 100])
 def test_float32_gives_the_same_bits_on_any_thread_count_and_stays_close(batch_size):
     problem = _problem([784, 30, 10], "float32")
-    results = [_after_epoch(_team(problem[0], "float32", threads=n, parts=3), problem,
-                            batch_size) for n in (1, 2, 3)]
+    results = [_after_epoch(_team(problem[0], "float32", threads=n, parts=3, rest=rest), problem,
+                            batch_size) for n in (1, 2, 3) for rest in RESTS]
     for got in results[1:]:
         np.testing.assert_array_equal(got, results[0])
     params, X, y, order = problem
@@ -96,6 +98,14 @@ def test_choices_name_the_team_and_its_split():
     assert chosen["split"].startswith("first layer by input features")
     assert chosen["threads_from"] == "requested" and chosen["kernel"] == "tiles"
     assert chosen["barrier"].startswith("generation counter")
+    # shared by samples from ten sweeps of five per thread, unless asked
+    assert [trainer.choices(b)["rest"] for b in (10, 99, 100, 1000)] == [
+        "whole", "whole", "by-samples", "by-samples"]
+    one = RustFusedParallel(init_params([784, 31, 10], 0), threads=1)
+    assert one.choices(1000)["rest"] == "whole"  # nothing to share
+    for rest in RESTS:
+        asked = RustFusedParallel(init_params([784, 31, 10], 0), threads=2, rest=rest)
+        assert {asked.choices(b)["rest"] for b in (10, 1000)} == {rest}
     # the split follows the lines of W1's transposed rows, not X's alignment:
     # the same after an epoch on rows 16 bytes past a line
     _, X, y, order = _problem([784, 31, 10])
@@ -117,6 +127,12 @@ def test_threads_are_capped_by_the_cache_lines_of_w1_and_zero_is_refused():
     assert RustFusedParallel(init_params([784, 3, 10], 0), threads=8, isa="x86-64").threads == 8
     with pytest.raises(ValueError, match="threads must be at least 1"):
         RustFusedParallel(init_params([784, 3, 10], 0), threads=0)
+    with pytest.raises(ValueError, match="rest must be one of .* or None; got 'halves'"):
+        RustFusedParallel(init_params([784, 3, 10], 0), threads=2, rest="halves")
+    with pytest.raises(ValueError, match="unknown rest \"halves\""):  # the extension's own check
+        p = init_params([784, 3, 10], 0)
+        rust_extension.extension().Trainer("fused-parallel", "float64", list(p.weights),
+                                           list(p.biases), threads=2, rest="halves")
 
 
 def test_default_threads_come_from_the_machine_and_a_calibration_picks_the_count(monkeypatch):

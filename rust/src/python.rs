@@ -152,6 +152,7 @@ fn choices_dict(py: Python<'_>, c: Choices) -> PyResult<Py<PyDict>> {
         d.set_item("features_per_part", team.features_per_part)?;
         d.set_item("tasks", team.tasks)?;
         d.set_item("barrier", team.barrier)?;
+        d.set_item("rest", team.rest)?;
     }
     d.set_item("subnormals", c.subnormals)?;
     Ok(d.unbind())
@@ -163,9 +164,13 @@ impl Trainer {
     /// the rayon pool's size for rayon, the team's for fused-parallel (at most
     /// `parts`), and OpenBLAS's thread count for the others. `parts` (the
     /// team's only, default `threads`) fixes how the team groups the first
-    /// layer's sums, and with it the result.
+    /// layer's sums, and with it the result. `rest` (the team's only):
+    /// "whole", each thread does what follows the first layer's sums for the
+    /// whole mini-batch, or "by-samples", each its own samples, then a second
+    /// meeting; the same bits either way. Default: by samples from ten sweeps
+    /// of five samples per thread.
     #[new]
-    #[pyo3(signature = (strategy, dtype, weights, biases, threads=1, isa=None, gemm_from_batch=None, parts=None))]
+    #[pyo3(signature = (strategy, dtype, weights, biases, threads=1, isa=None, gemm_from_batch=None, parts=None, rest=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         strategy: &str,
@@ -176,8 +181,9 @@ impl Trainer {
         isa: Option<&str>,
         gemm_from_batch: Option<usize>,
         parts: Option<usize>,
+        rest: Option<&str>,
     ) -> PyResult<Self> {
-        let settings = Settings::new(threads, isa, gemm_from_batch, parts).map_err(value_error)?;
+        let settings = Settings::new(threads, isa, gemm_from_batch, parts).and_then(|s| s.with_rest(rest)).map_err(value_error)?;
         let inner = match dtype {
             "float64" => Typed::F64(build(strategy, dtype, &weights, &biases, settings)?),
             "float32" => Typed::F32(build(strategy, dtype, &weights, &biases, settings)?),

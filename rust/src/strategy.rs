@@ -6,7 +6,7 @@ use rayon::ThreadPool;
 
 use crate::data::Epoch;
 use crate::kernels::isa::Isa;
-use crate::kernels::team::{FusedParallel, BARRIER_KIND, SPLIT_KIND, TASK_KIND, TEAM_KERNEL};
+use crate::kernels::team::{FusedParallel, Rest, BARRIER_KIND, SPLIT_KIND, TASK_KIND, TEAM_KERNEL};
 use crate::kernels::vector::{Lane, SUBNORMALS};
 use crate::kernels::{Fused, Kernel};
 use crate::openblas;
@@ -18,13 +18,14 @@ pub const STRATEGIES: [&str; 5] = ["port", "batched", "rayon", "fused", "fused-p
 /// the team's for fused-parallel (at most `parts`), and OpenBLAS's thread
 /// count for the others; `isa` None picks the widest the CPU supports;
 /// `gemm_from_batch` and `parts` are the fused kernels' (see `Fused::new`,
-/// `FusedParallel::new`).
+/// `FusedParallel::new`); `rest` the team's (`Rest`), None for its rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settings {
     pub threads: usize,
     pub isa: Option<Isa>,
     pub gemm_from_batch: Option<usize>,
     pub parts: Option<usize>,
+    pub rest: Option<Rest>,
 }
 
 impl Settings {
@@ -40,7 +41,17 @@ impl Settings {
                 format!("unknown instruction set {name:?}; one of {names:?}")
             })?),
         };
-        Ok(Settings { threads, isa, gemm_from_batch, parts })
+        Ok(Settings { threads, isa, gemm_from_batch, parts, rest: None })
+    }
+
+    /// With the team's rest by its name (`Rest::name`).
+    pub fn with_rest(self, rest: Option<&str>) -> Result<Self, String> {
+        let Some(name) = rest else { return Ok(self) };
+        let rest = Rest::from_name(name).ok_or_else(|| {
+            let names: Vec<_> = Rest::ALL.iter().map(|r| r.name()).collect();
+            format!("unknown rest {name:?}; one of {names:?}")
+        })?;
+        Ok(Settings { rest: Some(rest), ..self })
     }
 }
 
@@ -77,6 +88,8 @@ pub struct TeamChoices {
     pub features_per_part: Vec<usize>,
     pub tasks: &'static str,
     pub barrier: &'static str,
+    /// Who does what follows the first layer's sums (`Rest::name`).
+    pub rest: &'static str,
 }
 
 enum Strategy<T> {
@@ -98,14 +111,16 @@ impl<T: Lane> Trainer<T> {
     /// Strategy `name` (one of `STRATEGIES`) from the book's layout: weights
     /// (n_out, n_in), biases (n_out, 1).
     pub fn new(name: &str, weights: Vec<Array2<T>>, biases: Vec<Array2<T>>, settings: Settings) -> Result<Self, String> {
-        let Settings { threads, isa, gemm_from_batch, parts } = settings;
+        let Settings { threads, isa, gemm_from_batch, parts, rest } = settings;
         let strategy = match name {
             "port" => Strategy::Port(Network::new(weights, biases)?),
             "batched" => Strategy::Batched(Network::new(weights, biases)?),
             "rayon" => Strategy::Rayon(Network::new(weights, biases)?, parallel::pool(threads)?),
             "fused" => Strategy::Fused(Fused::new(&views(&weights), &views(&biases), isa, gemm_from_batch)?),
             "fused-parallel" => {
-                Strategy::FusedParallel(FusedParallel::new(&views(&weights), &views(&biases), isa, threads, parts)?)
+                let mut team = FusedParallel::new(&views(&weights), &views(&biases), isa, threads, parts)?;
+                team.set_rest(rest);
+                Strategy::FusedParallel(team)
             }
             other => return Err(format!("unknown strategy {other:?}; one of {STRATEGIES:?}")),
         };
@@ -184,6 +199,7 @@ impl<T: Lane> Trainer<T> {
                     features_per_part: f.features_per_part(),
                     tasks: TASK_KIND,
                     barrier: BARRIER_KIND,
+                    rest: f.rest_for(batch_size).name(),
                 }),
                 subnormals,
             }),
@@ -258,6 +274,11 @@ mod tests {
         assert_eq!(Settings::new(0, None, None, None).unwrap_err(), "threads must be at least 1");
         assert!(Settings::new(1, Some("sse9"), None, None).unwrap_err().contains("\"avx2+fma\""));
         assert_eq!(Settings::new(2, Some("x86-64"), None, None).unwrap().isa, Some(Isa::Baseline));
+        let settings = Settings::new(2, None, None, None).unwrap();
+        assert_eq!(settings.rest, None);
+        assert_eq!(settings.with_rest(Some("by-samples")).unwrap().rest, Some(Rest::BySamples));
+        assert_eq!(settings.with_rest(None).unwrap().rest, None);
+        assert!(settings.with_rest(Some("halves")).unwrap_err().contains("[\"whole\", \"by-samples\"]"));
         assert!(trainer("numpy", 1, None).err().unwrap().contains("unknown strategy"));
         let mut port = trainer("port", 1, None).unwrap();
         assert!(port.set_kernel("tiles").unwrap_err().contains("only the fused strategy"));

@@ -16,11 +16,19 @@
 //! b, in that order. The parts are fixed by the trainer, not by the threads
 //! (each thread takes a run of parts), so the result is the same bits
 //! whatever the thread count; the update of each weight is one thread's, in
-//! the samples' order, whatever the split. Everything after the first layer
-//! (about 1/78 of the arithmetic at [784, 30, 10]) every thread computes
-//! itself, on its own copy of the deeper weights and of b1, with the
-//! single-thread kernel's code in its order, so the copies stay identical.
-//! With one part the result is `Fused`'s tiles kernel's, bit for bit.
+//! the samples' order, whatever the split. What follows the first layer's
+//! sums (about 1/78 of the arithmetic at [784, 30, 10], but a sixth to a
+//! quarter of the team's time at batch 1000) runs the single-thread kernel's
+//! code in its order, each thread on its own copy of the deeper weights and
+//! of b1, so the copies stay identical. It runs one of two ways (`Rest`):
+//! every thread the whole mini-batch, or each thread its own sweeps of five
+//! samples through the deeper layers and backprop, which are the same bits
+//! whoever computes them, and after a second barrier every thread the updates
+//! of its copies from all the samples. Those updates sum each weight's terms
+//! in the samples' order, so they cannot be split by samples without
+//! changing the bits, and each thread reads the other's activations and
+//! deltas for them. With one part the result is `Fused`'s tiles kernel's, bit
+//! for bit.
 //!
 //! Each thread owns a fixed run of the parts for the whole epoch, so that its
 //! rows of W1ᵀ stay in its own core's cache. Taken in turn from a shared
@@ -33,12 +41,15 @@
 //! neighbour on its core holds the others at the barrier for its share.
 //!
 //! The team is spawned once per epoch (`std::thread::scope`, the caller being
-//! thread 0) and meets at one barrier per mini-batch, after the partial sums
-//! are written. They are double-buffered by the mini-batch's parity, which is
-//! what makes one barrier enough: a thread that writes batch k+1's buffer has
-//! passed batch k's barrier, which every other thread reached only after it
-//! had read batch k-1's (the same buffer). No thread reads or writes another's
-//! rows of W1ᵀ, so W1ᵀ needs no barrier at all.
+//! thread 0) and meets at a barrier per mini-batch after the partial sums are
+//! written. They are double-buffered by the mini-batch's parity, which is
+//! what makes one barrier enough where each thread does the rest whole: a
+//! thread that writes batch k+1's buffer has passed batch k's barrier, which
+//! every other thread reached only after it had read batch k-1's (the same
+//! buffer). Shared by samples, the activations and deltas each thread writes
+//! for its samples are read by all after the second barrier, and written
+//! again only after the next mini-batch's first. No thread reads or writes
+//! another's rows of W1ᵀ, so W1ᵀ needs no barrier at all.
 //!
 //!
 //! The barrier, the shared W1ᵀ and the partial sums are in `sync`.
@@ -49,14 +60,15 @@ use std::ops::Range;
 
 use ndarray::ArrayView2;
 
-use self::sync::{Barrier, BreakOnPanic, Partials, SharedMatrix};
+use self::sync::{Barrier, BreakOnPanic, Partials, SharedMatrix, SharedRows};
 use super::isa::{dispatch, Isa};
 use super::layout::{pad_rows, padded, rows_ahead, stride, Aligned, Matrix, Rows, CACHE_LINE, SWEEP};
-use super::sweep::{after_first_layer, update_bias, Batch};
+use super::sweep::{deeper_backward, update_bias, update_deeper, Batch};
 use super::tiles;
 use super::vector::{sigmoid_in_place, FlushSubnormals, Lane, Vector};
 use super::Fused;
 use crate::data::Epoch;
+use crate::real::Real;
 
 pub use self::sync::SPINS_BEFORE_YIELD;
 
@@ -69,10 +81,47 @@ pub const TASK_KIND: &str = "a fixed run of parts per thread, each its update th
 /// What `choices()` reports as the kernel.
 pub const TEAM_KERNEL: &str = "tiles";
 
+/// Who does what follows the first layer's sums in each mini-batch: the
+/// deeper layers, the errors and backprop down to delta1, and the updates of
+/// b1 and the deeper layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rest {
+    /// Every thread the whole mini-batch, on its own copies: one meeting.
+    Whole,
+    /// Each thread its own whole sweeps of the samples up to delta1; then a
+    /// second meeting, and every thread the updates of its copies.
+    BySamples,
+}
+
+/// Where the rest is not asked for, it is shared by samples from this many
+/// sweeps of the mini-batch per thread. The second meeting costs the same at
+/// any batch size, and what it shares grows with the batch. On a 2-core Xeon
+/// (`docs/findings`, team/rest.py) the team of two at [784, 30, 10] float64
+/// was 5% faster whole at batch 50 (five sweeps each) and 5% faster by
+/// samples at batch 100 (ten); at batch 10, 5-15% faster whole.
+pub const SWEEPS_PER_THREAD_TO_SHARE: usize = 10;
+
+impl Rest {
+    pub const ALL: [Rest; 2] = [Rest::Whole, Rest::BySamples];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Rest::Whole => "whole",
+            Rest::BySamples => "by-samples",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Rest> {
+        Rest::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
 pub struct FusedParallel<T> {
     fused: Fused<T>,
     threads: usize,
     parts: usize,
+    /// Asked for; else by the batch size (`rest_for`).
+    rest: Option<Rest>,
     /// W1ᵀ while an epoch trains.
     transposed: Aligned<T>,
 }
@@ -104,7 +153,7 @@ impl<T: Lane> FusedParallel<T> {
         let fused = Fused::new(weights, biases, isa, None)?;
         let stride = stride(fused.sizes[1], fused.isa.lanes::<T>());
         let parts = parts.unwrap_or(threads).min((fused.sizes[0] / rows_per_line::<T>(stride)).max(1));
-        Ok(FusedParallel { fused, threads: threads.min(parts), parts, transposed: Aligned::default() })
+        Ok(FusedParallel { fused, threads: threads.min(parts), parts, rest: None, transposed: Aligned::default() })
     }
 
     pub fn sizes(&self) -> &[usize] {
@@ -121,6 +170,19 @@ impl<T: Lane> FusedParallel<T> {
 
     pub fn parts(&self) -> usize {
         self.parts
+    }
+
+    /// Who does the rest of each mini-batch of `batch_size`: as asked, else
+    /// by samples where each thread has `SWEEPS_PER_THREAD_TO_SHARE` sweeps
+    /// of it. The result is the same bits either way.
+    pub fn rest_for(&self, batch_size: usize) -> Rest {
+        let shares = batch_size >= SWEEPS_PER_THREAD_TO_SHARE * SWEEP * self.threads && self.threads > 1;
+        self.rest.unwrap_or(if shares { Rest::BySamples } else { Rest::Whole })
+    }
+
+    /// None: by the batch size (`rest_for`).
+    pub fn set_rest(&mut self, rest: Option<Rest>) {
+        self.rest = rest;
     }
 
     pub fn weights(&self) -> Vec<ArrayView2<'_, T>> {
@@ -152,6 +214,8 @@ impl<T: Lane> FusedParallel<T> {
         let columns = self.features();
         let capacity = padded(batch_size.min(data.order.len()).max(1));
         let shared = [Partials::new(parts, capacity * sizes[1]), Partials::new(parts, capacity * sizes[1])];
+        let rest = self.rest_for(batch_size);
+        let rows = if rest == Rest::BySamples { capacity } else { 0 };
 
         self.transposed.reserve(sizes[0] * stride);
         let wt = self.transposed.values_mut(sizes[0] * stride);
@@ -163,7 +227,8 @@ impl<T: Lane> FusedParallel<T> {
         let team = Team {
             sizes: &sizes, x: data.x_slice(), labels: data.labels, order: data.order, batch_size, eta, stride, capacity,
             columns: &columns, w1: SharedMatrix::new(wt, sizes[0], stride),
-            shared: &shared, barrier: Barrier::new(threads),
+            shared: &shared, barrier: Barrier::new(threads), rest,
+            acts: layer_rows(&sizes, rows), deltas: layer_rows(&sizes, rows),
         };
         // Thread 0 trains the trainer's own b1 and deeper layers, the others copies.
         let mut copies: Vec<_> = (1..threads).map(|_| (b1.clone(), deeper_w.to_vec(), deeper_b.to_vec())).collect();
@@ -212,6 +277,11 @@ pub struct Team<'a, T> {
     w1: SharedMatrix<'a, T>,
     shared: &'a [Partials<T>; 2],
     barrier: Barrier,
+    rest: Rest,
+    /// Each layer's activations and deltas of the mini-batch, (capacity, n),
+    /// where the rest is shared by samples.
+    acts: Vec<SharedRows<T>>,
+    deltas: Vec<SharedRows<T>>,
 }
 
 /// What one thread trains besides its columns of W1: its copy of b1 and of the deeper layers.
@@ -248,16 +318,22 @@ unsafe fn team_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
     let Own { index, b1, weights, biases } = own;
     let (sizes, cap, stride, x) = (team.sizes, team.capacity, team.stride, team.x);
     let (n0, hidden, parts) = (sizes[0], sizes[1], team.columns.len());
-    let mine = owned(index, team.barrier.threads(), parts);
-    // Private buffers, made once per epoch: (capacity, n) row-major per layer,
-    // and the rows of X of this batch and the last, by parity.
-    let mut acts: Vec<Vec<T>> = sizes[1..].iter().map(|&n| vec![T::zero(); cap * n]).collect();
-    let mut deltas = acts.clone();
+    let threads = team.barrier.threads();
+    let mine = owned(index, threads, parts);
+    let by_samples = team.rest == Rest::BySamples;
+    // Private buffers, made once per epoch: the rows of X of this batch and
+    // the last, by parity, and the layers' activations and deltas where each
+    // thread does the rest whole.
     let mut rows = [vec![0usize; cap], vec![0usize; cap]];
     let ids: Vec<usize> = (0..cap).collect();
     let mut tile_sums = vec![T::zero(); SWEEP * stride];
     let mut minus_delta = vec![T::zero(); cap * stride];
     let mut pending: Option<usize> = None; // the padded size of the batch whose update is due
+    let (own_acts, own_deltas) = if by_samples { (vec![], vec![]) } else { (layer_rows(sizes, cap), layer_rows(sizes, cap)) };
+    let (acts, deltas) = if by_samples { (&team.acts, &team.deltas) } else { (&own_acts, &own_deltas) };
+    // Slices of them, filled and emptied each mini-batch.
+    let (mut my_acts, mut my_deltas) = (Vec::with_capacity(sizes.len()), Vec::with_capacity(sizes.len()));
+    let (mut all_acts, mut all_deltas) = (Vec::with_capacity(sizes.len()), Vec::with_capacity(sizes.len()));
 
     let mut batches = team.order.chunks(team.batch_size);
     for k in 0.. {
@@ -286,29 +362,61 @@ unsafe fn team_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
         let (Some(batch), Some(p)) = (batch, p) else { break };
         team.barrier.wait();
 
-        let a1 = &mut acts[0][..p * hidden];
-        for part in 0..parts {
-            // SAFETY: written before the barrier; written again only after the next one.
-            let sums = unsafe { shared.part(part, p * hidden) };
-            if part == 0 {
-                a1.copy_from_slice(sums);
-            } else {
-                a1.iter_mut().zip(sums).for_each(|(a, &s)| *a += s);
-            }
-        }
-        for row in a1.chunks_exact_mut(hidden) {
-            row.iter_mut().zip(&*b1).for_each(|(a, &b)| *a += b);
-        }
-        sigmoid_in_place(a1);
+        // Every layer but the updates: each thread its own whole sweeps of
+        // the samples, or all of them.
+        let samples = match by_samples {
+            true => owned(index, threads, p / SWEEP),
+            false => 0..p / SWEEP,
+        };
+        let samples = samples.start * SWEEP..samples.end * SWEEP;
         let m = batch.len();
-        let batch = Batch { rows: &now[..p], ids: &ids[..p], m, labels: team.labels, scale: T::of(team.eta / m as f64) };
-        unsafe { after_first_layer::<T, V>(sizes, weights, biases, &mut acts, &mut deltas, &batch) };
+        if !samples.is_empty() {
+            // SAFETY: these rows are this thread's alone until the next barrier.
+            my_acts.extend(acts.iter().map(|a| unsafe { a.rows_mut(samples.clone()) }));
+            my_deltas.extend(deltas.iter().map(|d| unsafe { d.rows_mut(samples.clone()) }));
+            let a1: &mut [T] = my_acts[0];
+            let own_sums = samples.start * hidden..samples.end * hidden;
+            for part in 0..parts {
+                // SAFETY: written before the barrier; written again only after the next one.
+                let sums = &unsafe { shared.part(part, p * hidden) }[own_sums.clone()];
+                if part == 0 {
+                    a1.copy_from_slice(sums);
+                } else {
+                    a1.iter_mut().zip(sums).for_each(|(a, &s)| *a += s);
+                }
+            }
+            for row in a1.chunks_exact_mut(hidden) {
+                row.iter_mut().zip(&*b1).for_each(|(a, &b)| *a += b);
+            }
+            sigmoid_in_place(a1);
+            let scale = T::of(team.eta / m as f64);
+            let rows = &now[samples.clone()];
+            let part = Batch { rows, ids: &ids[..rows.len()], m: m.saturating_sub(samples.start), labels: team.labels, scale };
+            unsafe { deeper_backward::<T, V, _>(sizes, weights, biases, &mut my_acts, &mut my_deltas, &part) };
+            my_acts.clear();
+            my_deltas.clear();
+        }
+        if by_samples {
+            team.barrier.wait();
+        }
 
-        let delta1 = &deltas[0][..p * hidden];
-        tiles::minus_padded(delta1, hidden, stride, &mut minus_delta);
-        update_bias(b1, delta1);
+        // Every thread's updates of its own copies, from the whole mini-batch.
+        // SAFETY: written before the barrier (or by this thread); written
+        // again only after the next mini-batch's first barrier.
+        all_acts.extend(acts.iter().map(|a| unsafe { a.rows(p) }));
+        all_deltas.extend(deltas.iter().map(|d| unsafe { d.rows(p) }));
+        unsafe { update_deeper::<T, V, _, _>(sizes, weights, biases, &all_acts, &all_deltas, &ids[..p]) };
+        tiles::minus_padded(all_deltas[0], hidden, stride, &mut minus_delta);
+        update_bias(b1, all_deltas[0]);
+        all_acts.clear();
+        all_deltas.clear();
         pending = Some(p);
     }
+}
+
+/// Each layer's rows of a mini-batch of `capacity`: activations or deltas.
+fn layer_rows<T: Real>(sizes: &[usize], capacity: usize) -> Vec<SharedRows<T>> {
+    sizes[1..].iter().map(|&n| SharedRows::new(capacity, n)).collect()
 }
 
 /// The parts thread `index` of `threads` does, for the whole epoch: a run of

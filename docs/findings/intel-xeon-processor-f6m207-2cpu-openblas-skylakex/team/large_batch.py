@@ -6,17 +6,13 @@ import sys
 import time
 
 import numpy as np
+from problem import problem
 
 from backends.rust_extension import extension
 
 dtype, hidden, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 n = 20000
-rng = np.random.default_rng(0)
-sizes = [784, hidden, 10]
-X = rng.random((n, sizes[0])).astype(dtype)
-y = rng.integers(0, 10, n).astype(np.int64)
-weights = [rng.standard_normal((b, a)).astype(dtype) for a, b in zip(sizes[:-1], sizes[1:])]
-biases = [rng.standard_normal((s, 1)).astype(dtype) for s in sizes[1:]]
+rng, X, y, weights, biases = problem(dtype, n, [784, hidden, 10])
 trainer = extension().Trainer("fused-parallel", dtype, weights, biases, threads=2, parts=2)
 seconds = []
 for _ in range(4):

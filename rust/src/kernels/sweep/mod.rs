@@ -82,24 +82,67 @@ pub(crate) unsafe fn after_first_layer<T: Lane, V: Vector<Elem = T>>(
     deltas: &mut [Vec<T>],
     batch: &Batch<T>,
 ) {
+    unsafe {
+        deeper_backward::<T, V, _>(sizes, weights, biases, acts, deltas, batch);
+        update_deeper::<T, V, _, _>(sizes, weights, biases, acts, deltas, batch.ids);
+    }
+}
+
+/// The deeper layers forward from acts[0], the output error and backprop down
+/// to delta1, for each sample apart: the rows of `batch` may be any whole
+/// sweeps of a mini-batch, and each sample's results are the same bits
+/// whichever sweeps it is computed with. Nothing is updated.
+///
+/// # Safety
+/// Only on a CPU with `V`'s features.
+#[inline(always)]
+pub(crate) unsafe fn deeper_backward<T: Lane, V: Vector<Elem = T>, S: AsMut<[T]> + AsRef<[T]>>(
+    sizes: &[usize],
+    weights: &[Matrix<T>],
+    biases: &[Vec<T>],
+    acts: &mut [S],
+    deltas: &mut [S],
+    batch: &Batch<T>,
+) {
     let layers = sizes.len() - 1;
     let (p, ids) = (batch.ids.len(), batch.ids);
     for l in 1..layers {
         let (below, here) = acts.split_at_mut(l);
-        let input = Rows { data: &below[l - 1], width: sizes[l], ids };
-        unsafe { forward::<T, V>(weights[l - 1].values(), &biases[l - 1], input, &mut here[0][..p * sizes[l + 1]], 0) };
+        let input = Rows { data: below[l - 1].as_ref(), width: sizes[l], ids };
+        let out = &mut here[0].as_mut()[..p * sizes[l + 1]];
+        unsafe { forward::<T, V>(weights[l - 1].values(), &biases[l - 1], input, out, 0) };
     }
     let n_out = sizes[layers];
-    output_error(&acts[layers - 1][..p * n_out], batch.labels, batch.rows, batch.m, batch.scale, &mut deltas[layers - 1]);
+    let out = &acts[layers - 1].as_ref()[..p * n_out];
+    output_error(out, batch.labels, batch.rows, batch.m, batch.scale, deltas[layers - 1].as_mut());
     for l in (1..layers).rev() {
         let (lower, upper) = deltas.split_at_mut(l);
-        let delta = &upper[0][..p * sizes[l + 1]];
-        let a_in = &acts[l - 1][..p * sizes[l]];
-        unsafe {
-            backprop_delta::<T, V>(weights[l - 1].values(), delta, a_in, &mut lower[l - 1][..p * sizes[l]], sizes[l]);
-            let input = Rows { data: a_in, width: sizes[l], ids };
-            update::<T, V>(weights[l - 1].values_mut(), &mut biases[l - 1], delta, input, 0);
-        }
+        let delta = &upper[0].as_ref()[..p * sizes[l + 1]];
+        let a_in = &acts[l - 1].as_ref()[..p * sizes[l]];
+        let delta_in = &mut lower[l - 1].as_mut()[..p * sizes[l]];
+        unsafe { backprop_delta::<T, V>(weights[l - 1].values(), delta, a_in, delta_in, sizes[l]) };
+    }
+}
+
+/// The updates of the deeper layers from a whole mini-batch's activations
+/// and deltas (`deeper_backward`'s), each weight's terms in the samples' order.
+///
+/// # Safety
+/// Only on a CPU with `V`'s features.
+#[inline(always)]
+pub(crate) unsafe fn update_deeper<T: Lane, V: Vector<Elem = T>, A: AsRef<[T]>, D: AsRef<[T]>>(
+    sizes: &[usize],
+    weights: &mut [Matrix<T>],
+    biases: &mut [Vec<T>],
+    acts: &[A],
+    deltas: &[D],
+    ids: &[usize],
+) {
+    let p = ids.len();
+    for l in (1..sizes.len() - 1).rev() {
+        let delta = &deltas[l].as_ref()[..p * sizes[l + 1]];
+        let input = Rows { data: &acts[l - 1].as_ref()[..p * sizes[l]], width: sizes[l], ids };
+        unsafe { update::<T, V>(weights[l - 1].values_mut(), &mut biases[l - 1], delta, input, 0) };
     }
 }
 

@@ -110,6 +110,43 @@ impl<T: Real> Partials<T> {
     }
 }
 
+/// A mini-batch's activations or deltas of one layer, (capacity, n)
+/// row-major: each thread writes the rows of its own samples, and between two
+/// barriers every thread reads them all.
+pub(super) struct SharedRows<T> {
+    cells: Box<[UnsafeCell<T>]>,
+    width: usize,
+}
+
+// SAFETY: the threads write disjoint rows, and read them only after the
+// barrier that follows their writes and before the one that precedes the next.
+unsafe impl<T: Send> Sync for SharedRows<T> {}
+
+impl<T: Real> SharedRows<T> {
+    pub(super) fn new(rows: usize, width: usize) -> Self {
+        SharedRows { cells: (0..rows * width).map(|_| UnsafeCell::new(T::zero())).collect(), width }
+    }
+
+    /// The rows `rows`, to write.
+    ///
+    /// # Safety
+    /// No other thread may touch these rows while the slice lives.
+    #[allow(clippy::mut_from_ref)] // the team's protocol, not the borrow checker, makes it exclusive
+    pub(super) unsafe fn rows_mut(&self, rows: Range<usize>) -> &mut [T] {
+        let cells = &self.cells[rows.start * self.width..rows.end * self.width];
+        unsafe { std::slice::from_raw_parts_mut(cells.as_ptr() as *mut T, cells.len()) }
+    }
+
+    /// The first `rows` rows.
+    ///
+    /// # Safety
+    /// No thread may write these rows while the slice lives.
+    pub(super) unsafe fn rows(&self, rows: usize) -> &[T] {
+        let cells = &self.cells[..rows * self.width];
+        unsafe { std::slice::from_raw_parts(cells.as_ptr() as *const T, cells.len()) }
+    }
+}
+
 /// A reusable barrier for a fixed team: the last to arrive resets the count and
 /// advances the generation the others wait on. If a thread panics (its `Drop`
 /// guard marks the barrier broken) the others panic at the barrier instead of
