@@ -307,9 +307,11 @@ fn run<T: Lane>(isa: Isa, team: &Team<T>, own: Own<T>) {
 /// Per mini-batch k each thread does the tasks of its own parts (`owned`): a
 /// part's task is its update with the previous batch's delta1, then its
 /// partial sums for batch k, so that its rows of W1ᵀ are written and read by
-/// one thread between two barriers. Then the barrier, and every thread does
-/// the rest of the mini-batch whole. After the last batch one more round of
-/// tasks does the last update alone.
+/// one thread between two barriers. Then the barrier, and the rest of the
+/// mini-batch up to delta1: every thread all of it, or (`Rest::BySamples`)
+/// its own sweeps of samples and a second barrier. Then every thread updates
+/// its copies from the whole mini-batch. After the last batch one more round
+/// of tasks does the last update alone.
 ///
 /// # Safety
 /// Only on a CPU with `V`'s features.
@@ -390,9 +392,10 @@ unsafe fn team_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
             }
             sigmoid_in_place(a1);
             let scale = T::of(team.eta / m as f64);
-            let rows = &now[samples.clone()];
-            let part = Batch { rows, ids: &ids[..rows.len()], m: m.saturating_sub(samples.start), labels: team.labels, scale };
-            unsafe { deeper_backward::<T, V, _>(sizes, weights, biases, &mut my_acts, &mut my_deltas, &part) };
+            let of_x = &now[samples.clone()];
+            let m_here = m.saturating_sub(samples.start); // its samples before the padding
+            let these = Batch { rows: of_x, ids: &ids[..of_x.len()], m: m_here, labels: team.labels, scale };
+            unsafe { deeper_backward::<T, V, _>(sizes, weights, biases, &mut my_acts, &mut my_deltas, &these) };
             my_acts.clear();
             my_deltas.clear();
         }
