@@ -34,8 +34,9 @@ of every epoch on fewer threads than the team (the neighbour may have left);
 the faster of the two trains on. A trial trains the epoch's own mini-batches
 on the trainer's own parameters, so it too changes no result.
 ``choices(batch_size)`` reports the instruction set, the lanes, the threads,
-the parts and the columns each thread owns, the barrier, the calibration's
-timings, and the slow runs and trials of the epochs so far.
+the parts and the columns each thread owns, the barrier, the way with the
+rest (``rest``), the calibration's timings, and the slow runs and trials of
+the epochs so far.
 """
 
 from __future__ import annotations

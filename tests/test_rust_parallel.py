@@ -53,11 +53,13 @@ def _team(params, dtype="float64", threads=1, parts=None, rest=None):
     if parts is not None:
         trainer.parts = parts
         trainer._rust = trainer._trainer(params.astype(trainer.dtype), threads)
+    if rest is not None:  # the way asked is the way taken, at any batch size
+        assert {trainer.choices(b)["rest"] for b in (1, 10, 1000)} == {rest}
     return trainer
 
 
 @pytest.mark.parametrize("sizes", [[784, 30, 10], [784, 16, 12, 10]])
-@pytest.mark.parametrize("batch_size", [1, 7, 10, 100])
+@pytest.mark.parametrize("batch_size", [1, 7, 10, 100, 1000])  # 1000: one short batch of 433
 def test_matches_the_reference_and_gives_the_same_bits_on_1_2_and_3_threads(sizes, batch_size):
     problem = _problem(sizes)
     want = _after_epoch(backends.create(backends.REFERENCE, problem[0]), problem, batch_size)
@@ -74,6 +76,14 @@ def test_matches_the_reference_and_gives_the_same_bits_on_1_2_and_3_threads(size
     np.testing.assert_array_equal(_after_epoch(tiles, problem, batch_size),
                                   _after_epoch(RustFusedParallel(problem[0], threads=1), problem,
                                                batch_size))
+
+
+def test_both_ways_keep_the_same_bits_epoch_after_epoch():
+    problem = _problem([784, 30, 10])
+    teams = {rest: _team(problem[0], threads=2, rest=rest) for rest in RESTS}
+    for batch_size in (100, 10, 100):  # the buffers are made again for each epoch's batch size
+        got = {rest: _after_epoch(team, problem, batch_size) for rest, team in teams.items()}
+        np.testing.assert_array_equal(got["whole"], got["by-samples"])
 
 
 @pytest.mark.parametrize("batch_size", [7, 100])

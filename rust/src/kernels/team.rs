@@ -1,4 +1,4 @@
-//! The fused kernel on a team of threads that meet once per mini-batch.
+//! The fused kernel on a team of threads that meet once or twice per mini-batch.
 //!
 //! At [784, h, 10] nearly all the arithmetic is the first layer's, so only it
 //! is split, and by its input features, not by its hidden units. The team
@@ -26,7 +26,7 @@
 //! whoever computes them, and after a second barrier every thread the updates
 //! of its copies from all the samples. Those updates sum each weight's terms
 //! in the samples' order, so they cannot be split by samples without
-//! changing the bits, and each thread reads the other's activations and
+//! changing the bits, and each thread reads the others' activations and
 //! deltas for them. With one part the result is `Fused`'s tiles kernel's, bit
 //! for bit.
 //!
@@ -96,9 +96,10 @@ pub enum Rest {
 /// Where the rest is not asked for, it is shared by samples from this many
 /// sweeps of the mini-batch per thread. The second meeting costs the same at
 /// any batch size, and what it shares grows with the batch. On a 2-core Xeon
-/// (`docs/findings`, team/rest.py) the team of two at [784, 30, 10] float64
-/// was 5% faster whole at batch 50 (five sweeps each) and 5% faster by
-/// samples at batch 100 (ten); at batch 10, 5-15% faster whole.
+/// (`docs/findings`, team/rest.txt; widths 30 and 100, float64 and float32)
+/// the team of two was 3-10% faster whole at batch 10, 2-10% faster by
+/// samples at batch 100 (ten sweeps each) and 1000, and at batch 50 within
+/// 1.5% either way but for one cell, where sharing was 15% faster.
 pub const SWEEPS_PER_THREAD_TO_SHARE: usize = 10;
 
 impl Rest {
@@ -122,6 +123,8 @@ pub struct FusedParallel<T> {
     parts: usize,
     /// Asked for; else by the batch size (`rest_for`).
     rest: Option<Rest>,
+    /// The times the team met in the last epoch.
+    meetings: usize,
     /// W1ᵀ while an epoch trains.
     transposed: Aligned<T>,
 }
@@ -153,7 +156,7 @@ impl<T: Lane> FusedParallel<T> {
         let fused = Fused::new(weights, biases, isa, None)?;
         let stride = stride(fused.sizes[1], fused.isa.lanes::<T>());
         let parts = parts.unwrap_or(threads).min((fused.sizes[0] / rows_per_line::<T>(stride)).max(1));
-        Ok(FusedParallel { fused, threads: threads.min(parts), parts, rest: None, transposed: Aligned::default() })
+        Ok(FusedParallel { fused, threads: threads.min(parts), parts, rest: None, meetings: 0, transposed: Aligned::default() })
     }
 
     pub fn sizes(&self) -> &[usize] {
@@ -183,6 +186,11 @@ impl<T: Lane> FusedParallel<T> {
     /// None: by the batch size (`rest_for`).
     pub fn set_rest(&mut self, rest: Option<Rest>) {
         self.rest = rest;
+    }
+
+    /// The times the team met at its barrier in the last epoch.
+    pub fn meetings(&self) -> usize {
+        self.meetings
     }
 
     pub fn weights(&self) -> Vec<ArrayView2<'_, T>> {
@@ -244,6 +252,7 @@ impl<T: Lane> FusedParallel<T> {
             let own = Own { index: 0, b1, weights: deeper_w, biases: deeper_b };
             run(isa, team, own);
         });
+        self.meetings = team.barrier.rounds();
         tiles::transpose_back(self.transposed.values_mut(sizes[0] * stride), stride, w1.values_mut(), sizes[1], sizes[0]);
     }
 }
@@ -431,6 +440,32 @@ pub fn owned(index: usize, threads: usize, parts: usize) -> Range<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Array2;
+
+    #[test]
+    fn the_team_meets_twice_a_mini_batch_only_where_it_shares_the_rest() {
+        let sizes = [64, 5, 3];
+        let weights: Vec<Array2<f64>> = sizes.windows(2).map(|p| Array2::from_elem((p[1], p[0]), 0.01)).collect();
+        let biases: Vec<Array2<f64>> = sizes[1..].iter().map(|&n| Array2::zeros((n, 1))).collect();
+        let (w, b): (Vec<_>, Vec<_>) = (weights.iter().map(|a| a.view()).collect(), biases.iter().map(|a| a.view()).collect());
+        let x = Array2::from_shape_fn((200, 64), |(i, j)| ((i * 7 + j) % 11) as f64 / 11.0);
+        let labels: Vec<i64> = (0..200).map(|i| i % 3).collect();
+        let order: Vec<i64> = (0..200).collect();
+        // 20 mini-batches of 10 or 2 of 100; by samples from 100 on two threads
+        for (rest, batch, meetings) in [
+            (None, 10, 20),
+            (None, 100, 4),
+            (Some(Rest::Whole), 100, 2),
+            (Some(Rest::BySamples), 10, 40),
+        ] {
+            let mut team = FusedParallel::new(&w, &b, Some(Isa::Baseline), 2, Some(2)).unwrap();
+            team.set_rest(rest);
+            assert_eq!(team.threads(), 2);
+            let epoch = Epoch::new(x.view(), &labels, &order, &sizes, batch).unwrap();
+            team.train_epoch(&epoch, batch, 0.5);
+            assert_eq!(team.meetings(), meetings, "{rest:?} at batch {batch}");
+        }
+    }
 
     #[test]
     fn every_part_has_one_owner() {

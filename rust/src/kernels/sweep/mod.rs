@@ -7,8 +7,9 @@
 //! each sweep does the elements before the first boundary apart (`head`), so
 //! that the wide loads of both never straddle two cache lines.
 //!
-//! The layers after the first run this way under every kernel
-//! (`after_first_layer`): the tiles and the team share it.
+//! The layers after the first run this way under every kernel: the tiles
+//! call `after_first_layer`, the team its two halves, `deeper_backward` (per
+//! sample) and `update_deeper`.
 
 pub mod products;
 

@@ -118,9 +118,10 @@ pub(super) struct SharedRows<T> {
     width: usize,
 }
 
-// SAFETY: the threads write disjoint rows, and read them only after the
-// barrier that follows their writes and before the one that precedes the next.
-unsafe impl<T: Send> Sync for SharedRows<T> {}
+// SAFETY: the threads write disjoint rows and read their own; they read the
+// others' only after the barrier that follows the writes and before the one
+// that precedes the next.
+unsafe impl<T: Send + Sync> Sync for SharedRows<T> {}
 
 impl<T: Real> SharedRows<T> {
     pub(super) fn new(rows: usize, width: usize) -> Self {
@@ -166,6 +167,11 @@ impl Barrier {
     /// The threads it waits for: the team's.
     pub(super) fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// How many times the team has met here.
+    pub(super) fn rounds(&self) -> usize {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub(super) fn wait(&self) {
