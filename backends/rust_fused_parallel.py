@@ -14,7 +14,11 @@ backprop of its own samples, then a second barrier, and every thread the
 updates of its copies from the whole mini-batch. The second barrier costs the
 same at any batch size, and the work it shares grows with the batch: by
 default the team shares the rest from ten sweeps of five samples per thread
-(batch 100 on two threads), and choices() says which way it took.
+(batch 100 on two threads), and choices() says which way it took. A third
+way, "balanced", is only taken where asked: the team takes the first layer's
+work too from a shared counter, in tasks of samples and of W1's transposed
+rows, so that a core slowed by a neighbour does less of it; on calm cores it
+costs a few percent (docs/kernels.md).
 
 The features fall into ``parts`` runs of whole cache lines of W1's transposed
 rows whose sums are added in a fixed order, each thread taking a run of parts:
@@ -60,7 +64,7 @@ SEGMENTS = 5
 # the slower of the two costs a few percent of the epoch at most.
 TRIAL_AT_MOST = 10
 # The ways the team does the rest of each mini-batch (see the module).
-RESTS = ("whole", "by-samples")
+RESTS = ("whole", "by-samples", "balanced")
 
 
 def machine_threads() -> int:

@@ -278,7 +278,7 @@ mod tests {
         assert_eq!(settings.rest, None);
         assert_eq!(settings.with_rest(Some("by-samples")).unwrap().rest, Some(Rest::BySamples));
         assert_eq!(settings.with_rest(None).unwrap().rest, None);
-        assert!(settings.with_rest(Some("halves")).unwrap_err().contains("[\"whole\", \"by-samples\"]"));
+        assert!(settings.with_rest(Some("halves")).unwrap_err().contains("[\"whole\", \"by-samples\", \"balanced\"]"));
         assert!(trainer("numpy", 1, None).err().unwrap().contains("unknown strategy"));
         let mut port = trainer("port", 1, None).unwrap();
         assert!(port.set_kernel("tiles").unwrap_err().contains("only the fused strategy"));

@@ -20,15 +20,17 @@
 //! sums (about 1/78 of the arithmetic at [784, 30, 10], but a sixth to a
 //! quarter of the team's time at batch 1000) runs the single-thread kernel's
 //! code in its order, each thread on its own copy of the deeper weights and
-//! of b1, so the copies stay identical. It runs one of two ways (`Rest`):
-//! every thread the whole mini-batch, or each thread its own sweeps of five
-//! samples through the deeper layers and backprop, which are the same bits
-//! whoever computes them, and after a second barrier every thread the updates
-//! of its copies from all the samples. Those updates sum each weight's terms
-//! in the samples' order, so they cannot be split by samples without
-//! changing the bits, and each thread reads the others' activations and
-//! deltas for them. With one part the result is `Fused`'s tiles kernel's, bit
-//! for bit.
+//! of b1, so the copies stay identical. By default it runs one of two ways
+//! (`Rest`): every thread the whole mini-batch, or each thread its own sweeps
+//! of five samples through the deeper layers and backprop, which are the same
+//! bits whoever computes them, and after a second barrier every thread the
+//! updates of its copies from all the samples. Those updates sum each
+//! weight's terms in the samples' order, so they cannot be split by samples
+//! without changing the bits, and each thread reads the others' activations
+//! and deltas for them. A third way, only where asked, takes the first
+//! layer's work too from a counter, in tasks of samples and of W1ᵀ's rows
+//! (`balanced_epoch`), for cores that run at uneven speeds. With one part the
+//! result is `Fused`'s tiles kernel's, bit for bit.
 //!
 //! Each thread owns a fixed run of the parts for the whole epoch, so that its
 //! rows of W1ᵀ stay in its own core's cache. Taken in turn from a shared
@@ -60,10 +62,11 @@ use std::ops::Range;
 
 use ndarray::ArrayView2;
 
-use self::sync::{Barrier, BreakOnPanic, Partials, SharedMatrix, SharedRows};
+use self::sync::{Barrier, BreakOnPanic, Partials, SharedMatrix, SharedRows, TaskCounter};
 use super::isa::{dispatch, Isa};
 use super::layout::{pad_rows, padded, rows_ahead, stride, Aligned, Matrix, Rows, CACHE_LINE, SWEEP};
 use super::sweep::{deeper_backward, update_bias, update_deeper, Batch};
+use super::tiles::forward_range;
 use super::tiles;
 use super::vector::{sigmoid_in_place, FlushSubnormals, Lane, Vector};
 use super::Fused;
@@ -91,6 +94,11 @@ pub enum Rest {
     /// Each thread its own whole sweeps of the samples up to delta1; then a
     /// second meeting, and every thread the updates of its copies.
     BySamples,
+    /// Tasks taken from a counter: the first layer's sums with the rest up
+    /// to delta1 by runs of samples, each sum over all the parts; a meeting;
+    /// then every thread the updates of its copies, and W1ᵀ's update by runs
+    /// of rows; a second meeting.
+    Balanced,
 }
 
 /// Where the rest is not asked for, it is shared by samples from this many
@@ -103,12 +111,13 @@ pub enum Rest {
 pub const SWEEPS_PER_THREAD_TO_SHARE: usize = 10;
 
 impl Rest {
-    pub const ALL: [Rest; 2] = [Rest::Whole, Rest::BySamples];
+    pub const ALL: [Rest; 3] = [Rest::Whole, Rest::BySamples, Rest::Balanced];
 
     pub fn name(self) -> &'static str {
         match self {
             Rest::Whole => "whole",
             Rest::BySamples => "by-samples",
+            Rest::Balanced => "balanced",
         }
     }
 
@@ -223,7 +232,7 @@ impl<T: Lane> FusedParallel<T> {
         let capacity = padded(batch_size.min(data.order.len()).max(1));
         let shared = [Partials::new(parts, capacity * sizes[1]), Partials::new(parts, capacity * sizes[1])];
         let rest = self.rest_for(batch_size);
-        let rows = if rest == Rest::BySamples { capacity } else { 0 };
+        let rows = if rest == Rest::Whole { 0 } else { capacity };
 
         self.transposed.reserve(sizes[0] * stride);
         let wt = self.transposed.values_mut(sizes[0] * stride);
@@ -237,6 +246,7 @@ impl<T: Lane> FusedParallel<T> {
             columns: &columns, w1: SharedMatrix::new(wt, sizes[0], stride),
             shared: &shared, barrier: Barrier::new(threads), rest,
             acts: layer_rows(&sizes, rows), deltas: layer_rows(&sizes, rows),
+            next: [TaskCounter::default(), TaskCounter::default()],
         };
         // Thread 0 trains the trainer's own b1 and deeper layers, the others copies.
         let mut copies: Vec<_> = (1..threads).map(|_| (b1.clone(), deeper_w.to_vec(), deeper_b.to_vec())).collect();
@@ -291,6 +301,8 @@ pub struct Team<'a, T> {
     /// where the rest is shared by samples.
     acts: Vec<SharedRows<T>>,
     deltas: Vec<SharedRows<T>>,
+    /// The next task of the balanced way's first and second halves.
+    next: [TaskCounter; 2],
 }
 
 /// What one thread trains besides its columns of W1: its copy of b1 and of the deeper layers.
@@ -307,7 +319,11 @@ pub struct Own<'a, T> {
 fn run<T: Lane>(isa: Isa, team: &Team<T>, own: Own<T>) {
     let _guard = BreakOnPanic(&team.barrier);
     let _flush = FlushSubnormals::new();
-    dispatch!(isa, T, team_epoch(team: &Team<T>, own: Own<T>));
+    if team.rest == Rest::Balanced {
+        dispatch!(isa, T, balanced_epoch(team: &Team<T>, own: Own<T>));
+    } else {
+        dispatch!(isa, T, team_epoch(team: &Team<T>, own: Own<T>));
+    }
 }
 
 
@@ -426,6 +442,110 @@ unsafe fn team_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
     }
 }
 
+/// Sweeps of samples per task of the balanced way's first half, and tasks
+/// of W1ᵀ's rows per thread in its second. Eight row tasks per thread, each a
+/// short run of rows, read short runs of each row of X, and the epoch at
+/// batch 1000 was 20% slower than by samples on calm cores; with two, 6%.
+const SWEEPS_PER_TASK: usize = 4;
+const ROW_TASKS_PER_THREAD: usize = 2;
+
+/// One thread's share of the epoch the balanced way (`Rest::Balanced`).
+///
+/// Per mini-batch: tasks of `SWEEPS_PER_TASK` sweeps of samples, each the
+/// first layer's sums of its samples over every part in order (the same
+/// bits as the parts summed after the barrier), then the rest up to delta1;
+/// the barrier; every thread the updates of its copies, then tasks of runs of
+/// W1ᵀ's rows, each updated with all the samples in order; a second barrier,
+/// after which every thread reads the whole of W1ᵀ again. A thread whose core
+/// is slowed takes fewer tasks, where with fixed parts the others wait for it;
+/// the price is that W1ᵀ's rows move between the cores.
+///
+/// # Safety
+/// Only on a CPU with `V`'s features.
+#[inline(always)]
+unsafe fn balanced_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) {
+    let Own { index, b1, weights, biases } = own;
+    let (sizes, cap, stride, x) = (team.sizes, team.capacity, team.stride, team.x);
+    let (n0, hidden) = (sizes[0], sizes[1]);
+    let threads = team.barrier.threads();
+    let mut rows = vec![0usize; cap];
+    let ids: Vec<usize> = (0..cap).collect();
+    let mut tile_sums = vec![T::zero(); SWEEP * stride];
+    let mut minus_delta = vec![T::zero(); cap * stride];
+    let line = rows_per_line::<T>(stride);
+    let row_runs = split_columns(n0, 0, (ROW_TASKS_PER_THREAD * threads).min(n0 / line).max(1), line);
+    let (mut my_acts, mut my_deltas) = (Vec::with_capacity(sizes.len()), Vec::with_capacity(sizes.len()));
+    let (mut all_acts, mut all_deltas) = (Vec::with_capacity(sizes.len()), Vec::with_capacity(sizes.len()));
+
+    for (k, batch) in team.order.chunks(team.batch_size).enumerate() {
+        let (m, p) = (batch.len(), pad_rows(batch, &mut rows));
+        let tasks = (p / SWEEP).div_ceil(SWEEPS_PER_TASK);
+        loop {
+            let task = team.next[0].take();
+            if task >= tasks {
+                break;
+            }
+            let samples = task * SWEEPS_PER_TASK * SWEEP..((task + 1) * SWEEPS_PER_TASK * SWEEP).min(p);
+            // SAFETY: a task's rows are its thread's alone until the barrier.
+            my_acts.extend(team.acts.iter().map(|a| unsafe { a.rows_mut(samples.clone()) }));
+            my_deltas.extend(team.deltas.iter().map(|d| unsafe { d.rows_mut(samples.clone()) }));
+            let a1: &mut [T] = my_acts[0];
+            let first = Rows { data: x, width: n0, ids: &rows[samples.clone()] };
+            for i in (0..samples.len()).step_by(SWEEP) {
+                let ahead = rows_ahead(x, n0, team.order, k * team.batch_size, samples.start + i, m, team.batch_size);
+                for (part, columns) in team.columns.iter().enumerate() {
+                    // SAFETY: W1ᵀ is written only between the two barriers.
+                    let wt = unsafe { team.w1.rows(columns) };
+                    unsafe { forward_range::<V>(wt, stride, first, i, columns.clone(), &mut tile_sums, ahead) };
+                    for q in 0..SWEEP {
+                        let (z, sums) = (&mut a1[(i + q) * hidden..][..hidden], &tile_sums[q * stride..][..hidden]);
+                        if part == 0 {
+                            z.copy_from_slice(sums);
+                        } else {
+                            z.iter_mut().zip(sums).for_each(|(a, &s)| *a += s);
+                        }
+                    }
+                }
+            }
+            for row in a1.chunks_exact_mut(hidden) {
+                row.iter_mut().zip(&*b1).for_each(|(a, &b)| *a += b);
+            }
+            sigmoid_in_place(a1);
+            let of_x = &rows[samples.clone()];
+            let m_here = m.saturating_sub(samples.start);
+            let scale = T::of(team.eta / m as f64);
+            let these = Batch { rows: of_x, ids: &ids[..of_x.len()], m: m_here, labels: team.labels, scale };
+            unsafe { deeper_backward::<T, V, _>(sizes, weights, biases, &mut my_acts, &mut my_deltas, &these) };
+            my_acts.clear();
+            my_deltas.clear();
+        }
+        team.barrier.wait();
+        if index == 0 {
+            team.next[0].reset(); // taken again only after the second barrier
+        }
+        // SAFETY: written before the barrier; written again only after the second.
+        all_acts.extend(team.acts.iter().map(|a| unsafe { a.rows(p) }));
+        all_deltas.extend(team.deltas.iter().map(|d| unsafe { d.rows(p) }));
+        unsafe { update_deeper::<T, V, _, _>(sizes, weights, biases, &all_acts, &all_deltas, &ids[..p]) };
+        tiles::minus_padded(all_deltas[0], hidden, stride, &mut minus_delta);
+        update_bias(b1, all_deltas[0]);
+        all_acts.clear();
+        all_deltas.clear();
+        let input = Rows { data: x, width: n0, ids: &rows[..p] };
+        loop {
+            let task = team.next[1].take();
+            let Some(features) = row_runs.get(task) else { break };
+            // SAFETY: this run of W1ᵀ's rows is this task's alone until the barrier.
+            let wt = unsafe { team.w1.rows_mut(features) };
+            unsafe { tiles::update_range::<V>(wt, stride, input, &minus_delta[..p * stride], features.clone()) };
+        }
+        team.barrier.wait();
+        if index == 0 {
+            team.next[1].reset(); // taken again only after the next first barrier
+        }
+    }
+}
+
 /// Each layer's rows of a mini-batch of `capacity`: activations or deltas.
 fn layer_rows<T: Real>(sizes: &[usize], capacity: usize) -> Vec<SharedRows<T>> {
     sizes[1..].iter().map(|&n| SharedRows::new(capacity, n)).collect()
@@ -457,6 +577,7 @@ mod tests {
             (None, 100, 4),
             (Some(Rest::Whole), 100, 2),
             (Some(Rest::BySamples), 10, 40),
+            (Some(Rest::Balanced), 10, 40),
         ] {
             let mut team = FusedParallel::new(&w, &b, Some(Isa::Baseline), 2, Some(2)).unwrap();
             team.set_rest(rest);

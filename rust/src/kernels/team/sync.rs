@@ -148,6 +148,23 @@ impl<T: Real> SharedRows<T> {
     }
 }
 
+/// The next task of a phase, on a cache line of its own: each thread takes
+/// one at a time until they run out; one thread resets it between two
+/// barriers that no other thread takes a task between.
+#[derive(Default)]
+#[repr(align(64))]
+pub(super) struct TaskCounter(AtomicUsize);
+
+impl TaskCounter {
+    pub(super) fn take(&self) -> usize {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(super) fn reset(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+}
+
 /// A reusable barrier for a fixed team: the last to arrive resets the count and
 /// advances the generation the others wait on. If a thread panics (its `Drop`
 /// guard marks the barrier broken) the others panic at the barrier instead of
