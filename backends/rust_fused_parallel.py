@@ -2,12 +2,13 @@
 
 The team runs the first layer as rust-fused's tiles kernel does, on W1 held
 transposed for the epoch (a row per input feature). Thread t owns a run of
-those rows, reads only those features of each row of X, and computes their
-share of the first layer's sums and their updates. The team is started once
+those rows (but in the balanced way, below), reads only those features of each
+row of X, and computes their share of the first layer's sums and their
+updates. The team is started once
 per epoch and meets at a barrier (a spinning, then yielding, generation
 counter) once the partial sums are written. The rest of each mini-batch,
 under 2% of the arithmetic at [784, 30, 10], each thread does on its own copy
-of the deeper weights and b1, one of two ways (``rest``): "whole", every
+of the deeper weights and b1, by default one of two ways (``rest``): "whole", every
 thread all of it, so that one barrier per mini-batch is enough (the partial
 sums are double-buffered); or "by-samples", each thread the deeper layers and
 backprop of its own samples, then a second barrier, and every thread the

@@ -117,6 +117,8 @@ def test_choices_name_the_team_and_its_split():
     for rest in RESTS:
         asked = RustFusedParallel(init_params([784, 31, 10], 0), threads=2, rest=rest)
         assert {asked.choices(b)["rest"] for b in (10, 1000)} == {rest}
+        assert asked.choices(10)["tasks"].startswith(
+            "tasks from a counter" if rest == "balanced" else "a fixed run of parts")
     # the split follows the lines of W1's transposed rows, not X's alignment:
     # the same after an epoch on rows 16 bytes past a line
     _, X, y, order = _problem([784, 31, 10])

@@ -6,7 +6,7 @@ use rayon::ThreadPool;
 
 use crate::data::Epoch;
 use crate::kernels::isa::Isa;
-use crate::kernels::team::{FusedParallel, Rest, BARRIER_KIND, SPLIT_KIND, TASK_KIND, TEAM_KERNEL};
+use crate::kernels::team::{FusedParallel, Rest, BALANCED_TASK_KIND, BARRIER_KIND, SPLIT_KIND, TASK_KIND, TEAM_KERNEL};
 use crate::kernels::vector::{Lane, SUBNORMALS};
 use crate::kernels::{Fused, Kernel};
 use crate::openblas;
@@ -197,7 +197,7 @@ impl<T: Lane> Trainer<T> {
                     split: SPLIT_KIND,
                     parts: f.parts(),
                     features_per_part: f.features_per_part(),
-                    tasks: TASK_KIND,
+                    tasks: if f.rest_for(batch_size) == Rest::Balanced { BALANCED_TASK_KIND } else { TASK_KIND },
                     barrier: BARRIER_KIND,
                     rest: f.rest_for(batch_size).name(),
                 }),

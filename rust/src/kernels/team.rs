@@ -3,7 +3,8 @@
 //! At [784, h, 10] nearly all the arithmetic is the first layer's, so only it
 //! is split, and by its input features, not by its hidden units. The team
 //! runs the first layer as `tiles` does, on W1 held transposed for the epoch
-//! (W1ᵀ, a row per input feature): thread t owns a run K_t of W1ᵀ's rows,
+//! (W1ᵀ, a row per input feature): thread t owns a run K_t of W1ᵀ's rows
+//! (in the default ways; the balanced way below shares them out by tasks),
 //! reads only K_t of each row of X, computes the partial sums W1[:, K_t]
 //! x_i[K_t] into a buffer the team shares, and at the end updates its rows
 //! of W1ᵀ with the whole of delta1. Split by hidden units instead, every
@@ -50,8 +51,10 @@
 //! every other thread reached only after it had read batch k-1's (the same
 //! buffer). Shared by samples, the activations and deltas each thread writes
 //! for its samples are read by all after the second barrier, and written
-//! again only after the next mini-batch's first. No thread reads or writes
-//! another's rows of W1ᵀ, so W1ᵀ needs no barrier at all.
+//! again only after the next mini-batch's first. In those two ways no thread
+//! reads or writes another's rows of W1ᵀ, so W1ᵀ needs no barrier at all; the
+//! balanced way reads all of it before its first barrier and writes runs of
+//! it, each one task's, before its second.
 //!
 //!
 //! The barrier, the shared W1ᵀ and the partial sums are in `sync`.
@@ -81,12 +84,16 @@ pub const BARRIER_KIND: &str = "generation counter: spin, then yield";
 pub const SPLIT_KIND: &str = "first layer by input features (rows of W1 transposed), in whole cache lines";
 /// What `choices()` reports as the way the threads share the parts.
 pub const TASK_KIND: &str = "a fixed run of parts per thread, each its update then its sums";
+/// The same, for the balanced way.
+pub const BALANCED_TASK_KIND: &str =
+    "tasks from a counter: runs of samples through every part, then runs of W1 transposed's rows to update";
 /// What `choices()` reports as the kernel.
 pub const TEAM_KERNEL: &str = "tiles";
 
 /// Who does what follows the first layer's sums in each mini-batch: the
 /// deeper layers, the errors and backprop down to delta1, and the updates of
-/// b1 and the deeper layers.
+/// b1 and the deeper layers; for the balanced way, who does the first layer's
+/// work too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rest {
     /// Every thread the whole mini-batch, on its own copies: one meeting.
@@ -230,8 +237,9 @@ impl<T: Lane> FusedParallel<T> {
         let sizes = self.fused.sizes.clone();
         let columns = self.features();
         let capacity = padded(batch_size.min(data.order.len()).max(1));
-        let shared = [Partials::new(parts, capacity * sizes[1]), Partials::new(parts, capacity * sizes[1])];
         let rest = self.rest_for(batch_size);
+        let sums = if rest == Rest::Balanced { 0 } else { capacity * sizes[1] }; // sums its parts itself
+        let shared = [Partials::new(parts, sums), Partials::new(parts, sums)];
         let rows = if rest == Rest::Whole { 0 } else { capacity };
 
         self.transposed.reserve(sizes[0] * stride);
@@ -298,7 +306,7 @@ pub struct Team<'a, T> {
     barrier: Barrier,
     rest: Rest,
     /// Each layer's activations and deltas of the mini-batch, (capacity, n),
-    /// where the rest is shared by samples.
+    /// where the rest is shared by samples or balanced.
     acts: Vec<SharedRows<T>>,
     deltas: Vec<SharedRows<T>>,
     /// The next task of the balanced way's first and second halves.
@@ -443,9 +451,9 @@ unsafe fn team_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
 }
 
 /// Sweeps of samples per task of the balanced way's first half, and tasks
-/// of W1ᵀ's rows per thread in its second. Eight row tasks per thread, each a
-/// short run of rows, read short runs of each row of X, and the epoch at
-/// batch 1000 was 20% slower than by samples on calm cores; with two, 6%.
+/// of W1ᵀ's rows per thread in its second. With eight row tasks per thread
+/// the epoch at batch 1000 was 20% slower than by samples on calm cores, with
+/// two 5%: each task reads a run of every row of X, shorter with more tasks.
 const SWEEPS_PER_TASK: usize = 4;
 const ROW_TASKS_PER_THREAD: usize = 2;
 

@@ -150,7 +150,8 @@ impl<T: Real> SharedRows<T> {
 
 /// The next task of a phase, on a cache line of its own: each thread takes
 /// one at a time until they run out; one thread resets it between two
-/// barriers that no other thread takes a task between.
+/// barriers that no other thread takes a task between. Relaxed is enough:
+/// the barrier's release and acquire make the reset seen before the next take.
 #[derive(Default)]
 #[repr(align(64))]
 pub(super) struct TaskCounter(AtomicUsize);
