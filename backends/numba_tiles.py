@@ -14,10 +14,12 @@ README), in the same order of operations:
 - update: a tile of ``SWEEP`` features by the same vectors of W1ᵀ stays in
   registers while 64 samples of the padded mini-batch pass, each adding x_i[k]
   times its -delta1; W1ᵀ is read and written once per 64 samples.
-- the deeper layers, the output error and backprop run as the numba backend's
-  sweep does (``numba_fused``), as rust-fused's tiles epoch runs its sweep there
-  (whose backprop keeps its sweep's rows in registers, the terms in the same
-  order).
+- the deeper layers' forward pass and update run the same tiles over their
+  own Wᵀ, each layer's outputs padded to whole vectors, as every rust-fused
+  kernel runs them (``sweep::Deeper``); W's rows are brought up to date from
+  Wᵀ after every update for backprop, which, with the output error, runs as
+  the numba backend's sweep does (``numba_fused``), the terms in the order
+  of rust-fused's.
 
 The machine facts are the Rust kernel's: the vector width and the register count
 come from the host CPU's instruction set as LLVM reports it (AVX-512: 64 bytes
@@ -30,8 +32,8 @@ subnormals to zero around the epoch as the Rust epochs do
 (``backends.numba_vectors``, which says why plain ``@njit`` code cannot keep
 a tile in registers); the kernels that drive them are ordinary ``@njit``
 code (``backends.numba_tiles_kernels``). What stays as Numba has it: the
-deeper layers' loops end in scalar remainders where the Rust sweep does one
-masked vector step (6 of 30 float64 units, 14 in float32).
+loops of backprop and of the sigmoid end in scalar remainders where Rust
+does one masked vector step (6 of 30 float64 units, 14 in float32).
 """
 
 from __future__ import annotations
@@ -79,6 +81,15 @@ class NumbaTiles(NumbaFused):
         self._wt = empty_at_offset((self.sizes[0], width), self.dtype, 0)
         self._z = empty_at_offset((SWEEP, width), self.dtype, 0)
         self._nd: dict[int, np.ndarray] = {}
+        # The layers after the first: their own Wᵀ, tiles and sums, with the
+        # first layer's in front so that no tuple is empty (index = layer).
+        widths = [stride(n, self.lanes) for n in self.sizes[2:]]
+        self._deeper_tiles = (self.tiles,) + tuple(
+            runs(w // self.lanes, tile_vectors()) for w in widths)
+        self._deeper_wt = (self._wt,) + tuple(
+            empty_at_offset((n_in, w), self.dtype, 0) for n_in, w in zip(self.sizes[1:-1], widths))
+        self._deeper_z = (self._z,) + tuple(
+            empty_at_offset((SWEEP, w), self.dtype, 0) for w in widths)
 
     def choices(self, batch_size: int) -> dict:
         return {"vector_bytes": VECTOR_BYTES, "lanes": self.lanes,
@@ -89,11 +100,13 @@ class NumbaTiles(NumbaFused):
         self._check_inputs(X)
         acts, deltas, rows, identity = self._buffers_for(batch_size)
         if batch_size not in self._nd:
-            self._nd[batch_size] = empty_at_offset(
-                (padded(batch_size), self._wt.shape[1]), self.dtype, 0)
+            self._nd[batch_size] = tuple(
+                empty_at_offset((padded(batch_size), wt.shape[1]), self.dtype, 0)
+                for wt in self._deeper_wt)
         labels, order = np.asarray(y, np.intp), np.asarray(order, np.intp)
         self._run(
             train_epoch_kernel, X, labels, order, int(batch_size), float(eta), self.lanes,
-            self.tiles, self._wt, self._z, self._nd[batch_size], tuple(self.weights),
+            self.tiles, self._wt, self._z, self._nd[batch_size][0], self._deeper_tiles,
+            self._deeper_wt, self._deeper_z, self._nd[batch_size], tuple(self.weights),
             tuple(self.biases), acts, deltas, rows, identity, self.flush_subnormals,
         )

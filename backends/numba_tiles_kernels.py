@@ -1,18 +1,17 @@
 """numba-tiles' compiled kernels: the first layer by register tiles over W1ᵀ
-(``backends.numba_vectors``), the deeper layers by numba's sweep, and the epoch
-that drives them in the order rust/src/kernels/tiles.rs does."""
+(``backends.numba_vectors``), the deeper layers' forward pass and update over
+their weights transposed too, and the epoch that drives them in the order
+rust/src/kernels/tiles.rs does."""
 
 from __future__ import annotations
 
 # Importing numba_fused keys Numba's cache by every kernel source, this one too.
 from backends.numba_fused import (
     SWEEP,
-    backprop_and_update,
+    backprop_delta,
     fill_rows,
-    forward_rows,
     output_error,
     padded_jit,
-    unit_block,
 )
 from backends.numba_sigmoid import _jit, _sigmoid_inplace
 from backends.numba_vectors import control_word, forward_tile, restore_control_word, update_tile
@@ -68,8 +67,8 @@ def minus_padded(delta, p, nd):
 
 
 @_jit()
-def update_first_layer(wt, stride, lanes, tiles, X, rows, nd):
-    """W1ᵀ[k, :] += sum_i X[rows[i], k] nd[i, :] over the padded batch, in passes
+def update_by_tiles(wt, stride, lanes, tiles, X, rows, nd):
+    """Wᵀ[k, :] += sum_i X[rows[i], k] nd[i, :] over the padded batch, in passes
     of ``UPDATE_CHUNK`` samples, each over tiles of SWEEP features (one at the end)."""
     n_in = X.shape[1]
     for s0 in range(0, rows.size, UPDATE_CHUNK):
@@ -101,6 +100,38 @@ def transpose_into(w, wt):
             wt[k, j] = w[j, k]
 
 
+# ------------------------------------------------------------ the deeper layers
+
+
+@_jit()
+def forward_deeper(wt, stride, lanes, tiles, A, rows, z, act, b):
+    """act[i, :] = sigmoid(W a_i + b) for the rows a_i = A[rows[i]] of the padded
+    batch, by the first layer's register tiles over Wᵀ (n_in, stride): each sum
+    over the inputs in order, then b, as rust-fused's deeper layers do. z is
+    (SWEEP, stride)."""
+    n_out = b.size
+    for i in range(0, rows.size, SWEEP):
+        r0, r1, r2, r3, r4 = rows[i], rows[i + 1], rows[i + 2], rows[i + 3], rows[i + 4]
+        for t in range(tiles.shape[0]):
+            forward_tile(tiles[t, 1], wt, stride, tiles[t, 0] * lanes, A, r0, r1, r2, r3, r4, z,
+                         r0, r1, r2, r3, r4, False)
+        for q in range(SWEEP):
+            for j in range(n_out):
+                act[i + q, j] = z[q, j] + b[j]
+    p = rows.size
+    _sigmoid_inplace(act[:p].reshape(p * n_out))
+
+
+@_jit()
+def update_deeper(wt, stride, lanes, tiles, A, rows, nd, delta, b):
+    """Wᵀ += the outer products of A[rows[i]] and -delta[i] by the update tiles,
+    each weight's terms in the samples' order, and b as ``update_bias`` does."""
+    p = rows.size
+    minus_padded(delta, p, nd)
+    update_by_tiles(wt, stride, lanes, tiles, A, rows, nd)
+    update_bias(b, delta, p)
+
+
 @_jit()
 def transpose_back(wt, w):
     for j in range(w.shape[0]):
@@ -112,13 +143,17 @@ def transpose_back(wt, w):
 
 
 @_jit()
-def train_epoch_kernel(X, y, order, batch_size, eta, lanes, tiles, wt, z, nd,
-                       weights, biases, acts, deltas, rows, ids, flush):
-    """Every mini-batch of one epoch, the first layer by tiles over W1ᵀ, the
-    others as numba's sweep; weights and biases are updated in place.
+def train_epoch_kernel(X, y, order, batch_size, eta, lanes, tiles, wt, z, nd, deeper_tiles,
+                       deeper_wt, deeper_z, deeper_nd, weights, biases, acts, deltas, rows, ids,
+                       flush):
+    """Every mini-batch of one epoch, every layer's forward pass and update by
+    tiles over its Wᵀ, backprop as numba's sweep; weights and biases are updated
+    in place.
 
     wt (n_in, stride), z (SWEEP, stride), nd (P, stride): 64-byte aligned, with
-    P = padded(batch_size); acts[l], deltas[l] (P, n_out); rows (P,); ids = arange(P).
+    P = padded(batch_size); deeper_*: the same and the tiles for each layer
+    after the first (with a spare first entry, so that no tuple is empty);
+    acts[l], deltas[l] (P, n_out); rows (P,); ids = arange(P).
     ``flush``: subnormals flushed to zero for the epoch, as rust-fused's epochs run.
     """
     word = control_word(flush)
@@ -126,6 +161,10 @@ def train_epoch_kernel(X, y, order, batch_size, eta, lanes, tiles, wt, z, nd,
     n_layers = len(W)
     stride = wt.shape[1]
     transpose_into(W[0], wt)
+    # The deeper layers' Wᵀ for the epoch; W's rows, which backprop reads, are
+    # brought up to date from them after every update.
+    for layer in range(1, n_layers):
+        transpose_into(W[layer], deeper_wt[layer])
     for start in range(0, order.size, batch_size):
         stop = min(start + batch_size, order.size)
         m, p = stop - start, padded_jit(stop - start)
@@ -137,17 +176,21 @@ def train_epoch_kernel(X, y, order, batch_size, eta, lanes, tiles, wt, z, nd,
         add_bias(a1, b[0], p)
         _sigmoid_inplace(a1[:p].reshape(p * a1.shape[1]))
         for layer in range(1, n_layers):
-            j0, j1 = unit_block(W[layer].shape[0], 1, 0)
-            forward_rows(W[layer], b[layer], acts[layer - 1], ids[:p], 0, acts[layer], j0, j1)
+            wt_l = deeper_wt[layer]
+            forward_deeper(wt_l, wt_l.shape[1], lanes, deeper_tiles[layer], acts[layer - 1],
+                           ids[:p], deeper_z[layer], acts[layer], b[layer])
 
         scale = X.dtype.type(eta) / X.dtype.type(m)
         output_error(acts[-1], y, batch, m, scale, deltas[-1])
         for layer in range(n_layers - 1, 0, -1):
-            backprop_and_update(W[layer], b[layer], deltas[layer], acts[layer - 1],
-                                deltas[layer - 1], ids, p, 0)
+            backprop_delta(W[layer], deltas[layer][:p], acts[layer - 1], deltas[layer - 1], ids)
+            wt_l = deeper_wt[layer]
+            update_deeper(wt_l, wt_l.shape[1], lanes, deeper_tiles[layer], acts[layer - 1],
+                          ids[:p], deeper_nd[layer], deltas[layer], b[layer])
+            transpose_back(wt_l, W[layer])
 
         minus_padded(deltas[0], p, nd)
-        update_first_layer(wt, stride, lanes, tiles, X, batch, nd)
+        update_by_tiles(wt, stride, lanes, tiles, X, batch, nd)
         update_bias(b[0], deltas[0], p)
     transpose_back(wt, W[0])
     restore_control_word(word)

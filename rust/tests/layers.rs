@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 /// Every module, lowest first; a module may use the modules before it.
-const LAYERS: [&str; 21] = [
+const LAYERS: [&str; 22] = [
     "real",
     "data",
     "cblas",
@@ -19,6 +19,7 @@ const LAYERS: [&str; 21] = [
     "kernels::vector::exp",
     "kernels::vector",
     "kernels::layout",
+    "kernels::outer",
     "kernels::sweep::products",
     "kernels::sweep",
     "kernels::tiles",

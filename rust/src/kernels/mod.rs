@@ -31,6 +31,7 @@
 pub mod gemm;
 pub mod isa;
 pub mod layout;
+pub mod outer;
 pub mod sweep;
 pub mod team;
 pub mod tiles;
@@ -40,6 +41,7 @@ use ndarray::ArrayView2;
 
 use self::isa::{dispatch, Isa};
 use self::layout::{Buffers, Matrix, State, CACHE_LINE};
+use self::sweep::Deeper;
 use self::vector::{FlushSubnormals, Lane};
 use crate::data::{check_layers, Epoch};
 
@@ -74,6 +76,8 @@ pub struct Fused<T> {
     weights: Vec<Matrix<T>>,
     biases: Vec<Vec<T>>,
     buffers: Buffers<T>,
+    /// The layers after the first, transposed while an epoch trains.
+    deeper: Deeper<T>,
     pub isa: Isa,
     pub gemm_from_batch: usize,
     /// The kernel for batches below `gemm_from_batch`: the sweep or the tiles.
@@ -100,6 +104,7 @@ impl<T: Lane> Fused<T> {
             weights: weights.iter().map(|w| Matrix::new(w.view())).collect(),
             biases: owned_b.iter().map(|b| b.iter().copied().collect()).collect(),
             buffers: Buffers::default(),
+            deeper: Deeper::default(),
             isa,
             gemm_from_batch: gemm_from_batch.unwrap_or(GEMM_FROM_BATCH),
             below_gemm: Kernel::Sweep,
@@ -153,13 +158,17 @@ impl<T: Lane> Fused<T> {
             biases: &mut self.biases,
             buffers: &mut self.buffers,
         };
-        let (s, bs) = (&mut state, batch_size);
+        let (s, bs, d) = (&mut state, batch_size, &mut self.deeper);
         match kernel {
             Kernel::Gemm => gemm::train_epoch(s, data, bs, eta),
-            Kernel::Tiles => dispatch!(self.isa, T, tiles::train_epoch(s: &mut State<T>, data: &Epoch<T>, bs: usize, eta: f64)),
-            Kernel::Sweep => {
-                dispatch!(self.isa, T, sweep::train_epoch(s: &mut State<T>, data: &Epoch<T>, bs: usize, eta: f64, head: usize))
+            Kernel::Tiles => {
+                dispatch!(self.isa, T, tiles::train_epoch(s: &mut State<T>, d: &mut Deeper<T>, data: &Epoch<T>, bs: usize, eta: f64))
             }
+            Kernel::Sweep => dispatch!(
+                self.isa,
+                T,
+                sweep::train_epoch(s: &mut State<T>, d: &mut Deeper<T>, data: &Epoch<T>, bs: usize, eta: f64, head: usize)
+            ),
         }
     }
 

@@ -68,8 +68,8 @@ use ndarray::ArrayView2;
 use self::sync::{Barrier, BreakOnPanic, Partials, SharedMatrix, SharedRows, TaskCounter};
 use super::isa::{dispatch, Isa};
 use super::layout::{pad_rows, padded, rows_ahead, stride, Aligned, Matrix, Rows, CACHE_LINE, SWEEP};
-use super::sweep::{deeper_backward, update_bias, update_deeper, Batch};
-use super::tiles::forward_range;
+use super::sweep::{deeper_backward, update_bias, update_deeper, Batch, Deeper};
+use super::outer::{self, forward_range};
 use super::tiles;
 use super::vector::{sigmoid_in_place, FlushSubnormals, Lane, Vector};
 use super::Fused;
@@ -248,7 +248,7 @@ impl<T: Lane> FusedParallel<T> {
         let ([w1, deeper_w @ ..], [b1, deeper_b @ ..]) = (weights, biases) else {
             unreachable!("`Fused::new` checked that there is at least one layer")
         };
-        tiles::transpose_into(w1.values(), sizes[1], sizes[0], wt, stride);
+        outer::transpose_into(w1.values(), sizes[1], sizes[0], wt, stride);
         let team = Team {
             sizes: &sizes, x: data.x_slice(), labels: data.labels, order: data.order, batch_size, eta, stride, capacity,
             columns: &columns, w1: SharedMatrix::new(wt, sizes[0], stride),
@@ -271,7 +271,7 @@ impl<T: Lane> FusedParallel<T> {
             run(isa, team, own);
         });
         self.meetings = team.barrier.rounds();
-        tiles::transpose_back(self.transposed.values_mut(sizes[0] * stride), stride, w1.values_mut(), sizes[1], sizes[0]);
+        outer::transpose_back(self.transposed.values_mut(sizes[0] * stride), stride, w1.values_mut(), sizes[1], sizes[0]);
     }
 }
 
@@ -363,6 +363,7 @@ unsafe fn team_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
     let ids: Vec<usize> = (0..cap).collect();
     let mut tile_sums = vec![T::zero(); SWEEP * stride];
     let mut minus_delta = vec![T::zero(); cap * stride];
+    let mut deeper = Deeper::new::<V>(weights, cap);
     let mut pending: Option<usize> = None; // the padded size of the batch whose update is due
     let (own_acts, own_deltas) = if by_samples { (vec![], vec![]) } else { (layer_rows(sizes, cap), layer_rows(sizes, cap)) };
     let (acts, deltas) = if by_samples { (&team.acts, &team.deltas) } else { (&own_acts, &own_deltas) };
@@ -383,7 +384,7 @@ unsafe fn team_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
                 let last = Rows { data: x, width: n0, ids: &before[..q] };
                 // SAFETY: this part's rows of W1ᵀ are this thread's alone until the barrier.
                 let wt = unsafe { team.w1.rows_mut(columns) };
-                unsafe { tiles::update_range::<V>(wt, stride, last, &minus_delta[..q * stride], columns.clone()) };
+                unsafe { outer::update_range::<V>(wt, stride, last, &minus_delta[..q * stride], columns.clone()) };
             }
             if let Some(p) = p {
                 let first = Rows { data: x, width: n0, ids: &now[..p] };
@@ -428,7 +429,7 @@ unsafe fn team_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
             let of_x = &now[samples.clone()];
             let m_here = m.saturating_sub(samples.start); // its samples before the padding
             let these = Batch { rows: of_x, ids: &ids[..of_x.len()], m: m_here, labels: team.labels, scale };
-            unsafe { deeper_backward::<T, V, _>(sizes, weights, biases, &mut my_acts, &mut my_deltas, &these) };
+            unsafe { deeper_backward::<T, V, _>(sizes, weights, biases, &mut deeper, &mut my_acts, &mut my_deltas, &these) };
             my_acts.clear();
             my_deltas.clear();
         }
@@ -441,8 +442,8 @@ unsafe fn team_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
         // again only after the next mini-batch's first barrier.
         all_acts.extend(acts.iter().map(|a| unsafe { a.rows(p) }));
         all_deltas.extend(deltas.iter().map(|d| unsafe { d.rows(p) }));
-        unsafe { update_deeper::<T, V, _, _>(sizes, weights, biases, &all_acts, &all_deltas, &ids[..p]) };
-        tiles::minus_padded(all_deltas[0], hidden, stride, &mut minus_delta);
+        unsafe { update_deeper::<T, V, _, _>(sizes, weights, biases, &mut deeper, &all_acts, &all_deltas, &ids[..p]) };
+        outer::minus_padded(all_deltas[0], hidden, stride, &mut minus_delta);
         update_bias(b1, all_deltas[0]);
         all_acts.clear();
         all_deltas.clear();
@@ -480,6 +481,7 @@ unsafe fn balanced_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<
     let ids: Vec<usize> = (0..cap).collect();
     let mut tile_sums = vec![T::zero(); SWEEP * stride];
     let mut minus_delta = vec![T::zero(); cap * stride];
+    let mut deeper = Deeper::new::<V>(weights, cap);
     let line = rows_per_line::<T>(stride);
     let row_runs = split_columns(n0, 0, (ROW_TASKS_PER_THREAD * threads).min(n0 / line).max(1), line);
     let (mut my_acts, mut my_deltas) = (Vec::with_capacity(sizes.len()), Vec::with_capacity(sizes.len()));
@@ -504,7 +506,7 @@ unsafe fn balanced_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<
                 for (part, columns) in team.columns.iter().enumerate() {
                     // SAFETY: W1ᵀ is written only between the two barriers.
                     let wt = unsafe { team.w1.rows(columns) };
-                    unsafe { forward_range::<V>(wt, stride, first, i, columns.clone(), &mut tile_sums, ahead) };
+                    unsafe { forward_range::<V>(wt, stride, first, i, columns.clone(), &mut tile_sums, Some(ahead)) };
                     for q in 0..SWEEP {
                         let (z, sums) = (&mut a1[(i + q) * hidden..][..hidden], &tile_sums[q * stride..][..hidden]);
                         if part == 0 {
@@ -523,7 +525,7 @@ unsafe fn balanced_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<
             let m_here = m.saturating_sub(samples.start);
             let scale = T::of(team.eta / m as f64);
             let these = Batch { rows: of_x, ids: &ids[..of_x.len()], m: m_here, labels: team.labels, scale };
-            unsafe { deeper_backward::<T, V, _>(sizes, weights, biases, &mut my_acts, &mut my_deltas, &these) };
+            unsafe { deeper_backward::<T, V, _>(sizes, weights, biases, &mut deeper, &mut my_acts, &mut my_deltas, &these) };
             my_acts.clear();
             my_deltas.clear();
         }
@@ -534,8 +536,8 @@ unsafe fn balanced_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<
         // SAFETY: written before the barrier; written again only after the second.
         all_acts.extend(team.acts.iter().map(|a| unsafe { a.rows(p) }));
         all_deltas.extend(team.deltas.iter().map(|d| unsafe { d.rows(p) }));
-        unsafe { update_deeper::<T, V, _, _>(sizes, weights, biases, &all_acts, &all_deltas, &ids[..p]) };
-        tiles::minus_padded(all_deltas[0], hidden, stride, &mut minus_delta);
+        unsafe { update_deeper::<T, V, _, _>(sizes, weights, biases, &mut deeper, &all_acts, &all_deltas, &ids[..p]) };
+        outer::minus_padded(all_deltas[0], hidden, stride, &mut minus_delta);
         update_bias(b1, all_deltas[0]);
         all_acts.clear();
         all_deltas.clear();
@@ -545,7 +547,7 @@ unsafe fn balanced_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<
             let Some(features) = row_runs.get(task) else { break };
             // SAFETY: this run of W1ᵀ's rows is this task's alone until the barrier.
             let wt = unsafe { team.w1.rows_mut(features) };
-            unsafe { tiles::update_range::<V>(wt, stride, input, &minus_delta[..p * stride], features.clone()) };
+            unsafe { outer::update_range::<V>(wt, stride, input, &minus_delta[..p * stride], features.clone()) };
         }
         team.barrier.wait();
         if index == 0 {

@@ -6,21 +6,9 @@
 //! sum across the lanes; its update reads and writes W1 once per sweep of five
 //! samples. Here W1 is held transposed for the epoch, (n_in, stride), each row
 //! of hidden units padded with zeros to whole vectors, and the products are
-//! outer products in registers:
-//!
-//! - forward: a tile of `SWEEP` samples by `nb` vectors of hidden units stays
-//!   in registers while the input features pass; per feature k, `nb` loads of
-//!   W1ᵀ[k] and `SWEEP` broadcasts of x_q[k] feed `SWEEP * nb` multiply-adds
-//!   (9 loads per 20 with AVX-512's four vectors), and no lanes are summed.
-//! - update: a tile of `SWEEP` features by `nb` vectors of W1ᵀ stays in
-//!   registers while the whole padded mini-batch passes; per sample, `nb` loads
-//!   of its -delta and `SWEEP` broadcasts of x_i[k..k + SWEEP]. W1ᵀ is read and
-//!   written once per mini-batch. Each weight takes the samples' terms one at a
-//!   time in their order, as the sweep's update does.
-//!
-//! `nb` is as many vectors as the registers hold beside the tile: four with
-//! AVX-512's 32, two with AVX2's 16 (`tile_vectors`). The hidden units are cut
-//! into runs of at most `nb` vectors of as even a size as the count allows.
+//! outer products in registers (`outer`): no lanes are summed, and W1ᵀ is read
+//! and written once per mini-batch. Each weight takes the samples' terms one
+//! at a time in their order, as the sweep's update does.
 //!
 //! Each hidden unit's forward sum runs over the features in order, one
 //! accumulator per sample and unit; `forward_range` takes a run of features,
@@ -28,129 +16,11 @@
 
 use std::ops::Range;
 
-use num_traits::Zero;
-
-use super::layout::{pad_rows, rows_ahead, stride, tile_vectors, Buffers, Rows, State, CACHE_LINE, SWEEP};
-use super::sweep::{after_first_layer, update_bias, Batch};
-use super::vector::{prefetch_l2, sigmoid_in_place, Lane, Vector};
+use super::layout::{pad_rows, rows_ahead, stride, Buffers, Rows, State, SWEEP};
+use super::outer::{forward_range, minus_padded, transpose_back, transpose_into, update_range};
+use super::sweep::{after_first_layer, update_bias, Batch, Deeper};
+use super::vector::{sigmoid_in_place, Lane, Vector};
 use crate::data::Epoch;
-use crate::real::Real;
-
-/// `vectors` cut into runs of at most `most`, as even as the count allows.
-fn runs(vectors: usize, most: usize) -> impl Iterator<Item = Range<usize>> {
-    let count = vectors.div_ceil(most.max(1)).max(1);
-    let (base, extra) = (vectors / count, vectors % count);
-    let mut start = 0;
-    (0..count).map(move |r| {
-        let len = base + usize::from(r < extra);
-        start += len;
-        start - len..start
-    })
-}
-
-/// W (rows, cols) row-major into `wt` (cols, stride): wt[k, j] = W[j, k], the
-/// padding columns zero.
-pub fn transpose_into<T: Real>(w: &[T], rows: usize, cols: usize, wt: &mut [T], stride: usize) {
-    assert!(w.len() >= rows * cols && wt.len() >= cols * stride && stride >= rows);
-    for (k, out) in wt.chunks_exact_mut(stride).take(cols).enumerate() {
-        for (j, slot) in out.iter_mut().enumerate() {
-            *slot = if j < rows { w[j * cols + k] } else { T::zero() };
-        }
-    }
-}
-
-/// The inverse of `transpose_into`, into W (rows, cols).
-pub fn transpose_back<T: Real>(wt: &[T], stride: usize, w: &mut [T], rows: usize, cols: usize) {
-    assert!(w.len() >= rows * cols && wt.len() >= cols * stride && stride >= rows);
-    for (j, row) in w.chunks_exact_mut(cols).take(rows).enumerate() {
-        for (k, slot) in row.iter_mut().enumerate() {
-            *slot = wt[k * stride + j];
-        }
-    }
-}
-
-/// z[q, :] = sum over k in `features` of W1ᵀ[k, :] x_q[k], for the sweep of
-/// samples starting at `i` of `input`; `wt` holds W1ᵀ's rows `features` only
-/// (so that threads owning other rows may write them meanwhile), z is
-/// (SWEEP, stride) row-major. `ahead` are the rows of X of the next sweep in
-/// the epoch's order, whose `features` are prefetched into L2 meanwhile: the
-/// order is shuffled, so the hardware's prefetchers cannot know them, and at
-/// batch 1000 waiting for them from memory doubled the epoch.
-///
-/// # Safety
-/// Only on a CPU with `V`'s features.
-#[inline(always)]
-pub(crate) unsafe fn forward_range<V: Vector>(
-    wt: &[V::Elem],
-    stride: usize,
-    input: Rows<V::Elem>,
-    i: usize,
-    features: Range<usize>,
-    z: &mut [V::Elem],
-    ahead: [&[V::Elem]; SWEEP],
-) {
-    assert!(stride.is_multiple_of(V::LANES) && features.end <= input.width);
-    assert!(ahead.iter().all(|row| row.len() >= features.end));
-    let ahead = ahead.map(|row| row.as_ptr());
-    assert!(wt.len() >= features.len() * stride && z.len() >= SWEEP * stride);
-    let x = input.sweep(i);
-    for run in runs(stride / V::LANES, tile_vectors::<V>()) {
-        let c = run.start * V::LANES;
-        let prefetch = if run.start == 0 { Some(&ahead) } else { None }; // once per sweep
-        // SAFETY: the asserts above keep every load and store inside wt, x and z.
-        unsafe {
-            match run.len() {
-                4 => forward_tile::<V, 4>(wt, stride, x, features.clone(), c, z, prefetch),
-                3 => forward_tile::<V, 3>(wt, stride, x, features.clone(), c, z, prefetch),
-                2 => forward_tile::<V, 2>(wt, stride, x, features.clone(), c, z, prefetch),
-                _ => forward_tile::<V, 1>(wt, stride, x, features.clone(), c, z, prefetch),
-            }
-        }
-    }
-}
-
-#[inline(always)]
-unsafe fn forward_tile<V: Vector, const NB: usize>(
-    wt: &[V::Elem],
-    stride: usize,
-    x: [&[V::Elem]; SWEEP],
-    features: Range<usize>,
-    c: usize,
-    z: &mut [V::Elem],
-    prefetch: Option<&[*const V::Elem; SWEEP]>,
-) {
-    let zero = unsafe { V::splat(V::Elem::zero()) };
-    let mut acc = [[zero; NB]; SWEEP];
-    let xp = x.map(|row| row.as_ptr());
-    let line = CACHE_LINE / std::mem::size_of::<V::Elem>();
-    for (r, k) in features.enumerate() {
-        if let Some(ahead) = prefetch {
-            if k % line == 0 {
-                for row in ahead {
-                    prefetch_l2(row.wrapping_add(k));
-                }
-            }
-        }
-        unsafe {
-            let row = wt.as_ptr().add(r * stride + c);
-            let mut w = [zero; NB];
-            for (v, slot) in w.iter_mut().enumerate() {
-                *slot = V::load(row.add(v * V::LANES));
-            }
-            for q in 0..SWEEP {
-                let xb = V::splat(*xp[q].add(k));
-                for v in 0..NB {
-                    acc[q][v] = V::mul_add(w[v], xb, acc[q][v]);
-                }
-            }
-        }
-    }
-    for (q, tile) in acc.iter().enumerate() {
-        for (v, a) in tile.iter().enumerate() {
-            unsafe { a.store(z.as_mut_ptr().add(q * stride + c + v * V::LANES)) };
-        }
-    }
-}
 
 /// sums[i, :hidden] = the first layer's sums over `features` for every row i
 /// of the padded batch `input` (a whole number of sweeps), sweep by sweep
@@ -171,127 +41,9 @@ pub(crate) unsafe fn forward_batch<'a, V: Vector + 'a>(
 ) {
     let hidden = sums.len() / input.ids.len();
     for i in (0..input.ids.len()).step_by(SWEEP) {
-        unsafe { forward_range::<V>(wt, stride, input, i, features.clone(), tile_sums, ahead(i)) };
+        unsafe { forward_range::<V>(wt, stride, input, i, features.clone(), tile_sums, Some(ahead(i))) };
         for q in 0..SWEEP {
             sums[(i + q) * hidden..][..hidden].copy_from_slice(&tile_sums[q * stride..][..hidden]);
-        }
-    }
-}
-
-/// out (p, stride) = -delta (p, hidden), the padding columns zero: what
-/// `update_range` takes.
-pub(crate) fn minus_padded<T: Real>(delta: &[T], hidden: usize, stride: usize, out: &mut [T]) {
-    for (row, d) in out.chunks_exact_mut(stride).zip(delta.chunks_exact(hidden)) {
-        row.iter_mut().enumerate().for_each(|(j, v)| *v = if j < hidden { -d[j] } else { T::zero() });
-    }
-}
-
-/// W1ᵀ[k, :] += sum_i x_i[k] nd[i, :] for k in `features` and the padded
-/// batch's rows x_i of `input`; `wt` holds W1ᵀ's rows `features` only, nd is
-/// (p, stride), the batch's -delta1 with zeros in the padding.
-///
-/// # Safety
-/// Only on a CPU with `V`'s features.
-#[inline(always)]
-pub(crate) unsafe fn update_range<V: Vector>(
-    wt: &mut [V::Elem],
-    stride: usize,
-    input: Rows<V::Elem>,
-    nd: &[V::Elem],
-    features: Range<usize>,
-) {
-    let p = input.ids.len();
-    assert!(stride.is_multiple_of(V::LANES) && features.end <= input.width);
-    assert!(wt.len() >= features.len() * stride && nd.len() >= p * stride);
-    for i in 0..p {
-        let _ = input.row(i); // every row in bounds before the unchecked loads
-    }
-    let most = tile_vectors::<V>();
-    for chunk in (0..p).step_by(UPDATE_CHUNK) {
-        let samples = chunk..(chunk + UPDATE_CHUNK).min(p);
-        unsafe { update_samples::<V>(wt, stride, input, nd, features.clone(), samples, most) };
-    }
-}
-
-/// Samples per pass of the update over W1ᵀ: the cache lines of their rows
-/// that a run of features touches (one each, 4 KB in all) stay in L1 while the
-/// next runs reuse them, on any CPU; a mini-batch of 1000 in one pass read a
-/// thousand scattered lines per run, from L3.
-const UPDATE_CHUNK: usize = 64;
-
-#[inline(always)]
-unsafe fn update_samples<V: Vector>(
-    wt: &mut [V::Elem],
-    stride: usize,
-    input: Rows<V::Elem>,
-    nd: &[V::Elem],
-    features: Range<usize>,
-    samples: Range<usize>,
-    most: usize,
-) {
-    let mut k = features.start;
-    while k < features.end {
-        let sweep = k + SWEEP <= features.end;
-        for run in runs(stride / V::LANES, most) {
-            let c = run.start * V::LANES;
-            // SAFETY: the asserts above keep every load and store inside wt, nd and x.
-            unsafe {
-                let at = (k - features.start) * stride + c;
-                match (sweep, run.len()) {
-                    (true, 4) => update_tile::<V, 4, SWEEP>(wt, at, stride, input, nd, samples.clone(), k, c),
-                    (true, 3) => update_tile::<V, 3, SWEEP>(wt, at, stride, input, nd, samples.clone(), k, c),
-                    (true, 2) => update_tile::<V, 2, SWEEP>(wt, at, stride, input, nd, samples.clone(), k, c),
-                    (true, _) => update_tile::<V, 1, SWEEP>(wt, at, stride, input, nd, samples.clone(), k, c),
-                    (false, 4) => update_tile::<V, 4, 1>(wt, at, stride, input, nd, samples.clone(), k, c),
-                    (false, 3) => update_tile::<V, 3, 1>(wt, at, stride, input, nd, samples.clone(), k, c),
-                    (false, 2) => update_tile::<V, 2, 1>(wt, at, stride, input, nd, samples.clone(), k, c),
-                    (false, _) => update_tile::<V, 1, 1>(wt, at, stride, input, nd, samples.clone(), k, c),
-                }
-            }
-        }
-        k += if sweep { SWEEP } else { 1 };
-    }
-}
-
-#[allow(clippy::too_many_arguments)] // a tile's coordinates, kept apart for the compiler
-#[inline(always)]
-unsafe fn update_tile<V: Vector, const NB: usize, const KB: usize>(
-    wt: &mut [V::Elem],
-    at: usize,
-    stride: usize,
-    input: Rows<V::Elem>,
-    nd: &[V::Elem],
-    samples: Range<usize>,
-    k: usize,
-    c: usize,
-) {
-    let zero = unsafe { V::splat(V::Elem::zero()) };
-    let base = unsafe { wt.as_mut_ptr().add(at) };
-    let mut acc = [[zero; NB]; KB];
-    for (r, tile) in acc.iter_mut().enumerate() {
-        for (v, a) in tile.iter_mut().enumerate() {
-            *a = unsafe { V::load(base.add(r * stride + v * V::LANES)) };
-        }
-    }
-    for i in samples {
-        unsafe {
-            let xi = input.data.as_ptr().add(*input.ids.get_unchecked(i) * input.width + k);
-            let di = nd.as_ptr().add(i * stride + c);
-            let mut d = [zero; NB];
-            for (v, slot) in d.iter_mut().enumerate() {
-                *slot = V::load(di.add(v * V::LANES));
-            }
-            for (r, tile) in acc.iter_mut().enumerate() {
-                let xb = V::splat(*xi.add(r));
-                for v in 0..NB {
-                    tile[v] = V::mul_add(d[v], xb, tile[v]);
-                }
-            }
-        }
-    }
-    for (r, tile) in acc.iter().enumerate() {
-        for (v, a) in tile.iter().enumerate() {
-            unsafe { a.store(base.add(r * stride + v * V::LANES)) };
         }
     }
 }
@@ -302,7 +54,13 @@ unsafe fn update_tile<V: Vector, const NB: usize, const KB: usize>(
 /// # Safety
 /// Only on a CPU with `V`'s features.
 #[inline(always)]
-pub(crate) unsafe fn train_epoch<T: Lane, V: Vector<Elem = T>>(s: &mut State<T>, data: &Epoch<T>, batch_size: usize, eta: f64) {
+pub(crate) unsafe fn train_epoch<T: Lane, V: Vector<Elem = T>>(
+    s: &mut State<T>,
+    deeper: &mut Deeper<T>,
+    data: &Epoch<T>,
+    batch_size: usize,
+    eta: f64,
+) {
     let x = data.x_slice();
     let sizes = s.sizes;
     let (n0, hidden) = (sizes[0], sizes[1]);
@@ -310,6 +68,7 @@ pub(crate) unsafe fn train_epoch<T: Lane, V: Vector<Elem = T>>(s: &mut State<T>,
     let Buffers { acts, deltas, rows, ids, transposed, tile_sums, minus_delta, .. } = &mut *s.buffers;
     let wt = transposed.values_mut(n0 * stride);
     transpose_into(s.weights[0].values(), hidden, n0, wt, stride);
+    deeper.load::<V>(&s.weights[1..], rows.len());
     for (b, batch) in data.order.chunks(batch_size).enumerate() {
         let (m, p) = (batch.len(), pad_rows(batch, rows));
         let (rows, ids) = (&rows[..p], &ids[..p]);
@@ -323,44 +82,11 @@ pub(crate) unsafe fn train_epoch<T: Lane, V: Vector<Elem = T>>(s: &mut State<T>,
         }
         sigmoid_in_place(a1);
         let batch = Batch { rows, ids, m, labels: data.labels, scale: T::of(eta / m as f64) };
-        unsafe { after_first_layer::<T, V>(sizes, &mut s.weights[1..], &mut s.biases[1..], acts, deltas, &batch) };
+        unsafe { after_first_layer::<T, V>(sizes, &mut s.weights[1..], &mut s.biases[1..], deeper, acts, deltas, &batch) };
         let delta1 = &deltas[0][..p * hidden];
         minus_padded(delta1, hidden, stride, minus_delta);
         unsafe { update_range::<V>(wt, stride, first, &minus_delta[..p * stride], 0..n0) };
         update_bias(&mut s.biases[0], delta1);
     }
     transpose_back(wt, stride, s.weights[0].values_mut(), hidden, n0);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runs_are_even_and_cover_the_vectors() {
-        let cut = |n, most| runs(n, most).map(|r| r.len()).collect::<Vec<_>>();
-        assert_eq!(cut(4, 4), vec![4]);
-        assert_eq!(cut(13, 4), vec![4, 3, 3, 3]);
-        assert_eq!(cut(7, 2), vec![2, 2, 2, 1]);
-        assert_eq!(cut(1, 4), vec![1]);
-        for (n, most) in [(30, 2), (13, 4), (8, 3)] {
-            let all: Vec<_> = runs(n, most).collect();
-            assert_eq!((all[0].start, all[all.len() - 1].end), (0, n));
-            assert!(all.windows(2).all(|w| w[0].end == w[1].start));
-            assert!(all.iter().all(|r| (1..=most).contains(&r.len())));
-        }
-    }
-
-    #[test]
-    fn transposing_there_and_back_keeps_every_weight_and_pads_with_zeros() {
-        let (rows, cols, stride) = (3, 5, 8);
-        let w: Vec<f64> = (0..rows * cols).map(|v| v as f64 + 0.5).collect();
-        let mut wt = vec![f64::NAN; cols * stride];
-        transpose_into(&w, rows, cols, &mut wt, stride);
-        assert_eq!(wt[2 * stride + 1], w[cols + 2]);
-        assert!((0..cols).all(|k| wt[k * stride + rows..(k + 1) * stride].iter().all(|&v| v == 0.0)));
-        let mut back = vec![0.0; rows * cols];
-        transpose_back(&wt, stride, &mut back, rows, cols);
-        assert_eq!(back, w);
-    }
 }

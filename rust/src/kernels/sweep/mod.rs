@@ -7,15 +7,17 @@
 //! each sweep does the elements before the first boundary apart (`head`), so
 //! that the wide loads of both never straddle two cache lines.
 //!
-//! The layers after the first run this way under every kernel: the tiles
-//! call `after_first_layer`, the team its two halves, `deeper_backward` (per
-//! sample) and `update_deeper`.
+//! The layers after the first run here under every kernel, their backprop
+//! as a sweep and their forward pass and update as outer products over their
+//! weights transposed (`Deeper`): the tiles call `after_first_layer`, the
+//! team its two halves, `deeper_backward` (per sample) and `update_deeper`.
 
 pub mod products;
 
 use num_traits::Zero;
 
-use super::layout::{pad_rows, tile_vectors, Buffers, Matrix, Rows, State, SWEEP};
+use super::layout::{pad_rows, stride as stride_of, tile_vectors, Buffers, Matrix, Rows, State, SWEEP};
+use super::outer::{forward_range, minus_padded, transpose_back, transpose_into, update_range};
 use super::vector::{sigmoid_in_place, Lane, Vector};
 use crate::data::Epoch;
 use crate::real::Real;
@@ -27,6 +29,7 @@ use crate::real::Real;
 #[inline(always)]
 pub(crate) unsafe fn train_epoch<T: Lane, V: Vector<Elem = T>>(
     s: &mut State<T>,
+    deeper: &mut Deeper<T>,
     data: &Epoch<T>,
     batch_size: usize,
     eta: f64,
@@ -35,14 +38,58 @@ pub(crate) unsafe fn train_epoch<T: Lane, V: Vector<Elem = T>>(
     let x = data.x_slice();
     let sizes = s.sizes;
     let Buffers { acts, deltas, rows, ids, .. } = &mut *s.buffers;
+    deeper.load::<V>(&s.weights[1..], rows.len());
     for batch in data.order.chunks(batch_size) {
         let (m, p) = (batch.len(), pad_rows(batch, rows));
         let (rows, ids) = (&rows[..p], &ids[..p]);
         let first = Rows { data: x, width: sizes[0], ids: rows };
         forward::<T, V>(s.weights[0].values(), &s.biases[0], first, &mut acts[0][..p * sizes[1]], head);
         let batch = Batch { rows, ids, m, labels: data.labels, scale: T::of(eta / m as f64) };
-        unsafe { after_first_layer::<T, V>(sizes, &mut s.weights[1..], &mut s.biases[1..], acts, deltas, &batch) };
+        unsafe { after_first_layer::<T, V>(sizes, &mut s.weights[1..], &mut s.biases[1..], deeper, acts, deltas, &batch) };
         update::<T, V>(s.weights[0].values_mut(), &mut s.biases[0], &deltas[0][..p * sizes[1]], first, head);
+    }
+}
+
+/// The layers after the first, also held transposed while an epoch trains:
+/// Wᵀ (n_in, stride), each row of the layer's outputs padded with zeros to
+/// whole vectors, as the tiles hold W1ᵀ. Their forward pass and update run
+/// as the tiles' outer products in registers: a 30-by-10 layer is too narrow
+/// for the sweep's dot products along a row of W, each of which ended in a
+/// sum across the lanes of a vector (a hundred per mini-batch of ten).
+/// Backprop reads W's rows, which are brought up to date from Wᵀ after
+/// every update, so that the trainer's `Matrix` is the weights' between
+/// mini-batches and epochs.
+#[derive(Default, Clone)]
+pub(crate) struct Deeper<T> {
+    /// Per layer after the first: Wᵀ and its row length.
+    transposed: Vec<(Vec<T>, usize)>,
+    /// One sweep's sums, (SWEEP, the widest stride).
+    sums: Vec<T>,
+    /// A mini-batch's -delta padded to the stride, (capacity, widest stride).
+    minus: Vec<T>,
+}
+
+impl<T: Real> Deeper<T> {
+    /// The transposes of `weights` (layers 2..) for a mini-batch of up to
+    /// `capacity` padded samples.
+    pub(crate) fn new<V: Vector<Elem = T>>(weights: &[Matrix<T>], capacity: usize) -> Self {
+        let mut deeper = Deeper::default();
+        deeper.load::<V>(weights, capacity);
+        deeper
+    }
+
+    /// As `new`, in the buffers already made where they are large enough,
+    /// so that an epoch after the first allocates nothing.
+    pub(crate) fn load<V: Vector<Elem = T>>(&mut self, weights: &[Matrix<T>], capacity: usize) {
+        self.transposed.resize_with(weights.len(), Default::default);
+        for (w, (wt, stride)) in weights.iter().zip(&mut self.transposed) {
+            *stride = stride_of(w.rows, V::LANES);
+            wt.resize(w.cols * *stride, T::zero());
+            transpose_into(w.values(), w.rows, w.cols, wt, *stride);
+        }
+        let widest = self.transposed.iter().map(|(_, s)| *s).max().unwrap_or(0);
+        self.sums.resize(SWEEP * widest, T::zero());
+        self.minus.resize(capacity * widest, T::zero());
     }
 }
 
@@ -79,20 +126,22 @@ pub(crate) unsafe fn after_first_layer<T: Lane, V: Vector<Elem = T>>(
     sizes: &[usize],
     weights: &mut [Matrix<T>],
     biases: &mut [Vec<T>],
+    deeper: &mut Deeper<T>,
     acts: &mut [Vec<T>],
     deltas: &mut [Vec<T>],
     batch: &Batch<T>,
 ) {
     unsafe {
-        deeper_backward::<T, V, _>(sizes, weights, biases, acts, deltas, batch);
-        update_deeper::<T, V, _, _>(sizes, weights, biases, acts, deltas, batch.ids);
+        deeper_backward::<T, V, _>(sizes, weights, biases, deeper, acts, deltas, batch);
+        update_deeper::<T, V, _, _>(sizes, weights, biases, deeper, acts, deltas, batch.ids);
     }
 }
 
 /// The deeper layers forward from acts[0], the output error and backprop down
 /// to delta1, for each sample apart: the rows of `batch` may be any whole
 /// sweeps of a mini-batch, and each sample's results are the same bits
-/// whichever sweeps it is computed with. Nothing is updated.
+/// whichever sweeps it is computed with. Nothing is updated; `deeper` lends
+/// its transposes and a buffer.
 ///
 /// # Safety
 /// Only on a CPU with `V`'s features.
@@ -101,6 +150,7 @@ pub(crate) unsafe fn deeper_backward<T: Lane, V: Vector<Elem = T>, S: AsMut<[T]>
     sizes: &[usize],
     weights: &[Matrix<T>],
     biases: &[Vec<T>],
+    deeper: &mut Deeper<T>,
     acts: &mut [S],
     deltas: &mut [S],
     batch: &Batch<T>,
@@ -111,7 +161,8 @@ pub(crate) unsafe fn deeper_backward<T: Lane, V: Vector<Elem = T>, S: AsMut<[T]>
         let (below, here) = acts.split_at_mut(l);
         let input = Rows { data: below[l - 1].as_ref(), width: sizes[l], ids };
         let out = &mut here[0].as_mut()[..p * sizes[l + 1]];
-        unsafe { forward::<T, V>(weights[l - 1].values(), &biases[l - 1], input, out, 0) };
+        let (wt, stride) = &deeper.transposed[l - 1];
+        unsafe { forward_transposed::<T, V>(wt, *stride, &biases[l - 1], input, out, &mut deeper.sums) };
     }
     let n_out = sizes[layers];
     let out = &acts[layers - 1].as_ref()[..p * n_out];
@@ -126,7 +177,8 @@ pub(crate) unsafe fn deeper_backward<T: Lane, V: Vector<Elem = T>, S: AsMut<[T]>
 }
 
 /// The updates of the deeper layers from a whole mini-batch's activations
-/// and deltas (`deeper_backward`'s), each weight's terms in the samples' order.
+/// and deltas (`deeper_backward`'s), each weight's terms in the samples' order:
+/// of Wᵀ by the tiles' update, then of W's rows from it.
 ///
 /// # Safety
 /// Only on a CPU with `V`'s features.
@@ -135,16 +187,49 @@ pub(crate) unsafe fn update_deeper<T: Lane, V: Vector<Elem = T>, A: AsRef<[T]>, 
     sizes: &[usize],
     weights: &mut [Matrix<T>],
     biases: &mut [Vec<T>],
+    deeper: &mut Deeper<T>,
     acts: &[A],
     deltas: &[D],
     ids: &[usize],
 ) {
     let p = ids.len();
     for l in (1..sizes.len() - 1).rev() {
-        let delta = &deltas[l].as_ref()[..p * sizes[l + 1]];
-        let input = Rows { data: &acts[l - 1].as_ref()[..p * sizes[l]], width: sizes[l], ids };
-        unsafe { update::<T, V>(weights[l - 1].values_mut(), &mut biases[l - 1], delta, input, 0) };
+        let (n_in, n_out) = (sizes[l], sizes[l + 1]);
+        let delta = &deltas[l].as_ref()[..p * n_out];
+        let input = Rows { data: &acts[l - 1].as_ref()[..p * n_in], width: n_in, ids };
+        let (wt, stride) = &mut deeper.transposed[l - 1];
+        let minus = &mut deeper.minus[..p * *stride];
+        minus_padded(delta, n_out, *stride, minus);
+        unsafe { update_range::<V>(wt, *stride, input, minus, 0..n_in) };
+        update_bias(&mut biases[l - 1], delta);
+        transpose_back(wt, *stride, weights[l - 1].values_mut(), n_out, n_in);
     }
+}
+
+/// act = sigmoid(W x_i + b) for the rows x_i of `input` from Wᵀ (n_in,
+/// stride), as the tiles' forward pass: each sum over the inputs in order,
+/// then b. act is (p, n_out); `sums` holds a sweep's (SWEEP, stride).
+///
+/// # Safety
+/// Only on a CPU with `V`'s features.
+#[inline(always)]
+unsafe fn forward_transposed<T: Lane, V: Vector<Elem = T>>(
+    wt: &[T],
+    stride: usize,
+    b: &[T],
+    input: Rows<T>,
+    act: &mut [T],
+    sums: &mut [T],
+) {
+    let n_out = b.len();
+    for i in (0..act.len() / n_out).step_by(SWEEP) {
+        unsafe { forward_range::<V>(wt, stride, input, i, 0..input.width, sums, None) };
+        for q in 0..SWEEP {
+            let (out, z) = (&mut act[(i + q) * n_out..][..n_out], &sums[q * stride..][..n_out]);
+            out.iter_mut().zip(z).zip(b).for_each(|((a, &z), &b)| *a = z + b);
+        }
+    }
+    sigmoid_in_place(act);
 }
 
 /// act = sigmoid(W x_i + b) for the rows x_i of `input`; act is (p, n_out).
