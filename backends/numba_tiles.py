@@ -15,8 +15,8 @@ README), in the same order of operations:
   registers while 64 samples of the padded mini-batch pass, each adding x_i[k]
   times its -delta1; W1ᵀ is read and written once per 64 samples.
 - the deeper layers' forward pass and update run the same tiles over their
-  own Wᵀ, each layer's outputs padded to whole vectors, as every rust-fused
-  kernel runs them (``sweep::Deeper``); W's rows are brought up to date from
+  own Wᵀ, each layer's outputs padded to whole vectors, as rust-fused's sweep
+  and tiles run them (``sweep::Deeper``); W's rows are brought up to date from
   Wᵀ after every update for backprop, which, with the output error, runs as
   the numba backend's sweep does (``numba_fused``), the terms in the order
   of rust-fused's.
@@ -31,9 +31,9 @@ The tiles are Numba intrinsics that emit LLVM vector IR, and two more flush
 subnormals to zero around the epoch as the Rust epochs do
 (``backends.numba_vectors``, which says why plain ``@njit`` code cannot keep
 a tile in registers); the kernels that drive them are ordinary ``@njit``
-code (``backends.numba_tiles_kernels``). What stays as Numba has it: the
-loops of backprop and of the sigmoid end in scalar remainders where Rust
-does one masked vector step (6 of 30 float64 units, 14 in float32).
+code (``backends.numba_tiles_kernels``). What stays as Numba has it:
+backprop's loops end in scalar remainders where Rust does one masked vector
+step (6 of 30 float64 units, 14 in float32).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class NumbaTiles(NumbaFused):
         self.tiles = runs(width // self.lanes, tile_vectors())
         self._wt = empty_at_offset((self.sizes[0], width), self.dtype, 0)
         self._z = empty_at_offset((SWEEP, width), self.dtype, 0)
-        self._nd: dict[int, np.ndarray] = {}
+        self._nd: dict[int, tuple[np.ndarray, ...]] = {}  # by batch size, per layer
         # The layers after the first: their own Wᵀ, tiles and sums, with the
         # first layer's in front so that no tuple is empty (index = layer).
         widths = [stride(n, self.lanes) for n in self.sizes[2:]]

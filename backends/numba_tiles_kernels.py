@@ -17,7 +17,8 @@ from backends.numba_sigmoid import _jit, _sigmoid_inplace
 from backends.numba_vectors import control_word, forward_tile, restore_control_word, update_tile
 
 # Samples per pass of the update over W1ᵀ: the cache lines of their rows that a
-# run of features touches stay in L1 while the next runs reuse them (tiles.rs).
+# run of features touches stay in L1 while the next runs reuse them
+# (rust/src/kernels/outer.rs).
 UPDATE_CHUNK = 64
 
 

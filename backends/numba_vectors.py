@@ -26,7 +26,7 @@ from numba.extending import intrinsic
 
 from backends.numba_fused import CACHE_LINE, SWEEP
 
-# The widest tile, in vectors, as rust/src/kernels/tiles.rs caps it; the IR
+# The widest tile, in vectors, as rust/src/kernels/layout.rs caps it; the IR
 # holds a loop for every width up to it.
 MAX_TILE = 4
 # MXCSR's flush-to-zero (results) and denormals-are-zero (inputs) bits.

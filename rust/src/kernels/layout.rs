@@ -99,6 +99,10 @@ impl<T: Real> Aligned<T> {
         }
     }
 
+    pub(crate) fn values(&self, len: usize) -> &[T] {
+        &self.data[self.start..self.start + len]
+    }
+
     pub(crate) fn values_mut(&mut self, len: usize) -> &mut [T] {
         &mut self.data[self.start..self.start + len]
     }

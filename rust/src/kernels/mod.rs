@@ -4,14 +4,18 @@
 //! Samples are rows. Per mini-batch: forward pass, output error (BP1, scaled by
 //! eta/m so the gradients come out ready to subtract: backprop is linear in
 //! delta), backprop (BP2, with the weights before their update), update. Three
-//! ways to do each layer's products, chosen by batch size:
+//! ways to do the first layer's products, chosen by batch size:
 //!
 //! - sweep: five samples per sweep over two weight rows at a time (`sweep`),
 //!   so each weight loaded feeds five multiply-adds and each input two.
 //! - tiles: the first layer as register tiles over W1 held transposed for
 //!   the epoch (`tiles`): no sums across lanes, fewer loads per multiply-add,
-//!   and W1 read and written once per mini-batch rather than once per sweep.
-//!   The deeper layers run as in the sweep.
+//!   and W1 read and written once per 64 samples rather than once per sweep.
+//!
+//! Under the sweep and the tiles, the layers after the first run their forward
+//! pass and update as register tiles over their own weights transposed
+//! (`outer`, `sweep::Deeper`) and their backprop as a sweep; under the GEMMs,
+//! every product is a GEMM.
 //! - gemm: the batch's rows gathered into one matrix and every product one
 //!   BLAS GEMM into buffers made before the epoch (`W -= delta^T A` straight
 //!   into the weights, with beta = 1). Whether a tuned GEMM beats the sweep
@@ -22,7 +26,8 @@
 //! - [`isa`]: the instruction sets, which the CPU runs, and the one dispatch macro;
 //! - [`vector`]: the registers (AVX-512, AVX2, scalar), exp, the flush-to-zero guard;
 //! - [`layout`]: matrices and buffers on cache lines, batches padded to sweeps;
-//! - [`sweep`]: the sweep kernel, and the layers after the first for every kernel;
+//! - [`outer`]: register tiles of outer products over a matrix held transposed;
+//! - [`sweep`]: the sweep kernel, and the layers after the first for it and the tiles;
 //! - [`tiles`]: the first layer as register tiles over W1ᵀ;
 //! - [`gemm`]: every product a BLAS GEMM;
 //! - this module: [`Fused`], the single-thread trainer that picks one of the three;

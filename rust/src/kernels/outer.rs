@@ -1,7 +1,10 @@
 //! Outer products in registers over a matrix held transposed, Wᵀ (n_in,
 //! stride), each row of the layer's outputs padded with zeros to whole
 //! vectors: the first layer of the tiles kernel and of the team, and the
-//! deeper layers of every fused kernel (`sweep::Deeper`).
+//! deeper layers of every fused kernel but the GEMMs' (`sweep::Deeper`).
+//! Written first for W1ᵀ, whose rows are input features and whose columns
+//! hidden units, the names below say so; for a deeper layer read its inputs
+//! and outputs.
 //!
 //! - forward: a tile of `SWEEP` samples by `nb` vectors of outputs stays in
 //!   registers while the inputs pass; per input k, `nb` loads of Wᵀ[k] and

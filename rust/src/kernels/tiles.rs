@@ -7,7 +7,7 @@
 //! samples. Here W1 is held transposed for the epoch, (n_in, stride), each row
 //! of hidden units padded with zeros to whole vectors, and the products are
 //! outer products in registers (`outer`): no lanes are summed, and W1ᵀ is read
-//! and written once per mini-batch. Each weight takes the samples' terms one
+//! and written once per 64 samples. Each weight takes the samples' terms one
 //! at a time in their order, as the sweep's update does.
 //!
 //! Each hidden unit's forward sum runs over the features in order, one

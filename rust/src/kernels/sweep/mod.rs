@@ -7,7 +7,7 @@
 //! each sweep does the elements before the first boundary apart (`head`), so
 //! that the wide loads of both never straddle two cache lines.
 //!
-//! The layers after the first run here under every kernel, their backprop
+//! The layers after the first run here under every kernel but the GEMMs', their backprop
 //! as a sweep and their forward pass and update as outer products over their
 //! weights transposed (`Deeper`): the tiles call `after_first_layer`, the
 //! team its two halves, `deeper_backward` (per sample) and `update_deeper`.
@@ -16,7 +16,7 @@ pub mod products;
 
 use num_traits::Zero;
 
-use super::layout::{pad_rows, stride as stride_of, tile_vectors, Buffers, Matrix, Rows, State, SWEEP};
+use super::layout::{pad_rows, stride as stride_of, tile_vectors, Aligned, Buffers, Matrix, Rows, State, SWEEP};
 use super::outer::{forward_range, minus_padded, transpose_back, transpose_into, update_range};
 use super::vector::{sigmoid_in_place, Lane, Vector};
 use crate::data::Epoch;
@@ -61,8 +61,10 @@ pub(crate) unsafe fn train_epoch<T: Lane, V: Vector<Elem = T>>(
 /// mini-batches and epochs.
 #[derive(Default, Clone)]
 pub(crate) struct Deeper<T> {
-    /// Per layer after the first: Wᵀ and its row length.
-    transposed: Vec<(Vec<T>, usize)>,
+    /// Per layer after the first: Wᵀ, from a cache line as W1ᵀ is (a row of
+    /// 16 float64 is two lines, which unaligned loads would straddle), its
+    /// length and its row length.
+    transposed: Vec<(Aligned<T>, usize, usize)>,
     /// One sweep's sums, (SWEEP, the widest stride).
     sums: Vec<T>,
     /// A mini-batch's -delta padded to the stride, (capacity, widest stride).
@@ -82,12 +84,13 @@ impl<T: Real> Deeper<T> {
     /// so that an epoch after the first allocates nothing.
     pub(crate) fn load<V: Vector<Elem = T>>(&mut self, weights: &[Matrix<T>], capacity: usize) {
         self.transposed.resize_with(weights.len(), Default::default);
-        for (w, (wt, stride)) in weights.iter().zip(&mut self.transposed) {
+        for (w, (wt, len, stride)) in weights.iter().zip(&mut self.transposed) {
             *stride = stride_of(w.rows, V::LANES);
-            wt.resize(w.cols * *stride, T::zero());
-            transpose_into(w.values(), w.rows, w.cols, wt, *stride);
+            *len = w.cols * *stride;
+            wt.reserve(*len);
+            transpose_into(w.values(), w.rows, w.cols, wt.values_mut(*len), *stride);
         }
-        let widest = self.transposed.iter().map(|(_, s)| *s).max().unwrap_or(0);
+        let widest = self.transposed.iter().map(|(_, _, s)| *s).max().unwrap_or(0);
         self.sums.resize(SWEEP * widest, T::zero());
         self.minus.resize(capacity * widest, T::zero());
     }
@@ -161,8 +164,8 @@ pub(crate) unsafe fn deeper_backward<T: Lane, V: Vector<Elem = T>, S: AsMut<[T]>
         let (below, here) = acts.split_at_mut(l);
         let input = Rows { data: below[l - 1].as_ref(), width: sizes[l], ids };
         let out = &mut here[0].as_mut()[..p * sizes[l + 1]];
-        let (wt, stride) = &deeper.transposed[l - 1];
-        unsafe { forward_transposed::<T, V>(wt, *stride, &biases[l - 1], input, out, &mut deeper.sums) };
+        let (wt, len, stride) = &deeper.transposed[l - 1];
+        unsafe { forward_transposed::<T, V>(wt.values(*len), *stride, &biases[l - 1], input, out, &mut deeper.sums) };
     }
     let n_out = sizes[layers];
     let out = &acts[layers - 1].as_ref()[..p * n_out];
@@ -197,12 +200,13 @@ pub(crate) unsafe fn update_deeper<T: Lane, V: Vector<Elem = T>, A: AsRef<[T]>, 
         let (n_in, n_out) = (sizes[l], sizes[l + 1]);
         let delta = &deltas[l].as_ref()[..p * n_out];
         let input = Rows { data: &acts[l - 1].as_ref()[..p * n_in], width: n_in, ids };
-        let (wt, stride) = &mut deeper.transposed[l - 1];
-        let minus = &mut deeper.minus[..p * *stride];
-        minus_padded(delta, n_out, *stride, minus);
-        unsafe { update_range::<V>(wt, *stride, input, minus, 0..n_in) };
+        let (wt, len, stride) = &mut deeper.transposed[l - 1];
+        let (wt, stride) = (wt.values_mut(*len), *stride);
+        let minus = &mut deeper.minus[..p * stride];
+        minus_padded(delta, n_out, stride, minus);
+        unsafe { update_range::<V>(wt, stride, input, minus, 0..n_in) };
         update_bias(&mut biases[l - 1], delta);
-        transpose_back(wt, *stride, weights[l - 1].values_mut(), n_out, n_in);
+        transpose_back(wt, stride, weights[l - 1].values_mut(), n_out, n_in);
     }
 }
 
@@ -232,9 +236,10 @@ unsafe fn forward_transposed<T: Lane, V: Vector<Elem = T>>(
     sigmoid_in_place(act);
 }
 
-/// act = sigmoid(W x_i + b) for the rows x_i of `input`; act is (p, n_out).
+/// act = sigmoid(W x_i + b) for the rows x_i of `input`; act is (p, n_out):
+/// the sweep's first layer.
 #[inline(always)]
-pub(crate) unsafe fn forward<T: Lane, V: Vector<Elem = T>>(w: &[T], b: &[T], input: Rows<T>, act: &mut [T], head: usize) {
+unsafe fn forward<T: Lane, V: Vector<Elem = T>>(w: &[T], b: &[T], input: Rows<T>, act: &mut [T], head: usize) {
     let (n_in, n_out) = (input.width, b.len());
     for i in (0..act.len() / n_out).step_by(SWEEP) {
         let x = input.sweep(i);
@@ -265,9 +270,10 @@ pub(crate) unsafe fn forward<T: Lane, V: Vector<Elem = T>>(w: &[T], b: &[T], inp
     sigmoid_in_place(act);
 }
 
-/// W[j] -= sum_i delta[i, j] x_i and b[j] -= sum_i delta[i, j]; delta is (p, n_out).
+/// W[j] -= sum_i delta[i, j] x_i and b[j] -= sum_i delta[i, j]; delta is (p,
+/// n_out): the sweep's first layer.
 #[inline(always)]
-pub(crate) unsafe fn update<T: Lane, V: Vector<Elem = T>>(w: &mut [T], b: &mut [T], delta: &[T], input: Rows<T>, head: usize) {
+unsafe fn update<T: Lane, V: Vector<Elem = T>>(w: &mut [T], b: &mut [T], delta: &[T], input: Rows<T>, head: usize) {
     let (n_in, n_out) = (input.width, b.len());
     for i in (0..delta.len() / n_out).step_by(SWEEP) {
         let x = input.sweep(i);
@@ -465,6 +471,55 @@ mod tests {
                 if Isa::Avx512.supported() {
                     assert_eq!(tiled::<F64x8>(&w, &delta, &a, n_in), fused, "n_in {n_in}");
                     assert_eq!(tiled::<F32x16>(&w32, &delta32, &a32, n_in), fused32, "n_in {n_in}");
+                }
+            }
+        }
+    }
+
+    /// A layer's weights and biases after an update.
+    type Updated<T> = (Vec<T>, Vec<T>);
+
+    /// One update of a layer (n_in -> n_out) from p samples both ways: the
+    /// sweep's `update` on W's rows, and `update_deeper` on Wᵀ then back.
+    fn both_updates<V: Vector>(n_in: usize, n_out: usize, p: usize) -> [Updated<V::Elem>; 2]
+    where
+        V::Elem: Lane,
+    {
+        let of = |v: Vec<f64>| v.into_iter().map(V::Elem::of).collect::<Vec<_>>();
+        let (w, b) = (of(values(n_out * n_in, 5)), of(values(n_out, 6)));
+        let (a, delta) = (of(values(p * n_in, 7)), of(values(p * n_out, 8)));
+        let ids: Vec<usize> = (0..p).collect();
+        let input = Rows { data: &a, width: n_in, ids: &ids };
+        let (mut rows_w, mut rows_b) = (w.clone(), b.clone());
+        unsafe { update::<V::Elem, V>(&mut rows_w, &mut rows_b, &delta, input, 0) };
+        let mut weights = vec![Matrix::new(ndarray::ArrayView2::from_shape((n_out, n_in), &w).unwrap())];
+        let mut biases = vec![b];
+        let mut deeper = Deeper::new::<V>(&weights, p);
+        let (acts, deltas) = (vec![a.clone()], vec![vec![], delta]);
+        let sizes = [0, n_in, n_out];
+        unsafe { update_deeper::<V::Elem, V, _, _>(&sizes, &mut weights, &mut biases, &mut deeper, &acts, &deltas, &ids) };
+        [(rows_w, rows_b), (weights[0].values().to_vec(), biases.remove(0))]
+    }
+
+    #[test]
+    fn the_update_over_w_transposed_gives_the_row_updates_bits() {
+        // widths under, at and past whole vectors; batches past UPDATE_CHUNK; inputs not whole sweeps
+        for (n_in, n_out, p) in [(30, 10, 10), (13, 17, 5), (30, 20, 70), (7, 3, 15), (100, 10, 130)] {
+            let [rows, transposed] = both_updates::<Scalar<f64>>(n_in, n_out, p);
+            assert!(rows == transposed, "scalar, {n_in} -> {n_out}, p {p}");
+            #[cfg(target_arch = "x86_64")]
+            {
+                if Isa::Avx2Fma.supported() {
+                    let [rows, transposed] = both_updates::<F64x4>(n_in, n_out, p);
+                    assert!(rows == transposed, "avx2 f64, {n_in} -> {n_out}, p {p}");
+                    let [rows, transposed] = both_updates::<F32x8>(n_in, n_out, p);
+                    assert!(rows == transposed, "avx2 f32, {n_in} -> {n_out}, p {p}");
+                }
+                if Isa::Avx512.supported() {
+                    let [rows, transposed] = both_updates::<F64x8>(n_in, n_out, p);
+                    assert!(rows == transposed, "avx512 f64, {n_in} -> {n_out}, p {p}");
+                    let [rows, transposed] = both_updates::<F32x16>(n_in, n_out, p);
+                    assert!(rows == transposed, "avx512 f32, {n_in} -> {n_out}, p {p}");
                 }
             }
         }
