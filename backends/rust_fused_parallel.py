@@ -16,10 +16,11 @@ updates of its copies from the whole mini-batch. The second barrier costs the
 same at any batch size, and the work it shares grows with the batch: by
 default the team shares the rest from ten sweeps of five samples per thread
 (batch 100 on two threads), and choices() says which way it took. A third
-way, "balanced", is only taken where asked: the team takes the first layer's
-work too from a shared counter, in tasks of samples and of W1's transposed
-rows, so that a core slowed by a neighbour does less of it; on calm cores it
-costs a few percent (docs/kernels.md).
+way, "balanced", takes the first layer's work too from a shared counter, in
+tasks of samples and of W1's transposed rows, so that a core slowed by a
+neighbour does less of it; on calm cores it costs a few percent
+(docs/kernels.md), so it is taken where asked, or where a trial (below) finds
+it the fastest.
 
 The features fall into ``parts`` runs of whole cache lines of W1's transposed
 rows whose sums are added in a fixed order, each thread taking a run of parts:
@@ -35,9 +36,12 @@ answer changes no result, only the time. The epoch then trains in
 ``SEGMENTS`` runs of whole mini-batches, and the answer is revisited inside
 it: a run far slower than foretold (a neighbour arrived on a core) has the
 next mini-batches tried on the team and on one thread, and so does the start
-of every epoch on fewer threads than the team (the neighbour may have left);
-the faster of the two trains on. A trial trains the epoch's own mini-batches
-on the trainer's own parameters, so it too changes no result.
+of every epoch on fewer threads than the team or on the balanced way (the
+neighbour may have left); the faster of the two trains on. Where the team
+shares the rest by samples and no way was asked, the trial times the team
+the balanced way too, and the fastest of the three trains on. A trial trains
+the epoch's own mini-batches on the trainer's own parameters, so it too
+changes no result.
 ``choices(batch_size)`` reports the instruction set, the lanes, the threads,
 the parts and the columns each thread owns, the barrier, the way with the
 rest (``rest``), the calibration's timings, and the slow runs and trials of
@@ -66,6 +70,9 @@ SEGMENTS = 5
 TRIAL_AT_MOST = 10
 # The ways the team does the rest of each mini-batch (see the module).
 RESTS = ("whole", "by-samples", "balanced")
+# A way to train besides a thread count, in the timings of the calibration and
+# the trials: the whole team, the rest balanced.
+BALANCED = "balanced"
 
 
 def machine_threads() -> int:
@@ -95,6 +102,9 @@ class RustFusedParallel(RustTrainer):
         self.slow_runs: dict[int, int] = {}  # runs far slower than foretold
         self.trials: dict[int, int] = {}  # trials of the team against one thread
         self.kept: dict[int, int] = {}  # trials the team won
+        self.balanced_kept: dict[int, int] = {}  # of those, won the balanced way
+        self.way: int | str = self.threads  # a thread count, or BALANCED
+        self._rest_now = rest  # the way with the rest the trainer was made with
 
     def train_epoch(self, X, y, order, batch_size, eta):
         # A bad batch size is left to the extension, which says what is wrong with it.
@@ -103,9 +113,9 @@ class RustFusedParallel(RustTrainer):
             return
         batch_size = int(batch_size)
         known = batch_size in self.calibration
-        self._use_threads(self._choose_threads(X, y, order, batch_size, eta))
+        self._use(self._choose_way(X, y, order, batch_size, eta))
         rest = order
-        if known and self.threads < self.team_threads:
+        if known and self.way != self.team_threads:
             rest = self._try_the_team(X, y, rest, batch_size, eta)
         run = max(batch_size, len(order) // SEGMENTS // batch_size * batch_size)
         while len(rest):
@@ -121,53 +131,80 @@ class RustFusedParallel(RustTrainer):
         neighbour that starts after it (a team of two on a core it shares
         runs at that core's pace, slower than one thread alone), or one that
         left (one thread then runs as foretold, and the epoch's trial meets it)."""
-        probe = self.calibration[batch_size][self.threads]
+        probe = self.calibration[batch_size][self.way]
         return seconds > RECALIBRATE_ABOVE * probe * samples / probe_samples(batch_size)
 
     def _try_the_team(self, X, y, order, batch_size: int, eta: float):
-        """Trains the first mini-batches of ``order`` (a probe's worth) on the
-        whole team, the next as many on one thread, and keeps the faster for
-        what follows; returns the rest of the order."""
+        """Trains the first mini-batches of ``order`` (a probe's worth per way)
+        on the whole team, then the balanced way where it is tried, then on
+        one thread, and keeps the fastest for what follows; returns the rest
+        of the order."""
         trial = probe_samples(batch_size)
         if len(order) < TRIAL_AT_MOST * trial:
             return order
-        seconds = self._trial_seconds(X, y, order[:2 * trial], batch_size, eta)
+        ways = 3 if self._tries_balanced(batch_size) else 2
+        seconds = self._trial_seconds(X, y, order[:ways * trial], batch_size, eta)
         self.trials[batch_size] = self.trials.get(batch_size, 0) + 1
         self.calibration[batch_size] = seconds
-        if min(seconds, key=seconds.get) == self.team_threads:
+        fastest = min(seconds, key=seconds.get)
+        if fastest in (self.team_threads, BALANCED):
             self.kept[batch_size] = self.kept.get(batch_size, 0) + 1
-        self._use_threads(self._choose_threads(X, y, order, batch_size, eta))
-        return order[2 * trial:]
+        if fastest == BALANCED:
+            self.balanced_kept[batch_size] = self.balanced_kept.get(batch_size, 0) + 1
+        self._use(self._choose_way(X, y, order, batch_size, eta))
+        return order[ways * trial:]
 
-    def _trial_seconds(self, X, y, order, batch_size: int, eta: float) -> dict[int, float]:
-        """Seconds of the first half of ``order`` on the team and of the second
-        on one thread. Both start as cold as each other, and the parameters
-        pass from one trainer to the other whole through the epoch's own
-        mini-batches, so the result is the same bits."""
-        half = len(order) // 2
+    def _tries_balanced(self, batch_size: int) -> bool:
+        """Whether trials time the balanced way too: where no way was asked
+        and the team shares the rest by samples, whose two meetings a
+        mini-batch the balanced way has as well."""
+        if self._rest is not None:
+            return False
+        team = extension().Trainer(self.strategy, self.dtype.name, list(self.params().weights),
+                                   list(self.params().biases), threads=self.team_threads,
+                                   isa=self._isa, parts=self.parts)
+        return team.choices(batch_size)["rest"] == "by-samples"
+
+    def _trial_seconds(self, X, y, order, batch_size: int, eta: float) -> dict:
+        """Seconds of equal shares of ``order``: the first on the team, then
+        (where tried) the team the balanced way, the last on one thread. All
+        start as cold as each other, and the parameters pass from one trainer
+        to the next whole through the epoch's own mini-batches, so the result
+        is the same bits."""
+        ways = [self.team_threads, 1]
+        if self._tries_balanced(batch_size):
+            ways.insert(1, BALANCED)
+        share = len(order) // len(ways)
         seconds = {}
-        for threads, samples in ((self.team_threads, order[:half]), (1, order[half:])):
-            self._use_threads(threads)
+        for i, way in enumerate(ways):
+            samples = order[i * share:] if i == len(ways) - 1 else order[i * share:(i + 1) * share]
+            self._use(way)
             start = time.perf_counter()
             super().train_epoch(X, y, samples, batch_size, eta)
-            seconds[threads] = time.perf_counter() - start
+            seconds[way] = time.perf_counter() - start
         return seconds
 
-    def _choose_threads(self, X, y, order, batch_size: int, eta: float) -> int:
+    def _choose_way(self, X, y, order, batch_size: int, eta: float) -> int | str:
         if batch_size not in self.calibration:
             self.calibration[batch_size] = self._time_threads(X, y, order, batch_size, eta)
         seconds = self.calibration[batch_size]
         return min(seconds, key=seconds.get)
 
-    def _use_threads(self, threads: int) -> None:
-        if threads != self.threads:
-            self._rust = self._trainer(self.params(), threads)
+    def _use(self, way: int | str) -> None:
+        """Trains on ``way`` from here: a thread count, or the whole team the
+        balanced way; the parameters carry over whole."""
+        threads = self.team_threads if way == BALANCED else way
+        rest = BALANCED if way == BALANCED else self._rest
+        if threads != self.threads or rest != self._rest_now:
+            self._rest_now = rest
+            self._rust = self._trainer(self.params(), threads, rest)
             self.threads = self._rust.threads
+        self.way = way
 
-    def _trainer(self, params: Params, threads: int):
+    def _trainer(self, params: Params, threads: int, rest: str | None = None):
         return extension().Trainer(self.strategy, self.dtype.name, list(params.weights),
                                    list(params.biases), threads=threads, isa=self._isa,
-                                   parts=self.parts, rest=self._rest)
+                                   parts=self.parts, rest=rest if rest is not None else self._rest)
 
     def _time_threads(self, X, y, order, batch_size: int, eta: float) -> dict[int, float]:
         """Best seconds of a few repeats of this epoch's first mini-batches on one
@@ -189,6 +226,7 @@ class RustFusedParallel(RustTrainer):
             chosen["slow_runs"] = self.slow_runs.get(int(batch_size), 0)
             chosen["team_trials"] = self.trials.get(int(batch_size), 0)
             chosen["team_trials_kept"] = self.kept.get(int(batch_size), 0)
+            chosen["balanced_trials_kept"] = self.balanced_kept.get(int(batch_size), 0)
         else:
             chosen["threads_from"] = "machine"
         return chosen

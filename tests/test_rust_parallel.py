@@ -229,6 +229,47 @@ def test_an_epoch_on_one_thread_tries_the_team_first_and_keeps_the_same_bits(mon
         assert trainer.trials == {10: 2} and trainer.threads == 2
 
 
+def test_where_the_team_shares_by_samples_a_trial_times_the_balanced_way_too(monkeypatch):
+    monkeypatch.setattr(rust_fused_parallel, "machine_threads", lambda: 2)
+    monkeypatch.setattr(rust_extension, "PROBE_SAMPLES", 10)
+    monkeypatch.setattr(rust_extension, "PROBE_BATCHES", 1)  # trials of a batch of 100 a way
+    monkeypatch.setattr(rust_fused_parallel, "TRIAL_AT_MOST", 1)
+    problem = _problem([784, 30, 10])
+    trainer = RustFusedParallel(problem[0])
+    monkeypatch.setattr(trainer, "_time_threads", lambda *a: {1: 1.0, 2: 1e-3})  # the team
+    fixed = _team(problem[0], threads=2, parts=trainer.parts)
+    trial = trainer._trial_seconds
+    tried = []
+
+    def fastest(way):  # the trial trains for real; its timings say which way won
+        def timed(*a):
+            seconds = trial(*a)
+            tried.append(sorted(map(str, seconds)))
+            return {w: 1e-3 if w == way else 1.0 for w in seconds}
+        monkeypatch.setattr(trainer, "_trial_seconds", timed)
+
+    # a neighbour slows every run; the balanced way wins its trials
+    monkeypatch.setattr(rust_fused_parallel, "RECALIBRATE_ABOVE", 0.0)
+    fastest(rust_fused_parallel.BALANCED)
+    np.testing.assert_array_equal(_after_epoch(trainer, problem, 100),
+                                  _after_epoch(fixed, problem, 100))
+    chosen = trainer.choices(100)
+    assert tried and all(t == ["1", "2", "balanced"] for t in tried)
+    assert chosen["rest"] == "balanced" and trainer.threads == 2
+    assert chosen["balanced_trials_kept"] == chosen["team_trials"] == len(tried)
+    # calm again: the next epoch opens with a trial, which the team's own way wins
+    monkeypatch.setattr(rust_fused_parallel, "RECALIBRATE_ABOVE", float("inf"))
+    fastest(2)
+    np.testing.assert_array_equal(_after_epoch(trainer, problem, 100),
+                                  _after_epoch(fixed, problem, 100))
+    assert trainer.choices(100)["rest"] == "by-samples" and trainer.way == 2
+    # at batch 10 the team does the rest whole, and the balanced way is not tried
+    tried.clear()
+    monkeypatch.setattr(rust_fused_parallel, "RECALIBRATE_ABOVE", 0.0)
+    _after_epoch(trainer, problem, 10)
+    assert tried and all(t == ["1", "2"] for t in tried)
+
+
 def test_an_epoch_too_short_for_a_trial_stays_on_its_threads(monkeypatch):
     monkeypatch.setattr(rust_fused_parallel, "machine_threads", lambda: 2)
     problem = _problem([784, 30, 10])  # 433 samples: under ten probes of 1,000

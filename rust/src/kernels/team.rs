@@ -28,7 +28,8 @@
 //! updates of its copies from all the samples. Those updates sum each
 //! weight's terms in the samples' order, so they cannot be split by samples
 //! without changing the bits, and each thread reads the others' activations
-//! and deltas for them. A third way, only where asked, takes the first
+//! and deltas for them. A third way, only where asked (the Python backend asks
+//! for it where a trial finds it the fastest), takes the first
 //! layer's work too from a counter, in tasks of samples and of W1ᵀ's rows
 //! (`balanced_epoch`), for cores that run at uneven speeds. With one part the
 //! result is `Fused`'s tiles kernel's, bit for bit.
