@@ -64,9 +64,9 @@ RECALIBRATE_ABOVE = 2.0
 # Runs per epoch: a neighbour that arrives costs at most one run at the slow
 # pace. Each run starts the team again, some 0.1 ms.
 SEGMENTS = 5
-# A trial takes two probes' worth of samples (see ``probe_samples``), and is
-# made only where what is left of the epoch holds this many probes, so that
-# the slower of the two costs a few percent of the epoch at most.
+# A trial takes a probe's worth of samples (see ``probe_samples``) per way it
+# times, two or three, and is made only where what is left of the epoch holds
+# this many probes, so that the slower ways train at most a fifth of it.
 TRIAL_AT_MOST = 10
 # The ways the team does the rest of each mini-batch (see the module).
 RESTS = ("whole", "by-samples", "balanced")
@@ -98,13 +98,15 @@ class RustFusedParallel(RustTrainer):
         super().__init__(params, dtype, offered, isa=isa, parts=offered, rest=rest)
         self.parts = self._rust.choices(1)["parts"]  # capped by the cache lines in a row of X
         self.team_threads = self.threads  # what the machine offers, capped by the parts
-        self.calibration: dict[int, dict[int, float]] = {}
+        # seconds by way: a thread count, or BALANCED (the team the balanced way)
+        self.calibration: dict[int, dict[int | str, float]] = {}
         self.slow_runs: dict[int, int] = {}  # runs far slower than foretold
         self.trials: dict[int, int] = {}  # trials of the team against one thread
-        self.kept: dict[int, int] = {}  # trials the team won
+        self.kept: dict[int, int] = {}  # trials the team won, either way
         self.balanced_kept: dict[int, int] = {}  # of those, won the balanced way
         self.way: int | str = self.threads  # a thread count, or BALANCED
         self._rest_now = rest  # the way with the rest the trainer was made with
+        self._team_rest: dict[int, str] = {}  # the team's own way, by batch size
 
     def train_epoch(self, X, y, order, batch_size, eta):
         # A bad batch size is left to the extension, which says what is wrong with it.
@@ -142,8 +144,10 @@ class RustFusedParallel(RustTrainer):
         trial = probe_samples(batch_size)
         if len(order) < TRIAL_AT_MOST * trial:
             return order
-        ways = 3 if self._tries_balanced(batch_size) else 2
-        seconds = self._trial_seconds(X, y, order[:ways * trial], batch_size, eta)
+        ways = [self.team_threads, 1]
+        if self._tries_balanced(batch_size):
+            ways.insert(1, BALANCED)
+        seconds = self._trial_seconds(X, y, order[:len(ways) * trial], batch_size, eta, ways)
         self.trials[batch_size] = self.trials.get(batch_size, 0) + 1
         self.calibration[batch_size] = seconds
         fastest = min(seconds, key=seconds.get)
@@ -152,7 +156,7 @@ class RustFusedParallel(RustTrainer):
         if fastest == BALANCED:
             self.balanced_kept[batch_size] = self.balanced_kept.get(batch_size, 0) + 1
         self._use(self._choose_way(X, y, order, batch_size, eta))
-        return order[ways * trial:]
+        return order[len(ways) * trial:]
 
     def _tries_balanced(self, batch_size: int) -> bool:
         """Whether trials time the balanced way too: where no way was asked
@@ -160,24 +164,20 @@ class RustFusedParallel(RustTrainer):
         mini-batch the balanced way has as well."""
         if self._rest is not None:
             return False
-        team = extension().Trainer(self.strategy, self.dtype.name, list(self.params().weights),
-                                   list(self.params().biases), threads=self.team_threads,
-                                   isa=self._isa, parts=self.parts)
-        return team.choices(batch_size)["rest"] == "by-samples"
+        if batch_size not in self._team_rest:  # the extension's rule, asked of a team once
+            team = self._trainer(self.params(), self.team_threads, None)
+            self._team_rest[batch_size] = team.choices(batch_size)["rest"]
+        return self._team_rest[batch_size] == "by-samples"
 
-    def _trial_seconds(self, X, y, order, batch_size: int, eta: float) -> dict:
-        """Seconds of equal shares of ``order``: the first on the team, then
-        (where tried) the team the balanced way, the last on one thread. All
-        start as cold as each other, and the parameters pass from one trainer
-        to the next whole through the epoch's own mini-batches, so the result
-        is the same bits."""
-        ways = [self.team_threads, 1]
-        if self._tries_balanced(batch_size):
-            ways.insert(1, BALANCED)
+    def _trial_seconds(self, X, y, order, batch_size: int, eta: float, ways: list) -> dict:
+        """Seconds of equal shares of ``order`` (whole probes, so whole
+        mini-batches), one per way in turn. All start as cold as each other,
+        and the parameters pass from one trainer to the next whole through the
+        epoch's own mini-batches, so the result is the same bits."""
         share = len(order) // len(ways)
         seconds = {}
         for i, way in enumerate(ways):
-            samples = order[i * share:] if i == len(ways) - 1 else order[i * share:(i + 1) * share]
+            samples = order[i * share:(i + 1) * share]
             self._use(way)
             start = time.perf_counter()
             super().train_epoch(X, y, samples, batch_size, eta)

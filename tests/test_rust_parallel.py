@@ -233,7 +233,7 @@ def test_where_the_team_shares_by_samples_a_trial_times_the_balanced_way_too(mon
     monkeypatch.setattr(rust_fused_parallel, "machine_threads", lambda: 2)
     monkeypatch.setattr(rust_extension, "PROBE_SAMPLES", 10)
     monkeypatch.setattr(rust_extension, "PROBE_BATCHES", 1)  # trials of a batch of 100 a way
-    monkeypatch.setattr(rust_fused_parallel, "TRIAL_AT_MOST", 1)
+    monkeypatch.setattr(rust_fused_parallel, "TRIAL_AT_MOST", 3)  # 433 samples hold one
     problem = _problem([784, 30, 10])
     trainer = RustFusedParallel(problem[0])
     monkeypatch.setattr(trainer, "_time_threads", lambda *a: {1: 1.0, 2: 1e-3})  # the team
@@ -256,18 +256,24 @@ def test_where_the_team_shares_by_samples_a_trial_times_the_balanced_way_too(mon
     chosen = trainer.choices(100)
     assert tried and all(t == ["1", "2", "balanced"] for t in tried)
     assert chosen["rest"] == "balanced" and trainer.threads == 2
-    assert chosen["balanced_trials_kept"] == chosen["team_trials"] == len(tried)
+    assert chosen["balanced_trials_kept"] == chosen["team_trials"] == len(tried) >= 1
+    assert set(chosen["calibration_seconds"]) == {1, 2, rust_fused_parallel.BALANCED}
     # calm again: the next epoch opens with a trial, which the team's own way wins
     monkeypatch.setattr(rust_fused_parallel, "RECALIBRATE_ABOVE", float("inf"))
     fastest(2)
+    trials = trainer.trials[100]
     np.testing.assert_array_equal(_after_epoch(trainer, problem, 100),
                                   _after_epoch(fixed, problem, 100))
+    assert trainer.trials[100] == trials + 1
     assert trainer.choices(100)["rest"] == "by-samples" and trainer.way == 2
     # at batch 10 the team does the rest whole, and the balanced way is not tried
     tried.clear()
     monkeypatch.setattr(rust_fused_parallel, "RECALIBRATE_ABOVE", 0.0)
     _after_epoch(trainer, problem, 10)
     assert tried and all(t == ["1", "2"] for t in tried)
+    # nor where a way with the rest was asked
+    asked = RustFusedParallel(problem[0], rest="by-samples")
+    assert not asked._tries_balanced(100) and trainer._tries_balanced(100)
 
 
 def test_an_epoch_too_short_for_a_trial_stays_on_its_threads(monkeypatch):
