@@ -250,7 +250,7 @@ def test_csv_output_holds_every_row(tmp_path, capsys):
     assert list(frame["verdict"]) == [WITHIN_NOISE, "removed"]
 
 
-# A real gate over real runs: numpy-gemm doing every epoch three times in one series,
+# A real gate over real runs: numpy-gemm doing every epoch six times in one series,
 # judged with .ci/benchmark-gate's threshold. As the gate does, each side pools
 # runs taken in turns, so that a burst of a neighbour's load is shared by all.
 # The reference is numpy-gemm's own code under another name: the only difference
@@ -259,7 +259,7 @@ def test_csv_output_holds_every_row(tmp_path, capsys):
 GATE_THRESHOLD = "25"
 ROUNDS = 2
 TWIN = "twin=backends.numpy_gemm:NumpyGemm"
-SLOWED = "numpy-gemm=fake_backends:ThreeTimesSlowerGemm"
+SLOWED = "numpy-gemm=fake_backends:SixTimesSlowerGemm"
 
 
 def short_run(results_dir: Path) -> None:
