@@ -75,25 +75,19 @@ class NumbaTiles(NumbaFused):
         super().__init__(params, dtype, threads)
         self.flush_subnormals = flush_subnormals
         self.lanes = max(VECTOR_BYTES // self.dtype.itemsize, 1)
-        hidden = self.sizes[1]
-        width = stride(hidden, self.lanes)
-        self.tiles = runs(width // self.lanes, tile_vectors())
-        self._wt = empty_at_offset((self.sizes[0], width), self.dtype, 0)
-        self._z = empty_at_offset((SWEEP, width), self.dtype, 0)
-        self._nd: dict[int, tuple[np.ndarray, ...]] = {}  # by batch size, per layer
-        # The layers after the first: their own Wᵀ, tiles and sums, with the
-        # first layer's in front so that no tuple is empty (index = layer).
-        widths = [stride(n, self.lanes) for n in self.sizes[2:]]
-        self._deeper_tiles = (self.tiles,) + tuple(
-            runs(w // self.lanes, tile_vectors()) for w in widths)
-        self._deeper_wt = (self._wt,) + tuple(
-            empty_at_offset((n_in, w), self.dtype, 0) for n_in, w in zip(self.sizes[1:-1], widths))
-        self._deeper_z = (self._z,) + tuple(
-            empty_at_offset((SWEEP, w), self.dtype, 0) for w in widths)
+        # Per layer (index = layer): its outputs padded to whole vectors, cut
+        # into runs of tiles; its Wᵀ; one sweep's sums; the batch's -delta by
+        # batch size (``_nd``).
+        widths = [stride(n, self.lanes) for n in self.sizes[1:]]
+        self._tiles = tuple(runs(w // self.lanes, tile_vectors()) for w in widths)
+        self._wt = tuple(empty_at_offset((n_in, w), self.dtype, 0)
+                         for n_in, w in zip(self.sizes[:-1], widths))
+        self._z = tuple(empty_at_offset((SWEEP, w), self.dtype, 0) for w in widths)
+        self._nd: dict[int, tuple[np.ndarray, ...]] = {}
 
     def choices(self, batch_size: int) -> dict:
         return {"vector_bytes": VECTOR_BYTES, "lanes": self.lanes,
-                "tile_vectors": [int(n) for n in self.tiles[:, 1]], "kernel": "tiles",
+                "tile_vectors": [int(n) for n in self._tiles[0][:, 1]], "kernel": "tiles",
                 "subnormals": "flushed to zero" if self.flush_subnormals and X86 else "kept"}
 
     def train_epoch(self, X, y, order, batch_size, eta):
@@ -102,11 +96,10 @@ class NumbaTiles(NumbaFused):
         if batch_size not in self._nd:
             self._nd[batch_size] = tuple(
                 empty_at_offset((padded(batch_size), wt.shape[1]), self.dtype, 0)
-                for wt in self._deeper_wt)
+                for wt in self._wt)
         labels, order = np.asarray(y, np.intp), np.asarray(order, np.intp)
         self._run(
             train_epoch_kernel, X, labels, order, int(batch_size), float(eta), self.lanes,
-            self.tiles, self._wt, self._z, self._nd[batch_size][0], self._deeper_tiles,
-            self._deeper_wt, self._deeper_z, self._nd[batch_size], tuple(self.weights),
+            self._tiles, self._wt, self._z, self._nd[batch_size], tuple(self.weights),
             tuple(self.biases), acts, deltas, rows, identity, self.flush_subnormals,
         )

@@ -144,28 +144,26 @@ def transpose_back(wt, w):
 
 
 @_jit()
-def train_epoch_kernel(X, y, order, batch_size, eta, lanes, tiles, wt, z, nd, deeper_tiles,
-                       deeper_wt, deeper_z, deeper_nd, weights, biases, acts, deltas, rows, ids,
-                       flush):
+def train_epoch_kernel(X, y, order, batch_size, eta, lanes, tiles, wt, z, nd, weights, biases,
+                       acts, deltas, rows, ids, flush):
     """Every mini-batch of one epoch, every layer's forward pass and update by
     tiles over its Wᵀ, backprop as numba's sweep; weights and biases are updated
     in place.
 
-    wt (n_in, stride), z (SWEEP, stride), nd (P, stride): 64-byte aligned, with
-    P = padded(batch_size); deeper_*: the same and the tiles for each layer
-    after the first (with a spare first entry, so that no tuple is empty);
-    acts[l], deltas[l] (P, n_out); rows (P,); ids = arange(P).
+    tiles, wt, z and nd hold one entry per layer: its runs of vectors, Wᵀ
+    (n_in, stride), one sweep's sums (SWEEP, stride) and the batch's -delta
+    (P, stride), 64-byte aligned, with P = padded(batch_size); acts[l],
+    deltas[l] (P, n_out); rows (P,); ids = arange(P).
     ``flush``: subnormals flushed to zero for the epoch, as rust-fused's epochs run.
     """
     word = control_word(flush)
     W, b = weights, biases
     n_layers = len(W)
-    stride = wt.shape[1]
-    transpose_into(W[0], wt)
-    # The deeper layers' Wᵀ for the epoch; W's rows, which backprop reads, are
-    # brought up to date from them after every update.
-    for layer in range(1, n_layers):
-        transpose_into(W[layer], deeper_wt[layer])
+    stride = wt[0].shape[1]
+    # Every layer's Wᵀ for the epoch; the deeper layers' rows, which backprop
+    # reads, are brought up to date from theirs after every update.
+    for layer in range(n_layers):
+        transpose_into(W[layer], wt[layer])
     for start in range(0, order.size, batch_size):
         stop = min(start + batch_size, order.size)
         m, p = stop - start, padded_jit(stop - start)
@@ -173,25 +171,24 @@ def train_epoch_kernel(X, y, order, batch_size, eta, lanes, tiles, wt, z, nd, de
         batch = rows[:p]
 
         a1 = acts[0]
-        forward_first_layer(wt, stride, lanes, tiles, X, order, start, batch_size, m, batch, z, a1)
+        forward_first_layer(wt[0], stride, lanes, tiles[0], X, order, start, batch_size, m, batch,
+                            z[0], a1)
         add_bias(a1, b[0], p)
         _sigmoid_inplace(a1[:p].reshape(p * a1.shape[1]))
         for layer in range(1, n_layers):
-            wt_l = deeper_wt[layer]
-            forward_deeper(wt_l, wt_l.shape[1], lanes, deeper_tiles[layer], acts[layer - 1],
-                           ids[:p], deeper_z[layer], acts[layer], b[layer])
+            forward_deeper(wt[layer], wt[layer].shape[1], lanes, tiles[layer], acts[layer - 1],
+                           ids[:p], z[layer], acts[layer], b[layer])
 
         scale = X.dtype.type(eta) / X.dtype.type(m)
         output_error(acts[-1], y, batch, m, scale, deltas[-1])
         for layer in range(n_layers - 1, 0, -1):
             backprop_delta(W[layer], deltas[layer][:p], acts[layer - 1], deltas[layer - 1], ids)
-            wt_l = deeper_wt[layer]
-            update_deeper(wt_l, wt_l.shape[1], lanes, deeper_tiles[layer], acts[layer - 1],
-                          ids[:p], deeper_nd[layer], deltas[layer], b[layer])
-            transpose_back(wt_l, W[layer])
+            update_deeper(wt[layer], wt[layer].shape[1], lanes, tiles[layer], acts[layer - 1],
+                          ids[:p], nd[layer], deltas[layer], b[layer])
+            transpose_back(wt[layer], W[layer])
 
-        minus_padded(deltas[0], p, nd)
-        update_by_tiles(wt, stride, lanes, tiles, X, batch, nd)
+        minus_padded(deltas[0], p, nd[0])
+        update_by_tiles(wt[0], stride, lanes, tiles[0], X, batch, nd[0])
         update_bias(b[0], deltas[0], p)
-    transpose_back(wt, W[0])
+    transpose_back(wt[0], W[0])
     restore_control_word(word)
