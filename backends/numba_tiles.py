@@ -20,6 +20,11 @@ README), in the same order of operations:
   Wᵀ after every update for backprop, which, with the output error, runs as
   the numba backend's sweep does (``numba_fused``), the terms in the order
   of rust-fused's.
+- a mini-batch whose rows of X take more than 1 MB (float64 from 166
+  samples at width 784) goes forward, back to delta1 and into a copy of W1ᵀ
+  in blocks of 60 samples, so that its rows come from memory once; the
+  deeper layers' updates follow from the whole mini-batch, and the bits are
+  those of one pass.
 
 The machine facts are the Rust kernel's: the vector width and the register count
 come from the host CPU's instruction set as LLVM reports it (AVX-512: 64 bytes
@@ -42,7 +47,12 @@ import numpy as np
 
 from backends.base import Params
 from backends.numba_fused import SWEEP, NumbaFused, empty_at_offset, padded
-from backends.numba_tiles_kernels import train_epoch_kernel
+from backends.numba_tiles_kernels import (
+    BLOCK,
+    BLOCK_ABOVE_BYTES,
+    MOST_LAYERS_BLOCKED,
+    train_epoch_kernel,
+)
 from backends.numba_vectors import MAX_TILE, REGISTERS, VECTOR_BYTES, X86
 
 
@@ -83,12 +93,25 @@ class NumbaTiles(NumbaFused):
         self._wt = tuple(empty_at_offset((n_in, w), self.dtype, 0)
                          for n_in, w in zip(self.sizes[:-1], widths))
         self._z = tuple(empty_at_offset((SWEEP, w), self.dtype, 0) for w in widths)
+        # The next W1ᵀ while a mini-batch cut into blocks is updated.
+        self._spare = empty_at_offset(self._wt[0].shape, self.dtype, 0)
         self._nd: dict[int, tuple[np.ndarray, ...]] = {}
 
     def choices(self, batch_size: int) -> dict:
-        return {"vector_bytes": VECTOR_BYTES, "lanes": self.lanes,
-                "tile_vectors": [int(n) for n in self._tiles[0][:, 1]], "kernel": "tiles",
-                "subnormals": "flushed to zero" if self.flush_subnormals and X86 else "kept"}
+        chosen = {"vector_bytes": VECTOR_BYTES, "lanes": self.lanes,
+                  "tile_vectors": [int(n) for n in self._tiles[0][:, 1]], "kernel": "tiles"}
+        if (blocks := self.block_samples(batch_size)) is not None:
+            chosen["block_samples"] = blocks
+        chosen["subnormals"] = "flushed to zero" if self.flush_subnormals and X86 else "kept"
+        return chosen
+
+    def block_samples(self, batch_size: int) -> int | None:
+        """Samples per block where a mini-batch of ``batch_size`` is cut into
+        blocks, by rust-fused's tiles kernel's rule; None in one pass."""
+        p = padded(batch_size)
+        big = p * self.sizes[0] * self.dtype.itemsize > BLOCK_ABOVE_BYTES
+        deep = len(self.sizes) - 1 > MOST_LAYERS_BLOCKED
+        return BLOCK if big and p > BLOCK and not deep else None
 
     def train_epoch(self, X, y, order, batch_size, eta):
         self._check_inputs(X)
@@ -100,6 +123,6 @@ class NumbaTiles(NumbaFused):
         labels, order = np.asarray(y, np.intp), np.asarray(order, np.intp)
         self._run(
             train_epoch_kernel, X, labels, order, int(batch_size), float(eta), self.lanes,
-            self._tiles, self._wt, self._z, self._nd[batch_size], tuple(self.weights),
+            self._tiles, self._wt, self._spare, self._z, self._nd[batch_size], tuple(self.weights),
             tuple(self.biases), acts, deltas, rows, identity, self.flush_subnormals,
         )

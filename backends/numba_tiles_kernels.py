@@ -21,6 +21,13 @@ from backends.numba_vectors import control_word, forward_tile, restore_control_w
 # (rust/src/kernels/outer.rs).
 UPDATE_CHUNK = 64
 
+# A mini-batch whose rows of X take more than BLOCK_ABOVE_BYTES goes forward,
+# back and into W1ᵀ's update in blocks of BLOCK samples, so that its rows come
+# from memory once (rust/src/kernels/tiles.rs).
+BLOCK = 12 * SWEEP
+BLOCK_ABOVE_BYTES = 1 << 20
+MOST_LAYERS_BLOCKED = 8
+
 
 # ------------------------------------------------------------- the first layer
 
@@ -144,8 +151,67 @@ def transpose_back(wt, w):
 
 
 @_jit()
-def train_epoch_kernel(X, y, order, batch_size, eta, lanes, tiles, wt, z, nd, weights, biases,
-                       acts, deltas, rows, ids, flush):
+def one_pass(X, y, order, start, batch_size, m, batch, scale, lanes, tiles, wt, z, nd, W, b, acts,
+             deltas, ids):
+    """One mini-batch, all its samples through each step in turn, but b1's update."""
+    p, n_layers, stride = batch.size, len(W), wt[0].shape[1]
+    a1 = acts[0]
+    forward_first_layer(wt[0], stride, lanes, tiles[0], X, order, start, batch_size, m, batch,
+                        z[0], a1)
+    add_bias(a1, b[0], p)
+    _sigmoid_inplace(a1[:p].reshape(p * a1.shape[1]))
+    for layer in range(1, n_layers):
+        forward_deeper(wt[layer], wt[layer].shape[1], lanes, tiles[layer], acts[layer - 1],
+                       ids[:p], z[layer], acts[layer], b[layer])
+    output_error(acts[-1], y, batch, m, scale, deltas[-1])
+    for layer in range(n_layers - 1, 0, -1):
+        backprop_delta(W[layer], deltas[layer][:p], acts[layer - 1], deltas[layer - 1], ids)
+        update_deeper(wt[layer], wt[layer].shape[1], lanes, tiles[layer], acts[layer - 1],
+                      ids[:p], nd[layer], deltas[layer], b[layer])
+        transpose_back(wt[layer], W[layer])
+    minus_padded(deltas[0], p, nd[0])
+    update_by_tiles(wt[0], stride, lanes, tiles[0], X, batch, nd[0])
+
+
+@_jit()
+def in_blocks(X, y, order, start, batch_size, m, batch, scale, lanes, tiles, wt, spare, z, nd, W,
+              b, acts, deltas, ids):
+    """One mini-batch in blocks of BLOCK samples, each forward, back to delta1
+    and into the next W1ᵀ (spare, a copy of W1ᵀ at the start) before the next
+    block is read; then the deeper layers' updates from the whole mini-batch.
+    Every weight takes the samples' terms in their order from its value at the
+    start, so the bits are ``one_pass``'s."""
+    p, n_layers, stride = batch.size, len(W), wt[0].shape[1]
+    spare[:, :] = wt[0]
+    for s0 in range(0, p, BLOCK):
+        s1 = min(s0 + BLOCK, p)
+        n = s1 - s0
+        rows = batch[s0:s1]
+        a1 = acts[0][s0:s1]
+        forward_first_layer(wt[0], stride, lanes, tiles[0], X, order, start + s0,
+                            batch_size - s0, m - s0, rows, z[0], a1)
+        add_bias(a1, b[0], n)
+        _sigmoid_inplace(a1.reshape(n * a1.shape[1]))
+        for layer in range(1, n_layers):
+            forward_deeper(wt[layer], wt[layer].shape[1], lanes, tiles[layer],
+                           acts[layer - 1][s0:s1], ids[:n], z[layer], acts[layer][s0:s1],
+                           b[layer])
+        output_error(acts[-1][s0:s1], y, rows, m - s0, scale, deltas[-1][s0:s1])
+        for layer in range(n_layers - 1, 0, -1):
+            backprop_delta(W[layer], deltas[layer][s0:s1], acts[layer - 1][s0:s1],
+                           deltas[layer - 1][s0:s1], ids)
+        minus_padded(deltas[0][s0:s1], n, nd[0])
+        update_by_tiles(spare, stride, lanes, tiles[0], X, rows, nd[0][:n])
+    wt[0][:, :] = spare
+    for layer in range(n_layers - 1, 0, -1):
+        update_deeper(wt[layer], wt[layer].shape[1], lanes, tiles[layer], acts[layer - 1],
+                      ids[:p], nd[layer], deltas[layer], b[layer])
+        transpose_back(wt[layer], W[layer])
+
+
+@_jit()
+def train_epoch_kernel(X, y, order, batch_size, eta, lanes, tiles, wt, spare, z, nd, weights,
+                       biases, acts, deltas, rows, ids, flush):
     """Every mini-batch of one epoch, every layer's forward pass and update by
     tiles over its Wᵀ, backprop as numba's sweep; weights and biases are updated
     in place.
@@ -153,13 +219,13 @@ def train_epoch_kernel(X, y, order, batch_size, eta, lanes, tiles, wt, z, nd, we
     tiles, wt, z and nd hold one entry per layer: its runs of vectors, Wᵀ
     (n_in, stride), one sweep's sums (SWEEP, stride) and the batch's -delta
     (P, stride), 64-byte aligned, with P = padded(batch_size); acts[l],
-    deltas[l] (P, n_out); rows (P,); ids = arange(P).
+    deltas[l] (P, n_out); rows (P,); ids = arange(P). spare is the next W1ᵀ
+    while a mini-batch cut into blocks is updated; it may be empty otherwise.
     ``flush``: subnormals flushed to zero for the epoch, as rust-fused's epochs run.
     """
     word = control_word(flush)
     W, b = weights, biases
     n_layers = len(W)
-    stride = wt[0].shape[1]
     # Every layer's Wᵀ for the epoch; the deeper layers' rows, which backprop
     # reads, are brought up to date from theirs after every update.
     for layer in range(n_layers):
@@ -170,25 +236,14 @@ def train_epoch_kernel(X, y, order, batch_size, eta, lanes, tiles, wt, z, nd, we
         fill_rows(order, start, stop, rows)
         batch = rows[:p]
 
-        a1 = acts[0]
-        forward_first_layer(wt[0], stride, lanes, tiles[0], X, order, start, batch_size, m, batch,
-                            z[0], a1)
-        add_bias(a1, b[0], p)
-        _sigmoid_inplace(a1[:p].reshape(p * a1.shape[1]))
-        for layer in range(1, n_layers):
-            forward_deeper(wt[layer], wt[layer].shape[1], lanes, tiles[layer], acts[layer - 1],
-                           ids[:p], z[layer], acts[layer], b[layer])
-
         scale = X.dtype.type(eta) / X.dtype.type(m)
-        output_error(acts[-1], y, batch, m, scale, deltas[-1])
-        for layer in range(n_layers - 1, 0, -1):
-            backprop_delta(W[layer], deltas[layer][:p], acts[layer - 1], deltas[layer - 1], ids)
-            update_deeper(wt[layer], wt[layer].shape[1], lanes, tiles[layer], acts[layer - 1],
-                          ids[:p], nd[layer], deltas[layer], b[layer])
-            transpose_back(wt[layer], W[layer])
-
-        minus_padded(deltas[0], p, nd[0])
-        update_by_tiles(wt[0], stride, lanes, tiles[0], X, batch, nd[0])
+        big = p * X.shape[1] * X.itemsize > BLOCK_ABOVE_BYTES
+        if not big or p <= BLOCK or n_layers > MOST_LAYERS_BLOCKED:
+            one_pass(X, y, order, start, batch_size, m, batch, scale, lanes, tiles, wt, z, nd,
+                     W, b, acts, deltas, ids)
+        else:
+            in_blocks(X, y, order, start, batch_size, m, batch, scale, lanes, tiles, wt, spare,
+                      z, nd, W, b, acts, deltas, ids)
         update_bias(b[0], deltas[0], p)
     transpose_back(wt[0], W[0])
     restore_control_word(word)

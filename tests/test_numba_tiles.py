@@ -1,7 +1,7 @@
 """What is particular to numba-tiles: the machine facts it chooses from, and
 its tiles on shapes the default network does not reach (several runs of
 vectors, a short last run, features not a multiple of the tile, mini-batches
-longer than an update pass); test_backends.py checks the default network."""
+longer than an update pass or cut into blocks); test_backends.py checks the default network."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ def test_runs_are_even_and_cover_the_vectors():
 @pytest.mark.parametrize("sizes, batch_size", [
     ((787, 100, 10), 133),  # several runs, 787 = 157 x 5 + 2 features, passes of 64
     ((64, 13, 7, 3), 10),  # a short hidden layer, two deeper layers
+    ((784, 17, 9, 4), 200),  # in float64 1.25 MB of rows a mini-batch: blocks of 60
 ])
 def test_tiles_match_the_reference_on_other_shapes(sizes, batch_size, dtype, tolerance):
     rng = np.random.default_rng(3)
@@ -62,6 +63,27 @@ def test_tiles_match_the_reference_on_other_shapes(sizes, batch_size, dtype, tol
     for a, b in zip(results[1].weights + results[1].biases, results[0].weights + results[0].biases):
         assert a.dtype == np.dtype(dtype)
         assert np.max(np.abs(a - b)) <= tolerance * np.max(np.abs(b))
+
+
+def test_numba_tiles_cuts_mini_batches_into_blocks_where_rust_fused_does():
+    """The same choice from the same facts: blocks of 60 where a mini-batch's rows
+    of X take more than 1 MB, in the Rust kernel's rule and in Numba's."""
+    from backends.rust_fused import RustFused
+
+    for sizes, dtype in [((784, 30, 10), "float64"), ((784, 30, 10), "float32"),
+                         ((40000, 5, 3), "float64"), ((784,) + (4,) * 9, "float64")]:
+        params = init_params(list(sizes), 0)
+        numba = backends.create("numba-tiles", params, dtype)
+        rust = RustFused(params, dtype, kernel="tiles")
+        for batch in (10, 100, 165, 166, 200, 1000):
+            want = rust.choices(batch).get("block_samples")
+            assert numba.choices(batch).get("block_samples") == want, (sizes, dtype, batch)
+    numba64 = backends.create("numba-tiles", init_params([784, 30, 10], 0), "float64")
+    # 166 samples are padded to 170 rows: 170 x 784 x 8 bytes > 1 MiB > 165 x 784 x 8
+    assert [numba64.choices(b).get("block_samples") for b in (100, 165, 166, 1000)] == [
+        None, None, 60, 60]
+    assert backends.create("numba-tiles", init_params([784, 30, 10], 0), "float32").choices(
+        1000)["block_samples"] == 60
 
 
 def test_the_epoch_restores_the_float_control_word():

@@ -119,6 +119,9 @@ def test_choices_name_the_team_and_its_split():
         assert {asked.choices(b)["rest"] for b in (10, 1000)} == {rest}
         assert asked.choices(10)["tasks"].startswith(
             "tasks from a counter" if rest == "balanced" else "a fixed run of parts")
+        # blocks of samples where a mini-batch's rows outgrow L2, but the balanced way
+        blocks = None if rest == "balanced" else 60
+        assert [asked.choices(b).get("block_samples") for b in (100, 1000)] == [None, blocks]
     # the split follows the lines of W1's transposed rows, not X's alignment:
     # the same after an epoch on rows 16 bytes past a line
     _, X, y, order = _problem([784, 31, 10])

@@ -145,6 +145,9 @@ fn choices_dict(py: Python<'_>, c: Choices) -> PyResult<Py<PyDict>> {
     if let Some(from) = c.gemm_from_batch {
         d.set_item("gemm_from_batch", from)?;
     }
+    if let Some(samples) = c.block_samples {
+        d.set_item("block_samples", samples)?;
+    }
     if let Some(team) = c.team {
         d.set_item("threads", team.threads)?;
         d.set_item("split", team.split)?;

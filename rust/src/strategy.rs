@@ -73,6 +73,8 @@ pub struct Choices {
     pub kernel: &'static str,
     /// The single-thread kernel's: from which batch size it runs GEMMs.
     pub gemm_from_batch: Option<usize>,
+    /// Samples per block where a mini-batch is cut into blocks; None in one pass.
+    pub block_samples: Option<usize>,
     /// The team's.
     pub team: Option<TeamChoices>,
     /// What becomes of subnormal numbers.
@@ -184,6 +186,7 @@ impl<T: Lane> Trainer<T> {
                 lanes: f.isa.lanes::<T>(),
                 kernel: f.kernel_for(batch_size).name(),
                 gemm_from_batch: Some(f.gemm_from_batch),
+                block_samples: f.block_samples(batch_size),
                 team: None,
                 subnormals,
             }),
@@ -192,6 +195,7 @@ impl<T: Lane> Trainer<T> {
                 lanes: f.isa().lanes::<T>(),
                 kernel: TEAM_KERNEL,
                 gemm_from_batch: None,
+                block_samples: f.block_samples(batch_size),
                 team: Some(TeamChoices {
                     threads: f.threads(),
                     split: SPLIT_KIND,

@@ -10,7 +10,7 @@ use nndl_bench_rust::data::Epoch;
 use nndl_bench_rust::kernels::{Fused, Kernel};
 use nndl_bench_rust::port::Network;
 use nndl_bench_rust::kernels::isa::Isa;
-use nndl_bench_rust::kernels::team::FusedParallel;
+use nndl_bench_rust::kernels::team::{FusedParallel, Rest};
 
 fn views(arrays: &[Array2<f64>]) -> Vec<ArrayView2<'_, f64>> {
     arrays.iter().map(|a| a.view()).collect()
@@ -24,6 +24,13 @@ type Params = (Vec<Array2<f64>>, Vec<Array2<f64>>);
 
 fn after_epoch(p: &Problem, sizes: &[usize], isa: Isa, threads: usize, parts: usize, batch_size: usize) -> Params {
     let mut team = FusedParallel::new(&views(&p.weights), &views(&p.biases), Some(isa), threads, Some(parts)).unwrap();
+    team.train_epoch(&Epoch::new(p.x.view(), &p.labels, &p.order, sizes, batch_size).unwrap(), batch_size, 3.0);
+    (team.weights().iter().map(|w| w.to_owned()).collect(), columns(team.biases()))
+}
+
+fn rest_epoch(p: &Problem, sizes: &[usize], isa: Isa, threads: usize, parts: usize, rest: Rest, batch_size: usize) -> Params {
+    let mut team = FusedParallel::new(&views(&p.weights), &views(&p.biases), Some(isa), threads, Some(parts)).unwrap();
+    team.set_rest(Some(rest));
     team.train_epoch(&Epoch::new(p.x.view(), &p.labels, &p.order, sizes, batch_size).unwrap(), batch_size, 3.0);
     (team.weights().iter().map(|w| w.to_owned()).collect(), columns(team.biases()))
 }
@@ -50,6 +57,40 @@ fn one_part_gives_the_tiles_kernels_bits_and_more_parts_the_same_bits_on_any_thr
                     for threads in 2..=parts {
                         let got = after_epoch(&p, &sizes, isa, threads, parts, batch_size);
                         assert!(got == want, "{what}, {parts} parts on {threads} threads");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_mini_batch_cut_into_blocks_gives_the_bits_of_one_pass() {
+    // 784 float64 inputs: a mini-batch of 200 (1.25 MB of rows) goes through
+    // the tiles kernel in blocks of 60; the last, of 150 (0.94 MB), in one
+    // pass. The team with one part, which the tiles kernel matches bit for
+    // bit, does the same.
+    for sizes in [vec![784, 13, 10], vec![784, 17, 9, 4]] {
+        let p = problem(&sizes, 550, 9);
+        let epoch = Epoch::new(p.x.view(), &p.labels, &p.order, &sizes, 200).unwrap();
+        let mut net = Network::new(p.weights.clone(), p.biases.clone()).unwrap();
+        net.train_epoch(&epoch, 200, 3.0);
+        for isa in Isa::ALL.into_iter().filter(|isa| isa.supported()) {
+            let mut fused = Fused::new(&views(&p.weights), &views(&p.biases), Some(isa), None).unwrap();
+            fused.set_kernel(Kernel::Tiles);
+            fused.train_epoch(&epoch, 200, 3.0);
+            let tiles: Params = (fused.weights().iter().map(|w| w.to_owned()).collect(), columns(fused.biases()));
+            assert!(after_epoch(&p, &sizes, isa, 1, 1, 200) == tiles, "{sizes:?} {isa:?}");
+            let gap = relative_gap(&tiles.0, &net.weights).max(relative_gap(&tiles.1, &net.biases));
+            assert!(gap < 1e-12, "{sizes:?} {isa:?}: {gap}");
+            // The balanced way does not cut the mini-batch: the blocked team,
+            // whole or by samples, on any thread count, gives its bits.
+            for parts in [1, 2, 3] {
+                let want = rest_epoch(&p, &sizes, isa, parts, parts, Rest::Balanced, 200);
+                for threads in 1..=parts {
+                    for rest in [Rest::Whole, Rest::BySamples] {
+                        let got = rest_epoch(&p, &sizes, isa, threads, parts, rest, 200);
+                        assert!(got == want, "{sizes:?} {isa:?} {parts} parts, {threads} threads, {rest:?}");
                     }
                 }
             }

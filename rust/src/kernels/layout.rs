@@ -120,6 +120,8 @@ pub(crate) struct Buffers<T> {
     /// The tiles' W1ᵀ, (n_in, stride) from a cache line, and their buffers:
     /// one sweep's sums (SWEEP, stride) and the batch's -delta1 (capacity, stride).
     pub(crate) transposed: Aligned<T>,
+    /// The next W1ᵀ while a mini-batch cut into blocks is updated (`tiles`).
+    pub(crate) spare: Aligned<T>,
     pub(crate) tile_sums: Vec<T>,
     pub(crate) minus_delta: Vec<T>,
 }

@@ -11,6 +11,8 @@
 //! - tiles: the first layer as register tiles over W1 held transposed for
 //!   the epoch (`tiles`): no sums across lanes, fewer loads per multiply-add,
 //!   and W1 read and written once per 64 samples rather than once per sweep.
+//!   A mini-batch whose rows of X outgrow L2 runs in blocks of samples, each
+//!   forward, back and into the update before the next is read.
 //!
 //! Under the sweep and the tiles, the layers after the first run their forward
 //! pass and update as register tiles over their own weights transposed
@@ -122,6 +124,13 @@ impl<T: Lane> Fused<T> {
         } else {
             self.below_gemm
         }
+    }
+
+    /// The samples per block of a mini-batch of `batch_size` (`tiles::block_samples`),
+    /// None where it runs in one pass: always but with the tiles.
+    pub fn block_samples(&self, batch_size: usize) -> Option<usize> {
+        let tiles = self.kernel_for(batch_size) == Kernel::Tiles;
+        tiles.then(|| tiles::block_samples::<T>(&self.sizes, layout::padded(batch_size))).flatten()
     }
 
     /// Runs `kernel` at every batch size.

@@ -142,8 +142,10 @@ pub struct FusedParallel<T> {
     rest: Option<Rest>,
     /// The times the team met in the last epoch.
     meetings: usize,
-    /// W1ᵀ while an epoch trains.
+    /// W1ᵀ while an epoch trains, and the next W1ᵀ while a mini-batch cut
+    /// into blocks is updated (`blocked_epoch`).
     transposed: Aligned<T>,
+    spare: Aligned<T>,
 }
 
 /// The rows of W1ᵀ (of `stride` elements of T) that make up whole cache lines.
@@ -173,7 +175,7 @@ impl<T: Lane> FusedParallel<T> {
         let fused = Fused::new(weights, biases, isa, None)?;
         let stride = stride(fused.sizes[1], fused.isa.lanes::<T>());
         let parts = parts.unwrap_or(threads).min((fused.sizes[0] / rows_per_line::<T>(stride)).max(1));
-        Ok(FusedParallel { fused, threads: threads.min(parts), parts, rest: None, meetings: 0, transposed: Aligned::default() })
+        Ok(FusedParallel { fused, threads: threads.min(parts), parts, rest: None, meetings: 0, transposed: Aligned::default(), spare: Aligned::default() })
     }
 
     pub fn sizes(&self) -> &[usize] {
@@ -198,6 +200,14 @@ impl<T: Lane> FusedParallel<T> {
     pub fn rest_for(&self, batch_size: usize) -> Rest {
         let shares = batch_size >= SWEEPS_PER_THREAD_TO_SHARE * SWEEP * self.threads && self.threads > 1;
         self.rest.unwrap_or(if shares { Rest::BySamples } else { Rest::Whole })
+    }
+
+    /// The samples per block of a mini-batch of `batch_size`, as the tiles
+    /// kernel cuts them (`blocked_epoch`); None where it runs in one pass, as
+    /// the balanced way always does.
+    pub fn block_samples(&self, batch_size: usize) -> Option<usize> {
+        let balanced = self.rest_for(batch_size) == Rest::Balanced;
+        (!balanced).then(|| tiles::block_samples::<T>(&self.fused.sizes, padded(batch_size))).flatten()
     }
 
     /// None: by the batch size (`rest_for`).
@@ -243,8 +253,12 @@ impl<T: Lane> FusedParallel<T> {
         let shared = [Partials::new(parts, sums), Partials::new(parts, sums)];
         let rows = if rest == Rest::Whole { 0 } else { capacity };
 
-        self.transposed.reserve(sizes[0] * stride);
-        let wt = self.transposed.values_mut(sizes[0] * stride);
+        let len = sizes[0] * stride;
+        // Cut into blocks as the tiles kernel cuts them, by the rows of a mini-batch.
+        let blocked = rest != Rest::Balanced && tiles::block_samples::<T>(&sizes, capacity).is_some();
+        self.transposed.reserve(len);
+        self.spare.reserve(if blocked { len } else { 0 });
+        let (wt, spare) = (self.transposed.values_mut(len), self.spare.values_mut(if blocked { len } else { 0 }));
         let (weights, biases) = self.fused.layers_mut();
         let ([w1, deeper_w @ ..], [b1, deeper_b @ ..]) = (weights, biases) else {
             unreachable!("`Fused::new` checked that there is at least one layer")
@@ -253,6 +267,7 @@ impl<T: Lane> FusedParallel<T> {
         let team = Team {
             sizes: &sizes, x: data.x_slice(), labels: data.labels, order: data.order, batch_size, eta, stride, capacity,
             columns: &columns, w1: SharedMatrix::new(wt, sizes[0], stride),
+            w1_next: SharedMatrix::new(spare, if blocked { sizes[0] } else { 0 }, stride), blocked,
             shared: &shared, barrier: Barrier::new(threads), rest,
             acts: layer_rows(&sizes, rows), deltas: layer_rows(&sizes, rows),
             next: [TaskCounter::default(), TaskCounter::default()],
@@ -272,7 +287,10 @@ impl<T: Lane> FusedParallel<T> {
             run(isa, team, own);
         });
         self.meetings = team.barrier.rounds();
-        outer::transpose_back(self.transposed.values_mut(sizes[0] * stride), stride, w1.values_mut(), sizes[1], sizes[0]);
+        // A blocked epoch leaves W1ᵀ in the buffer its last mini-batch updated.
+        let odd = blocked && data.order.len().div_ceil(batch_size) % 2 == 1;
+        let last = if odd { self.spare.values(len) } else { self.transposed.values(len) };
+        outer::transpose_back(last, stride, w1.values_mut(), sizes[1], sizes[0]);
     }
 }
 
@@ -303,6 +321,9 @@ pub struct Team<'a, T> {
     capacity: usize,
     columns: &'a [Range<usize>],
     w1: SharedMatrix<'a, T>,
+    /// Where the epoch is blocked (`blocked_epoch`), the other W1ᵀ; else empty.
+    w1_next: SharedMatrix<'a, T>,
+    blocked: bool,
     shared: &'a [Partials<T>; 2],
     barrier: Barrier,
     rest: Rest,
@@ -330,6 +351,8 @@ fn run<T: Lane>(isa: Isa, team: &Team<T>, own: Own<T>) {
     let _flush = FlushSubnormals::new();
     if team.rest == Rest::Balanced {
         dispatch!(isa, T, balanced_epoch(team: &Team<T>, own: Own<T>));
+    } else if team.blocked {
+        dispatch!(isa, T, blocked_epoch(team: &Team<T>, own: Own<T>));
     } else {
         dispatch!(isa, T, team_epoch(team: &Team<T>, own: Own<T>));
     }
@@ -518,17 +541,9 @@ unsafe fn balanced_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<
                     }
                 }
             }
-            for row in a1.chunks_exact_mut(hidden) {
-                row.iter_mut().zip(&*b1).for_each(|(a, &b)| *a += b);
-            }
-            sigmoid_in_place(a1);
-            let of_x = &rows[samples.clone()];
-            let m_here = m.saturating_sub(samples.start);
             let scale = T::of(team.eta / m as f64);
-            let these = Batch { rows: of_x, ids: &ids[..of_x.len()], m: m_here, labels: team.labels, scale };
-            unsafe { deeper_backward::<T, V, _>(sizes, weights, biases, &mut deeper, &mut my_acts, &mut my_deltas, &these) };
-            my_acts.clear();
-            my_deltas.clear();
+            let these = Batch { rows: &rows[samples.clone()], ids: &ids[..samples.len()], m: m.saturating_sub(samples.start), labels: team.labels, scale };
+            unsafe { from_sums::<T, V>(sizes, weights, biases, b1, &mut deeper, &mut my_acts, &mut my_deltas, &these) };
         }
         team.barrier.wait();
         if index == 0 {
@@ -555,6 +570,144 @@ unsafe fn balanced_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<
             team.next[1].reset(); // taken again only after the next first barrier
         }
     }
+}
+
+/// One thread's share of an epoch whose mini-batches are too big for L2, cut
+/// into blocks as the tiles kernel cuts them (`tiles::blocks`), in the whole
+/// or by-samples way.
+///
+/// Per block: each thread updates its parts of the next W1ᵀ with the
+/// previous block's -delta1, whose rows of X its forward pass has just
+/// brought in, then computes its partial sums for this block from W1ᵀ; the
+/// barrier; the rest of the block up to delta1 (a second barrier where it is
+/// shared by samples). After the mini-batch's last block, the last update
+/// and every thread's updates of its copies; the next W1ᵀ, which started the
+/// mini-batch as a copy of W1ᵀ, becomes W1ᵀ, each thread's rows by
+/// themselves (the buffers swap by the mini-batch's parity). Each weight
+/// takes the samples' terms one at a time in their order from its value at
+/// the start of the mini-batch: the bits of `team_epoch`. The partial sums
+/// are double-buffered by the block's parity, for the whole way's single
+/// meeting.
+///
+/// # Safety
+/// Only on a CPU with `V`'s features.
+#[inline(always)]
+unsafe fn blocked_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) {
+    let Own { index, b1, weights, biases } = own;
+    let (sizes, cap, stride, x) = (team.sizes, team.capacity, team.stride, team.x);
+    let (n0, hidden, parts) = (sizes[0], sizes[1], team.columns.len());
+    let threads = team.barrier.threads();
+    let mine = owned(index, threads, parts);
+    let by_samples = team.rest == Rest::BySamples;
+    let mut rows = vec![0usize; cap];
+    let ids: Vec<usize> = (0..cap).collect();
+    let mut tile_sums = vec![T::zero(); SWEEP * stride];
+    let mut minus_delta = vec![T::zero(); cap * stride]; // a last, short mini-batch may be one block
+    let mut deeper = Deeper::new::<V>(weights, cap);
+    let (own_acts, own_deltas) = if by_samples { (vec![], vec![]) } else { (layer_rows(sizes, cap), layer_rows(sizes, cap)) };
+    let (acts, deltas) = if by_samples { (&team.acts, &team.deltas) } else { (&own_acts, &own_deltas) };
+    let (mut my_acts, mut my_deltas) = (Vec::with_capacity(sizes.len()), Vec::with_capacity(sizes.len()));
+    let (mut all_acts, mut all_deltas) = (Vec::with_capacity(sizes.len()), Vec::with_capacity(sizes.len()));
+    let mut round = 0; // blocks so far in the epoch: the parity of the partial sums
+
+    for (k, batch) in team.order.chunks(team.batch_size).enumerate() {
+        let (m, p) = (batch.len(), pad_rows(batch, &mut rows));
+        let (w1, next) = if k % 2 == 0 { (&team.w1, &team.w1_next) } else { (&team.w1_next, &team.w1) };
+        for part in mine.clone() {
+            let columns = &team.columns[part];
+            // SAFETY: this part's rows of both W1ᵀ are this thread's alone.
+            unsafe { next.rows_mut(columns).copy_from_slice(w1.rows(columns)) };
+        }
+        let scale = T::of(team.eta / m as f64);
+        let mut pending: Option<Range<usize>> = None;
+        let size = tiles::block_samples::<T>(sizes, p).unwrap_or(p);
+        for block in tiles::blocks(p, size).map(Some).chain([None]) {
+            for part in mine.clone() {
+                let columns = &team.columns[part];
+                if let Some(last) = &pending {
+                    let input = Rows { data: x, width: n0, ids: &rows[last.clone()] };
+                    // SAFETY: as above.
+                    let wt = unsafe { next.rows_mut(columns) };
+                    unsafe { outer::update_range::<V>(wt, stride, input, &minus_delta[..last.len() * stride], columns.clone()) };
+                }
+                if let Some(block) = &block {
+                    let input = Rows { data: x, width: n0, ids: &rows[block.clone()] };
+                    // SAFETY: as above, and this part of this round's sums too.
+                    let (out, wt) = unsafe { (team.shared[round % 2].part_mut(part, block.len() * hidden), w1.rows(columns)) };
+                    let ahead = |i| rows_ahead(x, n0, team.order, k * team.batch_size, block.start + i, m, team.batch_size);
+                    unsafe { tiles::forward_batch::<V>(wt, stride, input, columns.clone(), &mut tile_sums, out, ahead) };
+                }
+            }
+            let Some(block) = block else { break };
+            team.barrier.wait();
+
+            let sweeps = block.len() / SWEEP;
+            let mine_here = if by_samples { owned(index, threads, sweeps) } else { 0..sweeps };
+            let samples = block.start + mine_here.start * SWEEP..block.start + mine_here.end * SWEEP;
+            if !samples.is_empty() {
+                // SAFETY: these rows are this thread's alone until the next barrier.
+                my_acts.extend(acts.iter().map(|a| unsafe { a.rows_mut(samples.clone()) }));
+                my_deltas.extend(deltas.iter().map(|d| unsafe { d.rows_mut(samples.clone()) }));
+                let a1: &mut [T] = my_acts[0];
+                let own_sums = (samples.start - block.start) * hidden..(samples.end - block.start) * hidden;
+                for part in 0..parts {
+                    // SAFETY: written before the barrier; written again only after the next one.
+                    let sums = &unsafe { team.shared[round % 2].part(part, block.len() * hidden) }[own_sums.clone()];
+                    if part == 0 {
+                        a1.copy_from_slice(sums);
+                    } else {
+                        a1.iter_mut().zip(sums).for_each(|(a, &s)| *a += s);
+                    }
+                }
+                let these = Batch { rows: &rows[samples.clone()], ids: &ids[..samples.len()], m: m.saturating_sub(samples.start), labels: team.labels, scale };
+                unsafe { from_sums::<T, V>(sizes, weights, biases, b1, &mut deeper, &mut my_acts, &mut my_deltas, &these) };
+            }
+            if by_samples {
+                team.barrier.wait();
+            }
+            // SAFETY: the block's deltas, written before the barrier (or by this
+            // thread); written again only after the next mini-batch's first barrier.
+            let delta1 = unsafe { deltas[0].rows_in(block.clone()) };
+            outer::minus_padded(delta1, hidden, stride, &mut minus_delta);
+            pending = Some(block);
+            round += 1;
+        }
+
+        // SAFETY: as above.
+        all_acts.extend(acts.iter().map(|a| unsafe { a.rows(p) }));
+        all_deltas.extend(deltas.iter().map(|d| unsafe { d.rows(p) }));
+        unsafe { update_deeper::<T, V, _, _>(sizes, weights, biases, &mut deeper, &all_acts, &all_deltas, &ids[..p]) };
+        update_bias(b1, all_deltas[0]);
+        all_acts.clear();
+        all_deltas.clear();
+    }
+}
+
+/// Some samples of a mini-batch from their first layer's sums, in
+/// `my_acts[0]`, to delta1: b1, the sigmoid, the deeper layers and backprop
+/// (`deeper_backward`); then the slices of the layers' rows are let go.
+///
+/// # Safety
+/// Only on a CPU with `V`'s features.
+#[allow(clippy::too_many_arguments)] // one thread's copies and buffers, kept apart
+#[inline(always)]
+unsafe fn from_sums<'a, T: Lane, V: Vector<Elem = T>>(
+    sizes: &[usize],
+    weights: &[Matrix<T>],
+    biases: &[Vec<T>],
+    b1: &[T],
+    deeper: &mut Deeper<T>,
+    my_acts: &mut Vec<&'a mut [T]>,
+    my_deltas: &mut Vec<&'a mut [T]>,
+    these: &Batch<T>,
+) {
+    for row in my_acts[0].chunks_exact_mut(sizes[1]) {
+        row.iter_mut().zip(b1).for_each(|(a, &b)| *a += b);
+    }
+    sigmoid_in_place(my_acts[0]);
+    unsafe { deeper_backward::<T, V, _>(sizes, weights, biases, deeper, my_acts, my_deltas, these) };
+    my_acts.clear();
+    my_deltas.clear();
 }
 
 /// Each layer's rows of a mini-batch of `capacity`: activations or deltas.

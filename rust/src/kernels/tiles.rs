@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use super::layout::{pad_rows, rows_ahead, stride, Buffers, Rows, State, SWEEP};
 use super::outer::{forward_range, minus_padded, transpose_back, transpose_into, update_range};
-use super::sweep::{after_first_layer, update_bias, Batch, Deeper};
+use super::sweep::{after_first_layer, deeper_backward, update_bias, update_deeper, Batch, Deeper};
 use super::vector::{sigmoid_in_place, Lane, Vector};
 use crate::data::Epoch;
 
@@ -48,8 +48,40 @@ pub(crate) unsafe fn forward_batch<'a, V: Vector + 'a>(
     }
 }
 
+/// Samples per block of a mini-batch too big for L2 (`blocks`): whole sweeps,
+/// within one pass of the update (64 samples), 470 KB of rows in float64.
+pub(crate) const BLOCK: usize = 12 * SWEEP;
+
+/// Bytes of a mini-batch's rows of X above which it is cut into blocks: half
+/// of the smallest L2 of the CPUs these kernels meet (2 MB), so that the rows
+/// the forward pass brought in are still there for the update.
+pub(crate) const BLOCK_ABOVE_BYTES: usize = 1 << 20;
+
+/// The samples per block of a padded mini-batch of `p` in a network of
+/// `sizes`: `BLOCK` where its rows of X take more than `BLOCK_ABOVE_BYTES`,
+/// else None, one pass. Each block goes forward, back and into the update
+/// before the next is read, so its rows come from memory once, not twice: at
+/// batch 1000 the update had read all 6 MB (float64) again, a thousand
+/// scattered lines per pass, and one thread took 1.3x as long a float64
+/// epoch as at batch 100.
+pub(crate) fn block_samples<T>(sizes: &[usize], p: usize) -> Option<usize> {
+    let big = p * sizes[0] * std::mem::size_of::<T>() > BLOCK_ABOVE_BYTES;
+    (big && p > BLOCK && sizes.len() - 1 <= MOST_LAYERS_BLOCKED).then_some(BLOCK)
+}
+
+/// The padded mini-batch of `p` as blocks of `size` samples.
+pub(crate) fn blocks(p: usize, size: usize) -> impl Iterator<Item = Range<usize>> {
+    (0..p).step_by(size.max(1)).map(move |s| s..(s + size).min(p))
+}
+
 /// The epoch with the first layer as register tiles over W1ᵀ (`tiles`),
 /// transposed in at the start and back at the end.
+///
+/// A mini-batch cut into blocks (`blocks`) updates a copy of W1ᵀ, which
+/// becomes W1ᵀ after its last block: every block's forward pass reads the
+/// weights the mini-batch started with, and each weight still takes the
+/// samples' terms one at a time in their order, from its value at the start
+/// of the mini-batch, so the bits are those of one pass.
 ///
 /// # Safety
 /// Only on a CPU with `V`'s features.
@@ -65,28 +97,69 @@ pub(crate) unsafe fn train_epoch<T: Lane, V: Vector<Elem = T>>(
     let sizes = s.sizes;
     let (n0, hidden) = (sizes[0], sizes[1]);
     let stride = stride(hidden, V::LANES);
-    let Buffers { acts, deltas, rows, ids, transposed, tile_sums, minus_delta, .. } = &mut *s.buffers;
-    let wt = transposed.values_mut(n0 * stride);
-    transpose_into(s.weights[0].values(), hidden, n0, wt, stride);
+    let Buffers { acts, deltas, rows, ids, transposed, spare, tile_sums, minus_delta, .. } = &mut *s.buffers;
+    let len = n0 * stride;
+    transpose_into(s.weights[0].values(), hidden, n0, transposed.values_mut(len), stride);
     deeper.load::<V>(&s.weights[1..], rows.len());
     for (b, batch) in data.order.chunks(batch_size).enumerate() {
         let (m, p) = (batch.len(), pad_rows(batch, rows));
         let (rows, ids) = (&rows[..p], &ids[..p]);
         let first = Rows { data: x, width: n0, ids: rows };
-        let b1 = &s.biases[0];
-        let a1 = &mut acts[0][..p * hidden];
-        let ahead = |i| rows_ahead(x, n0, data.order, b * batch_size, i, m, batch_size);
-        unsafe { forward_batch::<V>(wt, stride, first, 0..n0, tile_sums, a1, ahead) };
-        for row in a1.chunks_exact_mut(hidden) {
-            row.iter_mut().zip(b1).for_each(|(a, &b)| *a += b);
+        let scale = T::of(eta / m as f64);
+        if let Some(size) = block_samples::<T>(sizes, p) {
+            spare.reserve(len);
+            spare.values_mut(len).copy_from_slice(transposed.values(len));
+            for block in blocks(p, size) {
+                let here = Rows { data: x, width: n0, ids: &rows[block.clone()] };
+                let ahead = |i| rows_ahead(x, n0, data.order, b * batch_size, block.start + i, m, batch_size);
+                let a1 = &mut acts[0][block.start * hidden..block.end * hidden];
+                unsafe { forward_batch::<V>(transposed.values(len), stride, here, 0..n0, tile_sums, a1, ahead) };
+                add_bias_and_sigmoid(a1, &s.biases[0]);
+                let (mut block_acts, mut block_deltas) = (rows_of(acts, sizes, &block), rows_of(deltas, sizes, &block));
+                let layers = sizes.len() - 1;
+                let these = Batch { rows: here.ids, ids: &ids[..block.len()], m: m - block.start, labels: data.labels, scale };
+                unsafe { deeper_backward::<T, V, _>(sizes, &s.weights[1..], &s.biases[1..], deeper, &mut block_acts[..layers], &mut block_deltas[..layers], &these) };
+                let nd = &mut minus_delta[..block.len() * stride];
+                minus_padded(block_deltas[0], hidden, stride, nd);
+                unsafe { update_range::<V>(spare.values_mut(len), stride, here, nd, 0..n0) };
+            }
+            std::mem::swap(transposed, spare);
+            unsafe { update_deeper::<T, V, _, _>(sizes, &mut s.weights[1..], &mut s.biases[1..], deeper, &acts[..], &deltas[..], ids) };
+        } else {
+            let wt = transposed.values_mut(len);
+            let b1 = &s.biases[0];
+            let a1 = &mut acts[0][..p * hidden];
+            let ahead = |i| rows_ahead(x, n0, data.order, b * batch_size, i, m, batch_size);
+            unsafe { forward_batch::<V>(wt, stride, first, 0..n0, tile_sums, a1, ahead) };
+            add_bias_and_sigmoid(a1, b1);
+            let batch = Batch { rows, ids, m, labels: data.labels, scale };
+            unsafe { after_first_layer::<T, V>(sizes, &mut s.weights[1..], &mut s.biases[1..], deeper, acts, deltas, &batch) };
+            let delta1 = &deltas[0][..p * hidden];
+            minus_padded(delta1, hidden, stride, minus_delta);
+            unsafe { update_range::<V>(wt, stride, first, &minus_delta[..p * stride], 0..n0) };
         }
-        sigmoid_in_place(a1);
-        let batch = Batch { rows, ids, m, labels: data.labels, scale: T::of(eta / m as f64) };
-        unsafe { after_first_layer::<T, V>(sizes, &mut s.weights[1..], &mut s.biases[1..], deeper, acts, deltas, &batch) };
-        let delta1 = &deltas[0][..p * hidden];
-        minus_padded(delta1, hidden, stride, minus_delta);
-        unsafe { update_range::<V>(wt, stride, first, &minus_delta[..p * stride], 0..n0) };
-        update_bias(&mut s.biases[0], delta1);
+        update_bias(&mut s.biases[0], &deltas[0][..p * hidden]);
     }
-    transpose_back(wt, stride, s.weights[0].values_mut(), hidden, n0);
+    transpose_back(transposed.values(len), stride, s.weights[0].values_mut(), hidden, n0);
+}
+
+/// The layers a blocked mini-batch handles without allocating: deeper
+/// networks go through in one pass.
+const MOST_LAYERS_BLOCKED: usize = 8;
+
+/// Each layer's rows `block` of a mini-batch's activations or deltas, in an
+/// array on the stack: a block allocates nothing.
+fn rows_of<'a, T>(layers: &'a mut [Vec<T>], sizes: &[usize], block: &Range<usize>) -> [&'a mut [T]; MOST_LAYERS_BLOCKED] {
+    let mut out: [&mut [T]; MOST_LAYERS_BLOCKED] = Default::default();
+    for (slot, (values, &n)) in out.iter_mut().zip(layers.iter_mut().zip(&sizes[1..])) {
+        *slot = &mut values[block.start * n..block.end * n];
+    }
+    out
+}
+
+fn add_bias_and_sigmoid<T: Lane>(a1: &mut [T], b1: &[T]) {
+    for row in a1.chunks_exact_mut(b1.len()) {
+        row.iter_mut().zip(b1).for_each(|(a, &b)| *a += b);
+    }
+    sigmoid_in_place(a1);
 }

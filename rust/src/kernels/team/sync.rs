@@ -138,6 +138,15 @@ impl<T: Real> SharedRows<T> {
         unsafe { std::slice::from_raw_parts_mut(cells.as_ptr() as *mut T, cells.len()) }
     }
 
+    /// The rows `rows`.
+    ///
+    /// # Safety
+    /// No thread may write these rows while the slice lives.
+    pub(super) unsafe fn rows_in(&self, rows: Range<usize>) -> &[T] {
+        let cells = &self.cells[rows.start * self.width..rows.end * self.width];
+        unsafe { std::slice::from_raw_parts(cells.as_ptr() as *const T, cells.len()) }
+    }
+
     /// The first `rows` rows.
     ///
     /// # Safety
