@@ -47,12 +47,7 @@ import numpy as np
 
 from backends.base import Params
 from backends.numba_fused import SWEEP, NumbaFused, empty_at_offset, padded
-from backends.numba_tiles_kernels import (
-    BLOCK,
-    BLOCK_ABOVE_BYTES,
-    MOST_LAYERS_BLOCKED,
-    train_epoch_kernel,
-)
+from backends.numba_tiles_kernels import block_samples, train_epoch_kernel
 from backends.numba_vectors import MAX_TILE, REGISTERS, VECTOR_BYTES, X86
 
 
@@ -108,10 +103,9 @@ class NumbaTiles(NumbaFused):
     def block_samples(self, batch_size: int) -> int | None:
         """Samples per block where a mini-batch of ``batch_size`` is cut into
         blocks, by rust-fused's tiles kernel's rule; None in one pass."""
-        p = padded(batch_size)
-        big = p * self.sizes[0] * self.dtype.itemsize > BLOCK_ABOVE_BYTES
-        deep = len(self.sizes) - 1 > MOST_LAYERS_BLOCKED
-        return BLOCK if big and p > BLOCK and not deep else None
+        size = block_samples(padded(batch_size), self.sizes[0], self.dtype.itemsize,
+                             len(self.sizes) - 1)
+        return int(size) or None
 
     def train_epoch(self, X, y, order, batch_size, eta):
         self._check_inputs(X)

@@ -151,6 +151,15 @@ def transpose_back(wt, w):
 
 
 @_jit()
+def block_samples(p, n_in, itemsize, layers):
+    """Samples per block of a padded mini-batch of p rows of n_in features of
+    ``itemsize`` bytes in a network of ``layers``, 0 where it goes in one pass:
+    rust/src/kernels/tiles.rs's rule."""
+    big = p * n_in * itemsize > BLOCK_ABOVE_BYTES
+    return BLOCK if big and p > BLOCK and layers <= MOST_LAYERS_BLOCKED else 0
+
+
+@_jit()
 def one_pass(X, y, order, start, batch_size, m, batch, scale, lanes, tiles, wt, z, nd, W, b, acts,
              deltas, ids):
     """One mini-batch, all its samples through each step in turn, but b1's update."""
@@ -237,8 +246,7 @@ def train_epoch_kernel(X, y, order, batch_size, eta, lanes, tiles, wt, spare, z,
         batch = rows[:p]
 
         scale = X.dtype.type(eta) / X.dtype.type(m)
-        big = p * X.shape[1] * X.itemsize > BLOCK_ABOVE_BYTES
-        if not big or p <= BLOCK or n_layers > MOST_LAYERS_BLOCKED:
+        if block_samples(p, X.shape[1], X.itemsize, n_layers) == 0:
             one_pass(X, y, order, start, batch_size, m, batch, scale, lanes, tiles, wt, z, nd,
                      W, b, acts, deltas, ids)
         else:

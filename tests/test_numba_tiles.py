@@ -86,6 +86,39 @@ def test_numba_tiles_cuts_mini_batches_into_blocks_where_rust_fused_does():
         1000)["block_samples"] == 60
 
 
+def test_a_mini_batch_in_blocks_gives_the_bits_of_one_pass():
+    """The two ways through a mini-batch, from the same state: every weight,
+    bias and delta the same bits (Numba's sigmoid and sums in blocks of 60
+    samples included)."""
+    from backends import numba_tiles_kernels as kernels
+    from backends.numba_fused import empty_at_offset, padded
+
+    sizes, batch, n = (784, 17, 9, 4), 200, 300
+    rng = np.random.default_rng(5)
+    X, y, order = rng.random((n, sizes[0])), rng.integers(0, 4, n), rng.permutation(n)
+    p = padded(batch)
+    assert kernels.block_samples(p, sizes[0], 8, len(sizes) - 1) == 60
+    after = []
+    for blocked in (False, True):
+        trainer = backends.create("numba-tiles", init_params(sizes, 4), "float64")
+        acts, deltas, rows, ids = trainer._buffers_for(batch)
+        nd = tuple(empty_at_offset((p, wt.shape[1]), trainer.dtype, 0) for wt in trainer._wt)
+        W, b = tuple(trainer.weights), tuple(trainer.biases)
+        for layer in range(len(W)):
+            kernels.transpose_into(W[layer], trainer._wt[layer])
+        kernels.fill_rows(order, 0, batch, rows)
+        common = (X, y, order, 0, batch, batch, rows[:p], 3.0 / batch, trainer.lanes,
+                  trainer._tiles)
+        if blocked:
+            kernels.in_blocks(*common, trainer._wt, trainer._spare, trainer._z, nd, W, b, acts,
+                              deltas, ids)
+        else:
+            kernels.one_pass(*common, trainer._wt, trainer._z, nd, W, b, acts, deltas, ids)
+        after.append([a.copy() for a in (*trainer._wt, *W, *b, *deltas, *acts)])
+    for one, cut in zip(*after):
+        np.testing.assert_array_equal(cut, one)
+
+
 def test_the_epoch_restores_the_float_control_word():
     """Subnormals are flushed inside the epoch only: NumPy's arithmetic after it
     still makes them."""

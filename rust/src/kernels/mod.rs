@@ -127,7 +127,8 @@ impl<T: Lane> Fused<T> {
     }
 
     /// The samples per block of a mini-batch of `batch_size` (`tiles::block_samples`),
-    /// None where it runs in one pass: always but with the tiles.
+    /// None where it runs in one pass: always but with the tiles. An epoch
+    /// shorter than `batch_size` is cut by its own length.
     pub fn block_samples(&self, batch_size: usize) -> Option<usize> {
         let tiles = self.kernel_for(batch_size) == Kernel::Tiles;
         tiles.then(|| tiles::block_samples::<T>(&self.sizes, layout::padded(batch_size))).flatten()

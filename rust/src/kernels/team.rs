@@ -55,7 +55,9 @@
 //! again only after the next mini-batch's first. In those two ways no thread
 //! reads or writes another's rows of W1ᵀ, so W1ᵀ needs no barrier at all; the
 //! balanced way reads all of it before its first barrier and writes runs of
-//! it, each one task's, before its second.
+//! it, each one task's, before its second. A mini-batch too big for L2 is
+//! cut into blocks as the tiles kernel cuts it (`blocked_epoch`), and the
+//! whole and by-samples ways then meet once or twice per block.
 //!
 //!
 //! The barrier, the shared W1ᵀ and the partial sums are in `sync`.
@@ -204,7 +206,8 @@ impl<T: Lane> FusedParallel<T> {
 
     /// The samples per block of a mini-batch of `batch_size`, as the tiles
     /// kernel cuts them (`blocked_epoch`); None where it runs in one pass, as
-    /// the balanced way always does.
+    /// the balanced way always does. An epoch shorter than `batch_size` is
+    /// cut by its own length.
     pub fn block_samples(&self, batch_size: usize) -> Option<usize> {
         let balanced = self.rest_for(batch_size) == Rest::Balanced;
         (!balanced).then(|| tiles::block_samples::<T>(&self.fused.sizes, padded(batch_size))).flatten()

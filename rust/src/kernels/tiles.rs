@@ -49,12 +49,13 @@ pub(crate) unsafe fn forward_batch<'a, V: Vector + 'a>(
 }
 
 /// Samples per block of a mini-batch too big for L2 (`blocks`): whole sweeps,
-/// within one pass of the update (64 samples), 470 KB of rows in float64.
+/// within one pass of the update (64 samples), 376 KB of rows in float64.
 pub(crate) const BLOCK: usize = 12 * SWEEP;
 
-/// Bytes of a mini-batch's rows of X above which it is cut into blocks: half
-/// of the smallest L2 of the CPUs these kernels meet (2 MB), so that the rows
-/// the forward pass brought in are still there for the update.
+/// Bytes of a mini-batch's rows of X above which it is cut into blocks: the
+/// smallest L2 a core of the CPUs these kernels have met (1 MiB on Zen 4; 2
+/// MiB on the Xeons), beyond which the rows the forward pass brought in are
+/// gone before the update reads them.
 pub(crate) const BLOCK_ABOVE_BYTES: usize = 1 << 20;
 
 /// The samples per block of a padded mini-batch of `p` in a network of
@@ -62,8 +63,8 @@ pub(crate) const BLOCK_ABOVE_BYTES: usize = 1 << 20;
 /// else None, one pass. Each block goes forward, back and into the update
 /// before the next is read, so its rows come from memory once, not twice: at
 /// batch 1000 the update had read all 6 MB (float64) again, a thousand
-/// scattered lines per pass, and one thread took 1.3x as long a float64
-/// epoch as at batch 100.
+/// scattered lines per pass, and one thread took 1.15x as long a float64
+/// epoch as at batch 100, 1.6x in float32.
 pub(crate) fn block_samples<T>(sizes: &[usize], p: usize) -> Option<usize> {
     let big = p * sizes[0] * std::mem::size_of::<T>() > BLOCK_ABOVE_BYTES;
     (big && p > BLOCK && sizes.len() - 1 <= MOST_LAYERS_BLOCKED).then_some(BLOCK)
