@@ -704,10 +704,7 @@ unsafe fn from_sums<'a, T: Lane, V: Vector<Elem = T>>(
     my_deltas: &mut Vec<&'a mut [T]>,
     these: &Batch<T>,
 ) {
-    for row in my_acts[0].chunks_exact_mut(sizes[1]) {
-        row.iter_mut().zip(b1).for_each(|(a, &b)| *a += b);
-    }
-    sigmoid_in_place(my_acts[0]);
+    tiles::add_bias_and_sigmoid(my_acts[0], b1);
     unsafe { deeper_backward::<T, V, _>(sizes, weights, biases, deeper, my_acts, my_deltas, these) };
     my_acts.clear();
     my_deltas.clear();

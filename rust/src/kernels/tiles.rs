@@ -158,7 +158,8 @@ fn rows_of<'a, T>(layers: &'a mut [Vec<T>], sizes: &[usize], block: &Range<usize
     out
 }
 
-fn add_bias_and_sigmoid<T: Lane>(a1: &mut [T], b1: &[T]) {
+/// a1's rows += b1, then the sigmoid of every element.
+pub(crate) fn add_bias_and_sigmoid<T: Lane>(a1: &mut [T], b1: &[T]) {
     for row in a1.chunks_exact_mut(b1.len()) {
         row.iter_mut().zip(b1).for_each(|(a, &b)| *a += b);
     }
