@@ -9,7 +9,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::layout::{Buffers, State};
 use super::sweep::output_error;
-use super::vector::{sigmoid_in_place, Lane};
+use super::vector::{sigmoid_in_place, Lane, Scalar};
 use crate::data::Epoch;
 
 fn view<T>(data: &[T], rows: usize, cols: usize) -> ArrayView2<'_, T> {
@@ -43,7 +43,7 @@ pub(crate) fn train_epoch<T: Lane>(s: &mut State<T>, data: &Epoch<T>, batch_size
                     *v += b;
                 }
             }
-            sigmoid_in_place(&mut here[0][..m * sizes[l + 1]]);
+            sigmoid_in_place::<Scalar<T>>(&mut here[0][..m * sizes[l + 1]]);
         }
         let n_out = sizes[layers];
         output_error(&acts[layers - 1][..m * n_out], data.labels, &rows[..m], m, T::of(eta / m as f64), &mut deltas[layers - 1]);

@@ -451,7 +451,7 @@ unsafe fn team_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
             for row in a1.chunks_exact_mut(hidden) {
                 row.iter_mut().zip(&*b1).for_each(|(a, &b)| *a += b);
             }
-            sigmoid_in_place(a1);
+            sigmoid_in_place::<V>(a1);
             let scale = T::of(team.eta / m as f64);
             let of_x = &now[samples.clone()];
             let m_here = m.saturating_sub(samples.start); // its samples before the padding
@@ -704,7 +704,7 @@ unsafe fn from_sums<'a, T: Lane, V: Vector<Elem = T>>(
     my_deltas: &mut Vec<&'a mut [T]>,
     these: &Batch<T>,
 ) {
-    tiles::add_bias_and_sigmoid(my_acts[0], b1);
+    tiles::add_bias_and_sigmoid::<V>(my_acts[0], b1);
     unsafe { deeper_backward::<T, V, _>(sizes, weights, biases, deeper, my_acts, my_deltas, these) };
     my_acts.clear();
     my_deltas.clear();

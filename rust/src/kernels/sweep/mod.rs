@@ -233,7 +233,7 @@ unsafe fn forward_transposed<T: Lane, V: Vector<Elem = T>>(
             out.iter_mut().zip(z).zip(b).for_each(|((a, &z), &b)| *a = z + b);
         }
     }
-    sigmoid_in_place(act);
+    sigmoid_in_place::<V>(act);
 }
 
 /// act = sigmoid(W x_i + b) for the rows x_i of `input`; act is (p, n_out):
@@ -267,7 +267,7 @@ unsafe fn forward<T: Lane, V: Vector<Elem = T>>(w: &[T], b: &[T], input: Rows<T>
             }
         }
     }
-    sigmoid_in_place(act);
+    sigmoid_in_place::<V>(act);
 }
 
 /// W[j] -= sum_i delta[i, j] x_i and b[j] -= sum_i delta[i, j]; delta is (p,

@@ -30,8 +30,8 @@ pub trait Lane: Real {
     /// The AVX2 register of this type.
     #[cfg(target_arch = "x86_64")]
     type Avx2: Vector<Elem = Self>;
-    /// e^x, see `exp64`.
-    fn exp_vectorisable(self) -> Self;
+    /// e^x, see `exp64`; `fused`: its polynomial in fused multiply-adds.
+    fn exp_vectorisable(self, fused: bool) -> Self;
 }
 
 impl Lane for f64 {
@@ -40,8 +40,8 @@ impl Lane for f64 {
     #[cfg(target_arch = "x86_64")]
     type Avx2 = F64x4;
     #[inline(always)]
-    fn exp_vectorisable(self) -> Self {
-        exp64(self)
+    fn exp_vectorisable(self, fused: bool) -> Self {
+        exp64(self, fused)
     }
 }
 
@@ -51,8 +51,8 @@ impl Lane for f32 {
     #[cfg(target_arch = "x86_64")]
     type Avx2 = F32x8;
     #[inline(always)]
-    fn exp_vectorisable(self) -> Self {
-        exp32(self)
+    fn exp_vectorisable(self, fused: bool) -> Self {
+        exp32(self, fused)
     }
 }
 
@@ -71,6 +71,9 @@ pub trait Vector: Copy {
     /// The vector registers of the instruction set: how large a tile of
     /// accumulators the kernels may keep (`layout::tile_vectors`).
     const REGISTERS: usize;
+    /// Whether `mul_add` is one instruction: where it is, the sigmoid's exp
+    /// takes its polynomial in fused multiply-adds too.
+    const FUSED: bool;
     unsafe fn splat(v: Self::Elem) -> Self;
     unsafe fn load(p: *const Self::Elem) -> Self;
     unsafe fn store(self, p: *mut Self::Elem);
@@ -113,6 +116,7 @@ impl<T: Lane> Vector for Scalar<T> {
     type Elem = T;
     const LANES: usize = 1;
     const REGISTERS: usize = 16;
+    const FUSED: bool = false;
     #[inline(always)]
     unsafe fn splat(v: T) -> Self {
         Scalar(v)
@@ -153,6 +157,7 @@ macro_rules! vector {
             type Elem = $t;
             const LANES: usize = $lanes;
             const REGISTERS: usize = $registers;
+            const FUSED: bool = true;
             #[inline(always)]
             unsafe fn splat(v: $t) -> Self {
                 $name(unsafe { arch::$set1(v) })
@@ -304,11 +309,16 @@ fn lane_sum<T: Real, const L: usize>(mut lanes: [T; L]) -> T {
     lanes[0]
 }
 
-/// z <- 1 / (1 + e^-z) over a run of values, with an exp the compiler vectorises.
+/// z <- 1 / (1 + e^-z) over a run of values, with an exp the compiler
+/// vectorises; its polynomial in fused multiply-adds where `V` has them, as
+/// LLVM contracts Numba's. In separate products and sums, the float64
+/// polynomial was a chain of 26 dependent operations per vector, and the
+/// first layer's sigmoid took a sizeable share of what follows that layer.
 #[inline(always)]
-pub fn sigmoid_in_place<T: Lane>(z: &mut [T]) {
+pub fn sigmoid_in_place<V: Vector>(z: &mut [V::Elem]) {
     for v in z.iter_mut() {
-        *v = T::one() / (T::one() + (-*v).exp_vectorisable());
+        let one = <V::Elem as num_traits::One>::one();
+        *v = one / (one + (-*v).exp_vectorisable(V::FUSED));
     }
 }
 
