@@ -9,8 +9,11 @@ README), in the same order of operations:
 - forward: a tile of ``SWEEP`` samples by up to four vectors of hidden units
   stays in registers while the 784 input features pass; per feature k, one load
   of each vector of W1ᵀ[k] and a broadcast of each sample's x[k] feed
-  ``SWEEP * nb`` multiply-adds (outer products: no sums across lanes). While the
-  first tile of a sweep runs, the next sweep's rows of X are prefetched into L2.
+  ``SWEEP * nb`` multiply-adds (outer products: no sums across lanes); two
+  sweeps in one tile where a row of W1ᵀ is at most two vectors and the
+  registers hold ten samples' accumulators (``numba_vectors.pair_fits``).
+  While the first tile of a sweep runs, the rows of X of the samples after it
+  (past the batch's last sweep, the next batch's) are prefetched into L2.
 - update: a tile of ``SWEEP`` features by the same vectors of W1ᵀ stays in
   registers while 64 samples of the padded mini-batch pass, each adding x_i[k]
   times its -delta1; W1ᵀ is read and written once per 64 samples.
@@ -81,13 +84,13 @@ class NumbaTiles(NumbaFused):
         self.flush_subnormals = flush_subnormals
         self.lanes = max(VECTOR_BYTES // self.dtype.itemsize, 1)
         # Per layer (index = layer): its outputs padded to whole vectors, cut
-        # into runs of tiles; its Wᵀ; one sweep's sums; the batch's -delta by
+        # into runs of tiles; its Wᵀ; two sweeps' sums; the batch's -delta by
         # batch size (``_nd``).
         widths = [stride(n, self.lanes) for n in self.sizes[1:]]
         self._tiles = tuple(runs(w // self.lanes, tile_vectors()) for w in widths)
         self._wt = tuple(empty_at_offset((n_in, w), self.dtype, 0)
                          for n_in, w in zip(self.sizes[:-1], widths))
-        self._z = tuple(empty_at_offset((SWEEP, w), self.dtype, 0) for w in widths)
+        self._z = tuple(empty_at_offset((2 * SWEEP, w), self.dtype, 0) for w in widths)
         # The next W1ᵀ while a mini-batch cut into blocks is updated.
         self._spare = empty_at_offset(self._wt[0].shape, self.dtype, 0)
         self._nd: dict[int, tuple[np.ndarray, ...]] = {}

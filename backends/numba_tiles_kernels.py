@@ -14,7 +14,14 @@ from backends.numba_fused import (
     padded_jit,
 )
 from backends.numba_sigmoid import _jit, _sigmoid_inplace
-from backends.numba_vectors import control_word, forward_tile, restore_control_word, update_tile
+from backends.numba_vectors import (
+    REGISTERS,
+    control_word,
+    forward_pair,
+    forward_tile,
+    restore_control_word,
+    update_tile,
+)
 
 # Samples per pass of the update over W1ᵀ: the cache lines of their rows that a
 # run of features touches stay in L1 while the next runs reuse them
@@ -33,28 +40,53 @@ MOST_LAYERS_BLOCKED = 8
 
 
 @_jit()
+def row_ahead(order, start, batch_size, m, j):
+    """The row of X of the batch's sample j (its start at ``start`` in the
+    order, m real samples), or past its last sweep the next batch's sample
+    j - padded(m); the order's last past its end: what a tile prefetches."""
+    last_sweep_end = (m + SWEEP - 1) // SWEEP * SWEEP
+    at = start + j if j < m else start + batch_size + max(j - last_sweep_end, 0)
+    return order[min(at, order.size - 1)]
+
+
+@_jit()
 def forward_first_layer(wt, stride, lanes, tiles, X, order, start, batch_size, m, rows, z, a1):
     """a1[i, :hidden] = W1 x_i for every row i of the padded batch, sweep by sweep
-    through the tile sums z (SWEEP, stride); the next sweep's rows (the batch's,
-    or the next batch's first) prefetched while the first tile runs.
+    through the tile sums z (2 SWEEP, stride), two sweeps at once where W1ᵀ's rows
+    allow (``pair_fits``); the rows of the samples after a tile (the batch's, or
+    the next batch's) prefetched while its first tile runs.
 
     wt (n_in, stride) W1ᵀ; tiles (count, 2): each run's first vector and length;
     rows (p,) the padded batch's rows of X; a1 (>= p, hidden).
     """
-    hidden = a1.shape[1]
-    last = order.size - 1
-    for i in range(0, rows.size, SWEEP):
-        following = start + i + SWEEP if i + SWEEP < m else start + batch_size
-        a0, a1_ = order[min(following, last)], order[min(following + 1, last)]
-        a2, a3 = order[min(following + 2, last)], order[min(following + 3, last)]
-        a4 = order[min(following + 4, last)]
-        r0, r1, r2, r3, r4 = rows[i], rows[i + 1], rows[i + 2], rows[i + 3], rows[i + 4]
-        for t in range(tiles.shape[0]):
-            forward_tile(tiles[t, 1], wt, stride, tiles[t, 0] * lanes, X, r0, r1, r2, r3, r4, z,
-                         a0, a1_, a2, a3, a4, t == 0)
-        for q in range(SWEEP):
+    hidden, p = a1.shape[1], rows.size
+    pairs = tiles.shape[0] == 1 and tiles[0, 1] * (2 * SWEEP + 1) < REGISTERS  # pair_fits
+    o, s, n_b = order, start, batch_size
+    i = 0
+    while i < p:
+        if pairs and i + 2 * SWEEP <= p:
+            n = i + 2 * SWEEP  # the first sample after the pair
+            ahead = (row_ahead(o, s, n_b, m, n), row_ahead(o, s, n_b, m, n + 1),
+                     row_ahead(o, s, n_b, m, n + 2), row_ahead(o, s, n_b, m, n + 3),
+                     row_ahead(o, s, n_b, m, n + 4), row_ahead(o, s, n_b, m, n + 5),
+                     row_ahead(o, s, n_b, m, n + 6), row_ahead(o, s, n_b, m, n + 7),
+                     row_ahead(o, s, n_b, m, n + 8), row_ahead(o, s, n_b, m, n + 9))
+            forward_pair(tiles[0, 1], wt, stride, X, rows, i, z, ahead)
+            tile = 2 * SWEEP
+        else:
+            n = i + SWEEP
+            a0, a1_ = row_ahead(o, s, n_b, m, n), row_ahead(o, s, n_b, m, n + 1)
+            a2, a3 = row_ahead(o, s, n_b, m, n + 2), row_ahead(o, s, n_b, m, n + 3)
+            a4 = row_ahead(o, s, n_b, m, n + 4)
+            r0, r1, r2, r3, r4 = rows[i], rows[i + 1], rows[i + 2], rows[i + 3], rows[i + 4]
+            for t in range(tiles.shape[0]):
+                forward_tile(tiles[t, 1], wt, stride, tiles[t, 0] * lanes, X, r0, r1, r2, r3, r4, z,
+                             a0, a1_, a2, a3, a4, t == 0)
+            tile = SWEEP
+        for q in range(tile):
             for j in range(hidden):
                 a1[i + q, j] = z[q, j]
+        i += tile
 
 
 @_jit()
@@ -226,7 +258,7 @@ def train_epoch_kernel(X, y, order, batch_size, eta, lanes, tiles, wt, spare, z,
     in place.
 
     tiles, wt, z and nd hold one entry per layer: its runs of vectors, Wᵀ
-    (n_in, stride), one sweep's sums (SWEEP, stride) and the batch's -delta
+    (n_in, stride), two sweeps' sums (2 SWEEP, stride) and the batch's -delta
     (P, stride), 64-byte aligned, with P = padded(batch_size); acts[l],
     deltas[l] (P, n_out); rows (P,); ids = arange(P). spare is the next W1ᵀ
     while a mini-batch cut into blocks is updated; it may be empty otherwise.

@@ -51,8 +51,8 @@ VECTOR_BYTES, REGISTERS = vector_facts()
 
 class TileIR:
     """What a tile's IR needs: the element and vector types, the arguments as
-    pointers (arrays) or int64 (the rest), and the few instructions the tiles
-    are written in."""
+    pointers (arrays), as they are (tuples) or int64 (the rest), and the few
+    instructions the tiles are written in."""
 
     def __init__(self, context, builder, signature, args, float_array_at: int):
         self.context, self.builder = context, builder
@@ -64,6 +64,7 @@ class TileIR:
         self.i64 = ir.IntType(64)
         self.args = [
             context.make_array(t)(context, builder, v).data if isinstance(t, types.Array)
+            else v if isinstance(t, types.BaseTuple)
             else context.cast(builder, v, t, types.int64)
             for t, v in zip(signature.args, args)
         ]
@@ -167,36 +168,79 @@ def forward_tile(typingctx, nb, wt, stride, c, X, x0, x1, x2, x3, x4, z,
         nb_, wt_, stride_, c_, X_, *rest = t.args
         rows, z_, aheads, prefetch_ = rest[:SWEEP], rest[SWEEP], rest[SWEEP + 1:-1], rest[-1]
         width = t.columns(4)
-        b = builder
-        x = [t.at(X_, b.mul(r, width)) for r in rows]
-        ahead = [t.at(X_, b.mul(r, width)) for r in aheads]
-        line = CACHE_LINE // t.size
-        wants_prefetch = b.icmp_signed("!=", prefetch_, t.const(0))
+        wants_prefetch = builder.icmp_signed("!=", prefetch_, t.const(0))
 
         def tile(nb: int) -> None:
-            def step(k, acc):
-                on_line = b.icmp_signed("==", b.and_(k, t.const(line - 1)), t.const(0))
-                with b.if_then(b.and_(wants_prefetch, on_line), likely=False):
-                    for row in ahead:
-                        t.prefetch_l2(row, k)
-                base = b.add(b.mul(k, stride_), c_)
-                w = [t.load_vector(wt_, b.add(base, t.const(v * t.lanes))) for v in range(nb)]
-                new = []
-                for q in range(SWEEP):
-                    xb = t.broadcast(x[q], k)
-                    new += [b.call(t.fma, [w[v], xb, acc[q * nb + v]]) for v in range(nb)]
-                return new
-
-            acc = t.loop(t.const(0), width, [t.zeros()] * (SWEEP * nb), step)
-            for q in range(SWEEP):
-                for v in range(nb):
-                    offset = b.add(b.mul(t.const(q), stride_), b.add(c_, t.const(v * t.lanes)))
-                    t.store_vector(acc[q * nb + v], z_, offset)
+            _forward_tile_ir(t, nb, wt_, stride_, c_, X_, width, rows, z_, aheads, wants_prefetch)
 
         t.choose(nb_, WIDTHS, tile)
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+# A pair's rows of W1ᵀ: one or two vectors (AVX-512), ``pair_fits``.
+PAIR_WIDTHS = (2, 1)
+
+
+def pair_fits(vectors: int, registers: int = REGISTERS) -> bool:
+    """Whether the forward pass may take two sweeps in one tile: a row of W1ᵀ
+    of ``vectors`` vectors with ten samples' accumulators fits in the registers
+    beside its loads and one broadcast (rust/src/kernels/outer.rs's rule)."""
+    return vectors * (2 * SWEEP + 1) < registers
+
+
+@intrinsic
+def forward_pair(typingctx, nb, wt, stride, X, rows, i, z, aheads):
+    """``forward_tile`` for the ten samples of rows[i:i + 2 SWEEP] at once, over
+    the whole of W1ᵀ's rows (nb vectors, ``pair_fits``): z (2 SWEEP, stride);
+    prefetching the rows ``aheads`` (a tuple of ten) into L2."""
+    sig = types.void(nb, wt, stride, X, rows, i, z, aheads)
+
+    def codegen(context, builder, signature, args):
+        t = TileIR(context, builder, signature, args, 1)
+        nb_, wt_, stride_, X_, rows_, i_, z_, aheads_ = t.args
+        ahead = [context.cast(builder, v, signature.args[-1].dtype, types.int64)
+                 for v in cgutils.unpack_tuple(builder, aheads_)]
+        samples = [builder.load(t.at(rows_, builder.add(i_, t.const(q)))) for q in range(2 * SWEEP)]
+        width, always = t.columns(3), ir.Constant(ir.IntType(1), 1)
+
+        def tile(nb: int) -> None:
+            _forward_tile_ir(t, nb, wt_, stride_, t.const(0), X_, width, samples, z_, ahead, always)
+
+        t.choose(nb_, PAIR_WIDTHS, tile)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _forward_tile_ir(t, nb, wt_, stride_, c_, X_, width, rows, z_, aheads, wants_prefetch) -> None:
+    """The tile of len(rows) samples by nb vectors from column c_: each sum over
+    the features in order."""
+    b = t.builder
+    x = [t.at(X_, b.mul(r, width)) for r in rows]
+    ahead = [t.at(X_, b.mul(r, width)) for r in aheads]
+    line = CACHE_LINE // t.size
+    samples = len(rows)
+
+    def step(k, acc):
+        on_line = b.icmp_signed("==", b.and_(k, t.const(line - 1)), t.const(0))
+        with b.if_then(b.and_(wants_prefetch, on_line), likely=False):
+            for row in ahead:
+                t.prefetch_l2(row, k)
+        base = b.add(b.mul(k, stride_), c_)
+        w = [t.load_vector(wt_, b.add(base, t.const(v * t.lanes))) for v in range(nb)]
+        new = []
+        for q in range(samples):
+            xb = t.broadcast(x[q], k)
+            new += [b.call(t.fma, [w[v], xb, acc[q * nb + v]]) for v in range(nb)]
+        return new
+
+    acc = t.loop(t.const(0), width, [t.zeros()] * (samples * nb), step)
+    for q in range(samples):
+        for v in range(nb):
+            offset = b.add(b.mul(t.const(q), stride_), b.add(c_, t.const(v * t.lanes)))
+            t.store_vector(acc[q * nb + v], z_, offset)
 
 
 @intrinsic

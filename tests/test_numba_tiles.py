@@ -31,6 +31,46 @@ def test_tiles_hold_as_many_vectors_as_the_registers_allow():
     assert numba_tiles.stride(30, 8) == 32 and numba_tiles.stride(30, 16) == 32
 
 
+def test_a_pair_of_sweeps_is_taken_where_ten_samples_fit_the_registers():
+    assert numba_vectors.pair_fits(2, 32) and not numba_vectors.pair_fits(3, 32)  # AVX-512
+    assert numba_vectors.pair_fits(1, 16) and not numba_vectors.pair_fits(2, 16)  # AVX2
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("vectors", [1, 2])
+def test_a_pair_of_sweeps_gives_the_bits_of_two_sweeps(dtype, vectors):
+    """The first layer's sums over ten samples in one tile are the bits of the
+    same samples in two batches of one sweep each, which cannot take a pair."""
+    from backends import numba_tiles_kernels as kernels
+    from backends.numba_fused import empty_at_offset
+
+    if not numba_vectors.pair_fits(vectors):
+        pytest.skip(f"a pair of {vectors} vectors does not fit this CPU's registers")
+    dtype = np.dtype(dtype)
+    lanes = max(numba_vectors.VECTOR_BYTES // dtype.itemsize, 1)
+    hidden, n_in = vectors * lanes - 1, 47
+    stride = numba_tiles.stride(hidden, lanes)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((30, n_in)).astype(dtype)
+    wt = empty_at_offset((n_in, stride), dtype, 0)  # the tiles load W1ᵀ and z aligned
+    wt[:] = rng.standard_normal((n_in, stride))
+    order = rng.permutation(30).astype(np.intp)
+    rows = order[:10].copy()
+    tiles = numba_tiles.runs(stride // lanes, numba_tiles.tile_vectors())
+    assert tiles.shape[0] == 1
+
+    def first_layer(batch, start):
+        z, a1 = empty_at_offset((10, stride), dtype, 0), np.zeros((batch.size, hidden), dtype)
+        kernels.forward_first_layer(wt, stride, lanes, tiles, X, order, start, batch.size,
+                                    batch.size, batch, z, a1)
+        return a1
+
+    pair = first_layer(rows, 0)
+    sweeps = np.concatenate([first_layer(rows[:5], 0), first_layer(rows[5:], 5)])
+    np.testing.assert_array_equal(pair.view(np.uint8), sweeps.view(np.uint8))
+    assert np.abs(pair - X[rows] @ wt[:, :hidden]).max() < 1e-4
+
+
 def test_runs_are_even_and_cover_the_vectors():
     def cut(n, most):
         return [int(r[1]) for r in numba_tiles.runs(n, most)]

@@ -151,8 +151,8 @@ impl<T: Real> Buffers<T> {
     pub(crate) fn reserve_tiles(&mut self, sizes: &[usize], lanes: usize) {
         let stride = stride(sizes[1], lanes);
         self.transposed.reserve(sizes[0] * stride);
-        if self.tile_sums.len() < SWEEP * stride {
-            self.tile_sums = vec![T::zero(); SWEEP * stride];
+        if self.tile_sums.len() < 2 * SWEEP * stride {
+            self.tile_sums = vec![T::zero(); 2 * SWEEP * stride];
         }
         if self.minus_delta.len() < self.capacity * stride {
             self.minus_delta = vec![T::zero(); self.capacity * stride];
@@ -205,12 +205,16 @@ impl<'a, T> Rows<'a, T> {
 }
 
 /// The rows of X of the `SWEEP` samples after sweep `i` of the batch of m
-/// that starts at `start` in `order`: the batch's next sweep, or the next
-/// batch's first; the order's last sample past its end.
+/// that starts at `start` in `order`: the batch's next sweep, or past its
+/// last sweep the next batch's, counted from its start (so that sweep i + 5
+/// gives the next batch's second sweep where sweep i is the last); the
+/// order's last sample past its end.
 pub(crate) fn rows_ahead<'a, T>(x: &'a [T], width: usize, order: &[i64], start: usize, i: usize, m: usize, batch_size: usize) -> [&'a [T]; SWEEP] {
-    let next = if i + SWEEP < m { start + i + SWEEP } else { start + batch_size };
+    let last = padded(m);
     std::array::from_fn(|q| {
-        let at = (next + q).min(order.len() - 1);
+        let j = i + SWEEP + q;
+        let at = if j < m { start + j } else { start + batch_size + j.saturating_sub(last) };
+        let at = at.min(order.len() - 1);
         &x[order[at] as usize * width..][..width]
     })
 }

@@ -388,7 +388,7 @@ unsafe fn team_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
     // thread does the rest whole.
     let mut rows = [vec![0usize; cap], vec![0usize; cap]];
     let ids: Vec<usize> = (0..cap).collect();
-    let mut tile_sums = vec![T::zero(); SWEEP * stride];
+    let mut tile_sums = vec![T::zero(); 2 * SWEEP * stride];
     let mut minus_delta = vec![T::zero(); cap * stride];
     let mut deeper = Deeper::new::<V>(weights, cap);
     let mut pending: Option<usize> = None; // the padded size of the batch whose update is due
@@ -604,7 +604,7 @@ unsafe fn blocked_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T
     let by_samples = team.rest == Rest::BySamples;
     let mut rows = vec![0usize; cap];
     let ids: Vec<usize> = (0..cap).collect();
-    let mut tile_sums = vec![T::zero(); SWEEP * stride];
+    let mut tile_sums = vec![T::zero(); 2 * SWEEP * stride];
     let mut minus_delta = vec![T::zero(); cap * stride]; // a last, short mini-batch may be one block
     let mut deeper = Deeper::new::<V>(weights, cap);
     let (own_acts, own_deltas) = if by_samples { (vec![], vec![]) } else { (layer_rows(sizes, cap), layer_rows(sizes, cap)) };

@@ -17,15 +17,17 @@
 use std::ops::Range;
 
 use super::layout::{pad_rows, rows_ahead, stride, Buffers, Rows, State, SWEEP};
-use super::outer::{forward_range, minus_padded, transpose_back, transpose_into, update_range};
+use super::outer::{forward_pair, forward_range, pair_fits, minus_padded, transpose_back, transpose_into, update_range};
 use super::sweep::{after_first_layer, deeper_backward, update_bias, update_deeper, Batch, Deeper};
 use super::vector::{sigmoid_in_place, Lane, Vector};
 use crate::data::Epoch;
 
 /// sums[i, :hidden] = the first layer's sums over `features` for every row i
-/// of the padded batch `input` (a whole number of sweeps), sweep by sweep
-/// through `tile_sums` (SWEEP, stride); `ahead(i)` gives the rows to prefetch
-/// while sweep i is computed (see `forward_range`).
+/// of the padded batch `input` (a whole number of sweeps), sweep by sweep, or
+/// two at once where a row of W1ᵀ allows (`pair_fits`), through `tile_sums`
+/// (2 SWEEP, stride); `ahead(i)` gives the rows of the sweep after sweep i,
+/// which are prefetched while the sweep or pair before them is computed (see
+/// `forward_range`).
 ///
 /// # Safety
 /// Only on a CPU with `V`'s features.
@@ -39,12 +41,22 @@ pub(crate) unsafe fn forward_batch<'a, V: Vector + 'a>(
     sums: &mut [V::Elem],
     ahead: impl Fn(usize) -> [&'a [V::Elem]; SWEEP],
 ) {
-    let hidden = sums.len() / input.ids.len();
-    for i in (0..input.ids.len()).step_by(SWEEP) {
-        unsafe { forward_range::<V>(wt, stride, input, i, features.clone(), tile_sums, Some(ahead(i))) };
-        for q in 0..SWEEP {
+    let (n, hidden) = (input.ids.len(), sums.len() / input.ids.len());
+    let pairs = pair_fits::<V>(stride);
+    let mut i = 0;
+    while i < n {
+        let tile = if pairs && i + 2 * SWEEP <= n { 2 * SWEEP } else { SWEEP };
+        if tile == SWEEP {
+            unsafe { forward_range::<V>(wt, stride, input, i, features.clone(), tile_sums, Some(ahead(i))) };
+        } else {
+            let (a, b) = (ahead(i + SWEEP), ahead(i + 2 * SWEEP)); // the ten samples after the pair
+            let rows = std::array::from_fn(|q| if q < SWEEP { a[q] } else { b[q - SWEEP] });
+            unsafe { forward_pair::<V>(wt, stride, input, i, features.clone(), tile_sums, rows) };
+        }
+        for q in 0..tile {
             sums[(i + q) * hidden..][..hidden].copy_from_slice(&tile_sums[q * stride..][..hidden]);
         }
+        i += tile;
     }
 }
 
