@@ -43,7 +43,8 @@ MOST_LAYERS_BLOCKED = 8
 def row_ahead(order, start, batch_size, m, j):
     """The row of X of the batch's sample j (its start at ``start`` in the
     order, m real samples), or past its last sweep the next batch's sample
-    j - padded(m); the order's last past its end: what a tile prefetches."""
+    j - padded(m); the next batch's first for the padding of a short last
+    sweep, and the order's last past its end: what a tile prefetches."""
     last_sweep_end = (m + SWEEP - 1) // SWEEP * SWEEP
     at = start + j if j < m else start + batch_size + max(j - last_sweep_end, 0)
     return order[min(at, order.size - 1)]

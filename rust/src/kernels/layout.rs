@@ -207,7 +207,8 @@ impl<'a, T> Rows<'a, T> {
 /// The rows of X of the `SWEEP` samples after sweep `i` of the batch of m
 /// that starts at `start` in `order`: the batch's next sweep, or past its
 /// last sweep the next batch's, counted from its start (so that sweep i + 5
-/// gives the next batch's second sweep where sweep i is the last); the
+/// gives the next batch's second sweep where sweep i is the last); the next
+/// batch's first sample for the padding of a short last sweep, and the
 /// order's last sample past its end.
 pub(crate) fn rows_ahead<'a, T>(x: &'a [T], width: usize, order: &[i64], start: usize, i: usize, m: usize, batch_size: usize) -> [&'a [T]; SWEEP] {
     let last = padded(m);

@@ -188,9 +188,10 @@ unsafe fn forward_tile<V: Vector, const NB: usize, const S: usize>(
 }
 
 /// out (p, stride) = -delta (p, hidden), the padding columns zero: what
-/// `update_range` takes. Left to a call (the baseline build's SSE2 code):
+/// `update_range` takes. Kept a call (the baseline build's SSE2 code):
 /// inlined into the AVX-512 epoch on a 2-core Xeon, it and `update_bias` took
 /// half as long again a mini-batch (docs/findings, team/sigmoid.txt).
+#[inline(never)]
 pub(crate) fn minus_padded<T: Real>(delta: &[T], hidden: usize, stride: usize, out: &mut [T]) {
     for (row, d) in out.chunks_exact_mut(stride).zip(delta.chunks_exact(hidden)) {
         let (values, padding) = row.split_at_mut(hidden);

@@ -97,6 +97,8 @@ impl<T: Real> Deeper<T> {
 }
 
 /// b[j] -= sum_i delta[i, j], five samples at a time as `update` sums them.
+/// Kept a call, as `outer::minus_padded` is.
+#[inline(never)]
 pub(crate) fn update_bias<T: Real>(b: &mut [T], delta: &[T]) {
     let n_out = b.len();
     for i in (0..delta.len() / n_out).step_by(SWEEP) {
