@@ -74,7 +74,7 @@ use super::layout::{pad_rows, padded, rows_ahead, stride, Aligned, Matrix, Rows,
 use super::outer::{self, forward_range};
 use super::sweep::{deeper_backward, update_bias, update_deeper, Batch, Deeper};
 use super::tiles;
-use super::vector::{sigmoid_in_place, FlushSubnormals, Lane, Vector};
+use super::vector::{FlushSubnormals, Lane, Vector};
 use super::Fused;
 use crate::data::Epoch;
 use crate::real::Real;
@@ -448,10 +448,7 @@ unsafe fn team_epoch<T: Lane, V: Vector<Elem = T>>(team: &Team<T>, own: Own<T>) 
                     a1.iter_mut().zip(sums).for_each(|(a, &s)| *a += s);
                 }
             }
-            for row in a1.chunks_exact_mut(hidden) {
-                row.iter_mut().zip(&*b1).for_each(|(a, &b)| *a += b);
-            }
-            sigmoid_in_place::<V>(a1);
+            tiles::add_bias_and_sigmoid::<V>(a1, b1);
             let scale = T::of(team.eta / m as f64);
             let of_x = &now[samples.clone()];
             let m_here = m.saturating_sub(samples.start); // its samples before the padding
