@@ -13,8 +13,11 @@
  * (ten passes over the same FEATURES, few enough for W1ᵀ to stay in L1), or
  * blocks (the update of BLOCK features, then the next batch's forward over
  * them). X holds SAMPLES_IN_X rows (50,000; 200 keep it in L2), taken in a
- * shuffled order. AHEAD: batches ahead prefetched (1); HINT: prefetch into L1,
- * L2, L3 or non-temporal (1: L2, as the kernel). Prints the least of five runs
+ * shuffled order. AHEAD: batches ahead prefetched (1). HINT: 0, 1, 2 or 3
+ * prefetch a line of every row every 16 features into L1, L2, L3 or
+ * non-temporally (1, into L2, is the kernel's); 4 one line a feature, the rows
+ * in turn, into L2; 5 nothing. TOUCH_PAGES: load from every 1 KB of the next
+ * batch's rows first, which waits for them. Prints the least of five runs
  * in time-stamp-counter cycles per mini-batch (per pass for the -l1 forms) and
  * the cycles two multiply-adds a cycle would take. */
 #include <immintrin.h>
@@ -26,7 +29,9 @@
 enum { S = 10, WIDTH = 784, STRIDE = 32 };
 static float *X, *wt, nd[S * STRIDE], z[S * STRIDE];
 static int *order;
-static const float **pf; static int hint = 1;
+static const float **pf;
+static int hint = 1;
+static volatile float sink;
 
 static void forward(int k0, int k1, const float **x, int carry) {
     __m512 acc[S][2];
@@ -34,7 +39,10 @@ static void forward(int k0, int k1, const float **x, int carry) {
         for (int v = 0; v < 2; v++)
             acc[q][v] = carry ? _mm512_loadu_ps(z + q * STRIDE + v * 16) : _mm512_setzero_ps();
     for (int k = k0; k < k1; k++) {
-        if (k % 16 == 0)
+        if (hint == 4) {  /* one line a feature, row by row in turn */
+            int r = k - k0, q = r % S, j = r / S;
+            if (k0 + j * 16 < k1) _mm_prefetch((const char *)(pf[q] + k0 + j * 16), _MM_HINT_T1);
+        } else if (hint < 4 && k % 16 == 0)
             for (int q = 0; q < S; q++) {
                 const char *p = (const char *)(pf[q] + k);
                 if (hint == 0) _mm_prefetch(p, _MM_HINT_T0); else if (hint == 1) _mm_prefetch(p, _MM_HINT_T1); else if (hint == 2) _mm_prefetch(p, _MM_HINT_T2); else _mm_prefetch(p, _MM_HINT_NTA);
@@ -70,11 +78,14 @@ static void update(int k0, int k1, const float **x) {
 
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: %s FEATURES WHAT [BLOCK] [SAMPLES_IN_X]\n", argv[0]); return 2; }
-    int features = atoi(argv[1]) / 5 * 5, block = argc > 3 ? atoi(argv[3]) : 40;
+    int features = atoi(argv[1]), block = argc > 3 ? atoi(argv[3]) : 40;
+    if (features > WIDTH) features = WIDTH;
+    features = features / 5 * 5;  /* whole update tiles */
+    block = block < 5 ? 5 : block / 5 * 5;
     int n = argc > 4 ? atoi(argv[4]) : 50000;
     const char *what = argv[2];
     if (getenv("HINT")) hint = atoi(getenv("HINT"));
-    int lead = getenv("AHEAD") ? atoi(getenv("AHEAD")) : 1;
+    int lead = getenv("AHEAD") ? atoi(getenv("AHEAD")) : 1, touch = getenv("TOUCH_PAGES") != NULL;
     X = aligned_alloc(64, (size_t)n * WIDTH * sizeof(float));
     wt = aligned_alloc(64, WIDTH * STRIDE * sizeof(float));
     order = malloc(n * sizeof(int));
@@ -90,11 +101,21 @@ int main(int argc, char **argv) {
         int batches = n / S - 2;
         unsigned long long start = __rdtsc();
         for (int b = 0; b < batches; b++) {
-            const float *now[2 * S], *next[2 * S], *before[2 * S], *ahead[S];
-            for (int q = 0; q < S; q++) ahead[q] = X + (size_t)order[((b + lead) * S + q) % n] * WIDTH;
+            const float *now[S], *next[S], *before[S], *ahead[S];
+            /* the forward pass prefetches the rows `lead` batches after the one it reads */
+            int read = strcmp(what, "blocks") ? b : b + 1;
+            for (int q = 0; q < S; q++) ahead[q] = X + (size_t)order[((read + lead) * S + q) % n] * WIDTH;
             pf = ahead;
-            for (int q = 0; q < 2 * S; q++) {
-                before[q] = X + (size_t)order[((b + batches - 1) * S + q) % n] * WIDTH;
+            if (touch) {  /* a load from every 1 KB of the next rows' runs: their pages' TLB entries */
+                float t = 0;
+                for (int q = 0; q < S; q++) {
+                    for (int k = 0; k < features; k += 256) t += ahead[q][k];
+                    t += ahead[q][features - 1];
+                }
+                sink = t;
+            }
+            for (int q = 0; q < S; q++) {
+                before[q] = X + (size_t)order[((b + n / S - 1) * S + q) % n] * WIDTH;  /* batch b - 1 */
                 now[q] = X + (size_t)order[(b * S + q) % n] * WIDTH;
                 next[q] = X + (size_t)order[((b + 1) * S + q) % n] * WIDTH;
             }
